@@ -1,0 +1,44 @@
+"""The ``cnnx`` command (also ``python -m cnnx``)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import cnnx
+
+    cnnx.show_config(print=True)
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from . import benchmark
+
+    return benchmark.main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cnnx", description="cnnx: a compact CNN library with a C++ core")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    info = sub.add_parser("info", help="show the build and runtime configuration")
+    info.set_defaults(func=_cmd_info)
+
+    bench = sub.add_parser("bench", help="benchmark kernels against numpy and PyTorch (when installed)")
+    from . import benchmark
+
+    benchmark.add_arguments(bench)
+    bench.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+// Argument checking and array views shared by the bindings. Every check raises TypeError or
+// ValueError naming the function, the argument, what was expected and what was given; nothing is
+// converted silently (a float64 array passed where float32 is needed is an error, not a cast).
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+
+namespace cnnx {
+namespace bind {
+
+namespace py = pybind11;
+
+enum class DType { f32, f64 };
+
+std::string describe_type(py::handle obj);  // "list", "numpy.ndarray of int64", ...
+
+// `obj` must be a numpy.ndarray of native-endian float32 or float64 with `ndim` dimensions.
+py::array require_float_array(py::handle obj, const char* fn, const char* name, int ndim);
+DType dtype_of(const py::array& a);
+const char* dtype_name(DType d);
+void require_same_dtype(const py::array& a, const char* a_name, const py::array& b,
+                        const char* b_name, const char* fn);
+
+// A 2-D array as a strided matrix: element (i, j) at data[i * ld + j] when !col_major, or at
+// data[j * ld + i] when col_major. matrix_view() returns false when the array has no such layout
+// (negative or non-unit strides in both dimensions, misaligned data).
+struct MatrixView {
+  void* data;
+  std::int64_t rows, cols, ld;
+  bool col_major;
+};
+bool matrix_view(const py::array& a, MatrixView* out);
+
+// A copy in C order (used for inputs whose layout the kernels cannot read in place).
+py::array c_contiguous_copy(const py::array& a);
+
+// True when the memory spans of the two arrays intersect.
+bool may_overlap(const py::array& a, const py::array& b);
+
+}  // namespace bind
+}  // namespace cnnx

@@ -1,0 +1,39 @@
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "cnnx/dispatch.h"
+#include "cnnx/runtime.h"
+
+namespace cnnx {
+namespace bind {
+
+namespace py = pybind11;
+
+void bind_runtime(py::module_& m) {
+  m.def("version", &cnnx::version, "Version of the compiled core.");
+  m.def("compiler", &cnnx::compiler_description, "Compiler that built the core.");
+  m.def("openmp", &cnnx::openmp_enabled, "Whether the core was built with OpenMP.");
+  m.def("get_num_threads", &cnnx::get_num_threads, "Threads each kernel may use.");
+  m.def(
+      "set_num_threads", [](int n) {
+        if (n < 1) throw py::value_error("set_num_threads(): n must be >= 1, got " + std::to_string(n));
+        cnnx::set_num_threads(n);
+      },
+      py::arg("n"), "Set the threads each kernel may use (n >= 1).");
+  m.def("isa", &cnnx::active_isa, "The instruction-set path in use.");
+  m.def("isa_note", &cnnx::isa_note, "Why CNNX_ISA was not honoured (empty when it was or is unset).");
+  m.def("built_isas", &cnnx::built_isas, "Instruction-set paths compiled into this build, best first.");
+  m.def("available_isas", &cnnx::available_isas, "Paths this CPU can run, best first.");
+  m.def(
+      "set_isa", [](const std::string& name) {
+        if (!cnnx::set_isa(name)) {
+          std::string avail;
+          for (const auto& s : cnnx::available_isas()) avail += (avail.empty() ? "" : ", ") + s;
+          throw py::value_error("set_isa(): isa must be one of " + avail + " on this CPU, got '" + name + "'");
+        }
+      },
+      py::arg("isa"), "Switch the instruction-set path (for tests and benchmarks).");
+}
+
+}  // namespace bind
+}  // namespace cnnx

@@ -1,0 +1,102 @@
+#include "cnnx/dispatch.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <mutex>
+
+namespace cnnx {
+
+namespace {
+
+struct State {
+  std::atomic<const KernelTable*> active{nullptr};
+  std::string note;
+};
+
+State& state() {
+  static State s;
+  return s;
+}
+
+const KernelTable* best_supported() {
+  for (const IsaEntry& e : isa_candidates())
+    if (e.supported) return e.table;
+  return &ref::kernel_table();
+}
+
+const KernelTable* find_runnable(const std::string& name) {
+  if (name == "ref") return &ref::kernel_table();
+  for (const IsaEntry& e : isa_candidates())
+    if (e.supported && name == e.table->isa) return e.table;
+  return nullptr;
+}
+
+const KernelTable* choose_at_startup() {
+  const char* env = std::getenv("CNNX_ISA");
+  if (env == nullptr || *env == '\0') return best_supported();
+  if (const KernelTable* t = find_runnable(env)) return t;
+  const KernelTable* best = best_supported();
+  state().note = std::string("CNNX_ISA=") + env + " is not available on this build/CPU (available: ";
+  for (const std::string& s : available_isas()) state().note += s + " ";
+  state().note += "); using " + std::string(best->isa);
+  return best;
+}
+
+}  // namespace
+
+const KernelTable& active_kernels() {
+  State& s = state();
+  const KernelTable* t = s.active.load(std::memory_order_acquire);
+  if (t == nullptr) {
+    static std::once_flag once;
+    std::call_once(once, [&] {
+      const KernelTable* chosen = choose_at_startup();
+      const KernelTable* expected = nullptr;
+      s.active.compare_exchange_strong(expected, chosen);
+    });
+    t = s.active.load(std::memory_order_acquire);
+  }
+  return *t;
+}
+
+const char* active_isa() { return active_kernels().isa; }
+
+std::vector<std::string> built_isas() {
+  std::vector<std::string> out;
+  for (const IsaEntry& e : isa_candidates()) out.push_back(e.table->isa);
+  out.push_back("ref");
+  return out;
+}
+
+std::vector<std::string> available_isas() {
+  std::vector<std::string> out;
+  for (const IsaEntry& e : isa_candidates())
+    if (e.supported) out.push_back(e.table->isa);
+  out.push_back("ref");
+  return out;
+}
+
+bool set_isa(const std::string& name) {
+  active_kernels();  // settle the start-up choice first so it cannot overwrite this one
+  const KernelTable* t = find_runnable(name);
+  if (t == nullptr) return false;
+  state().active.store(t, std::memory_order_release);
+  return true;
+}
+
+std::string isa_note() {
+  active_kernels();
+  return state().note;
+}
+
+// The dispatching entry points: one line per op and dtype.
+template <>
+void gemm<float>(float* c, const float* a, const float* b, const GemmParams& p) {
+  active_kernels().gemm_f32(c, a, b, p);
+}
+template <>
+void gemm<double>(double* c, const double* a, const double* b, const GemmParams& p) {
+  active_kernels().gemm_f64(c, a, b, p);
+}
+
+}  // namespace cnnx

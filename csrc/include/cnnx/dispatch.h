@@ -1,0 +1,39 @@
+// One table of kernel implementations per instruction set; one of them is active.
+//
+// The ISA is chosen once, the first time a kernel runs: CNNX_ISA=avx512|avx2|generic|ref forces one
+// (an unknown or unsupported value falls back to the best available and is reported by isa_note()),
+// otherwise the best one this CPU supports. set_isa() switches later (used by the tests).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "cnnx/gemm.h"
+
+namespace cnnx {
+
+struct KernelTable {
+  const char* isa;
+  void (*gemm_f32)(float*, const float*, const float*, const GemmParams&);
+  void (*gemm_f64)(double*, const double*, const double*, const GemmParams&);
+};
+
+// One entry per ISA this binary was built with, best first; `supported` says whether this CPU runs it.
+struct IsaEntry {
+  const KernelTable* table;
+  bool supported;
+};
+std::vector<IsaEntry> isa_candidates();  // isa_x86.cpp or isa_portable.cpp, chosen by CMake
+
+const KernelTable& active_kernels();
+const char* active_isa();
+std::vector<std::string> built_isas();      // includes "ref"
+std::vector<std::string> available_isas();  // built and runnable on this CPU, best first; includes "ref"
+bool set_isa(const std::string& name);      // false if unknown or not runnable here
+std::string isa_note();                     // why CNNX_ISA was not honoured, or empty
+
+namespace ref {
+const KernelTable& kernel_table();
+}
+
+}  // namespace cnnx

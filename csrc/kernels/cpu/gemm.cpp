@@ -1,0 +1,252 @@
+// Blocked GEMM (Goto/BLIS scheme), compiled once per ISA. Contract: cnnx/gemm.h.
+//
+//   for jc in n by NC:                 B block  op(B)[pc:pc+KC, jc:jc+NC] packed once, shared (L3)
+//     for pc in k by KC:
+//       pack B block (threads split its NR-wide panels)
+//       for ic in m by MC:             A block  op(A)[ic:ic+MC, pc:pc+KC] packed once, shared (L2)
+//         pack A block (threads split its MR-high panels)
+//         micro-tiles (MR x NR each) split between threads, column-panel major, so each thread
+//         keeps one KC x NR panel of B in L1 while it walks the A panels.
+//
+// Threads never split k, so every C element accumulates the same products in the same order
+// whatever the thread count: results are bitwise reproducible across thread counts. Packing pads
+// partial panels with zeros, so the micro-kernel always runs full tiles; edge tiles are computed
+// into a scratch tile and only their valid part is merged into C.
+#include <algorithm>
+#include <cstdint>
+
+#include "cnnx/gemm.h"
+#include "cnnx/runtime.h"
+#include "cpu/parallel.h"
+#include "cpu/simd.h"
+
+namespace cnnx {
+namespace CNNX_ISA_NS {
+
+namespace {
+
+using std::int64_t;
+
+template <class T>
+struct Blocking {
+  using Tile = simd::GemmTile<T>;
+  static constexpr int W = simd::Vec<T>::width;
+  static constexpr int MR = Tile::MR;
+  static constexpr int NV = Tile::NV;
+  static constexpr int NR = NV * W;
+  static constexpr int64_t KC = Tile::KC;
+  static constexpr int64_t MC = Tile::MC;
+  static constexpr int64_t NC = Tile::NC;
+  static_assert(MC % MR == 0 && NC % NR == 0, "blocks must hold whole micro-panels");
+};
+
+constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Packs rows [i, i+rows) x columns [p0, p0+kc) of op(A) into one micro-panel: for each k, MR values
+// (one per row) side by side; rows >= `rows` are zero.
+template <class T, int MR>
+void pack_a_panel(T* dst, const T* a, int64_t lda, bool trans, int64_t i, int64_t rows, int64_t p0,
+                  int64_t kc) {
+  if (trans) {  // op(A)[i][q] = a[q * lda + i]: each k reads `rows` consecutive values
+    for (int64_t q = 0; q < kc; ++q) {
+      const T* src = a + (p0 + q) * lda + i;
+      T* d = dst + q * MR;
+      int64_t r = 0;
+      for (; r < rows; ++r) d[r] = src[r];
+      for (; r < MR; ++r) d[r] = T(0);
+    }
+  } else {  // op(A)[i][q] = a[i * lda + q]: each row is a contiguous stream
+    int64_t r = 0;
+    for (; r < rows; ++r) {
+      const T* src = a + (i + r) * lda + p0;
+      for (int64_t q = 0; q < kc; ++q) dst[q * MR + r] = src[q];
+    }
+    for (; r < MR; ++r)
+      for (int64_t q = 0; q < kc; ++q) dst[q * MR + r] = T(0);
+  }
+}
+
+// Packs rows [p0, p0+kc) x columns [j, j+cols) of op(B) into one micro-panel: for each k, NR
+// consecutive values; columns >= `cols` are zero.
+template <class T, int NR>
+void pack_b_panel(T* dst, const T* b, int64_t ldb, bool trans, int64_t p0, int64_t kc, int64_t j,
+                  int64_t cols) {
+  using V = simd::Vec<T>;
+  constexpr int W = V::width;
+  if (!trans) {  // op(B)[q][j] = b[q * ldb + j]: a contiguous copy per k
+    if (cols == NR) {
+      for (int64_t q = 0; q < kc; ++q) {
+        const T* src = b + (p0 + q) * ldb + j;
+        T* d = dst + q * NR;
+#pragma GCC unroll 8
+        for (int v = 0; v < NR / W; ++v) V::store(d + v * W, V::load(src + v * W));
+      }
+      return;
+    }
+    for (int64_t q = 0; q < kc; ++q) {
+      const T* src = b + (p0 + q) * ldb + j;
+      T* d = dst + q * NR;
+      int64_t c = 0;
+      for (; c < cols; ++c) d[c] = src[c];
+      for (; c < NR; ++c) d[c] = T(0);
+    }
+  } else {  // op(B)[q][j] = b[j * ldb + q]: each column is a contiguous stream
+    int64_t c = 0;
+    for (; c < cols; ++c) {
+      const T* src = b + (j + c) * ldb + p0;
+      for (int64_t q = 0; q < kc; ++q) dst[q * NR + c] = src[q];
+    }
+    for (; c < NR; ++c)
+      for (int64_t q = 0; q < kc; ++q) dst[q * NR + c] = T(0);
+  }
+}
+
+// The micro-kernel: C[0:MR, 0:NR] = alpha * Ap @ Bp + beta * C, over kc packed steps.
+// MR x NV accumulator registers; one broadcast of A and NV loads of B per row step.
+// beta == 0: C is not read.
+template <class T, int MR, int NV>
+CNNX_INLINE void micro_kernel(int64_t kc, const T* __restrict ap, const T* __restrict bp, T* c,
+                              int64_t ldc, T alpha, T beta) {
+  using V = simd::Vec<T>;
+  using R = typename V::reg;
+  constexpr int W = V::width, NR = NV * W;
+  R acc[MR][NV];
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
+
+  for (int64_t q = 0; q < kc; ++q) {
+    R bv[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) bv[v] = V::load(bp + v * W);
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r) {
+      const R av = V::set1(ap[r]);
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[r][v] = V::fmadd(av, bv[v], acc[r][v]);
+    }
+    ap += MR;
+    bp += NR;
+  }
+
+  const R va = V::set1(alpha);
+  if (beta == T(0)) {
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) V::store(c + r * ldc + v * W, V::mul(acc[r][v], va));
+  } else {
+    const R vb = V::set1(beta);
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) {
+        T* cp = c + r * ldc + v * W;
+        V::store(cp, V::fmadd(acc[r][v], va, V::mul(vb, V::load(cp))));
+      }
+  }
+}
+
+// A partial tile (rows < MR or cols < NR): full micro-kernel into scratch, then merge the valid part.
+template <class T, int MR, int NV>
+void edge_tile(int64_t kc, const T* ap, const T* bp, T* c, int64_t ldc, int64_t rows,
+               int64_t cols, T alpha, T beta) {
+  constexpr int NR = NV * simd::Vec<T>::width;
+  alignas(64) T tile[MR * NR];
+  micro_kernel<T, MR, NV>(kc, ap, bp, tile, NR, T(1), T(0));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < cols; ++j) {
+      T& dst = c[r * ldc + j];
+      dst = beta == T(0) ? alpha * tile[r * NR + j] : alpha * tile[r * NR + j] + beta * dst;
+    }
+}
+
+// C = beta * C (the k == 0 / alpha == 0 case).
+template <class T>
+void scale_c(T* c, const GemmParams& p, T beta) {
+  for (int64_t i = 0; i < p.m; ++i) {
+    T* ci = c + i * p.ldc;
+    for (int64_t j = 0; j < p.n; ++j) ci[j] = beta == T(0) ? T(0) : beta * ci[j];
+  }
+}
+
+// Below this many multiply-adds per thread, waking a second thread costs more than it saves.
+constexpr double kMinMacsPerThread = 1 << 19;
+
+template <class T>
+void gemm_blocked(T* c, const T* a, const T* b, const GemmParams& p) {
+  using B = Blocking<T>;
+  constexpr int MR = B::MR, NV = B::NV, NR = B::NR;
+  const T alpha = static_cast<T>(p.alpha), beta = static_cast<T>(p.beta);
+  if (p.m == 0 || p.n == 0) return;
+  if (p.k == 0 || alpha == T(0)) {
+    scale_c(c, p, beta);
+    return;
+  }
+
+  const int64_t kc_max = std::min(B::KC, p.k);
+  const int64_t mc_max = std::min(B::MC, ceil_div(p.m, MR) * MR);
+  const int64_t nc_max = std::min(B::NC, ceil_div(p.n, NR) * NR);
+  T* a_pack = workspace_as<T>(0, mc_max * kc_max);
+  T* b_pack = workspace_as<T>(1, nc_max * kc_max);
+
+  const double macs = double(p.m) * double(p.n) * double(p.k);
+  const int64_t max_tiles = ceil_div(std::min(p.m, B::MC), MR) * ceil_div(std::min(p.n, B::NC), NR);
+  int threads = get_num_threads();
+  threads = int(std::min<double>(threads, std::max(1.0, macs / kMinMacsPerThread)));
+  threads = int(std::min<int64_t>(threads, max_tiles));
+
+  parallel::region(threads, [&](int tid, int nt) {
+    for (int64_t jc = 0; jc < p.n; jc += B::NC) {
+      const int64_t nc = std::min(B::NC, p.n - jc);
+      const int64_t b_panels = ceil_div(nc, NR);
+      for (int64_t pc = 0; pc < p.k; pc += B::KC) {
+        const int64_t kc = std::min(B::KC, p.k - pc);
+        const T beta_k = pc == 0 ? beta : T(1);  // later k blocks accumulate onto the first
+
+        const parallel::Range bq = parallel::split(b_panels, tid, nt);
+        for (int64_t q = bq.begin; q < bq.end; ++q)
+          pack_b_panel<T, NR>(b_pack + q * NR * kc, b, p.ldb, p.trans_b, pc, kc, jc + q * NR,
+                              std::min<int64_t>(NR, nc - q * NR));
+
+        for (int64_t ic = 0; ic < p.m; ic += B::MC) {
+          const int64_t mc = std::min(B::MC, p.m - ic);
+          const int64_t a_panels = ceil_div(mc, MR);
+          const parallel::Range aq = parallel::split(a_panels, tid, nt);
+          for (int64_t q = aq.begin; q < aq.end; ++q)
+            pack_a_panel<T, MR>(a_pack + q * MR * kc, a, p.lda, p.trans_a, ic + q * MR,
+                                std::min<int64_t>(MR, mc - q * MR), pc, kc);
+          parallel::barrier();  // both packed blocks complete
+
+          const parallel::Range tq = parallel::split(a_panels * b_panels, tid, nt);
+          for (int64_t t = tq.begin; t < tq.end; ++t) {
+            const int64_t jr = t / a_panels, ir = t % a_panels;
+            const T* ap = a_pack + ir * MR * kc;
+            const T* bp = b_pack + jr * NR * kc;
+            T* ct = c + (ic + ir * MR) * p.ldc + jc + jr * NR;
+            const int64_t rows = std::min<int64_t>(MR, mc - ir * MR);
+            const int64_t cols = std::min<int64_t>(NR, nc - jr * NR);
+            if (rows == MR && cols == NR)
+              micro_kernel<T, MR, NV>(kc, ap, bp, ct, p.ldc, alpha, beta_k);
+            else
+              edge_tile<T, MR, NV>(kc, ap, bp, ct, p.ldc, rows, cols, alpha, beta_k);
+          }
+          parallel::barrier();  // nobody repacks A (or B) while another thread still reads it
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void gemm_f32(float* c, const float* a, const float* b, const GemmParams& p) {
+  gemm_blocked<float>(c, a, b, p);
+}
+void gemm_f64(double* c, const double* a, const double* b, const GemmParams& p) {
+  gemm_blocked<double>(c, a, b, p);
+}
+
+}  // namespace CNNX_ISA_NS
+}  // namespace cnnx

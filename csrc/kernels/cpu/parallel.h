@@ -1,0 +1,45 @@
+// Minimal OpenMP shim. Builds without OpenMP run every region on the calling thread.
+// Functions are static so each per-ISA translation unit keeps its own copy (no ODR merging of
+// code compiled with different instruction sets).
+#pragma once
+
+#include <cstdint>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace cnnx {
+namespace parallel {
+
+// Runs f(thread_id, num_threads) on up to `threads` threads. The team size actually granted is
+// passed to f; work partitions must be derived from it, never from the request.
+template <class F>
+static inline void region(int threads, F&& f) {
+#if defined(_OPENMP)
+  if (threads > 1) {
+#pragma omp parallel num_threads(threads)
+    f(omp_get_thread_num(), omp_get_num_threads());
+    return;
+  }
+#endif
+  f(0, 1);
+}
+
+// Waits for the whole team of the enclosing region (no-op outside one).
+static inline void barrier() {
+#if defined(_OPENMP)
+#pragma omp barrier
+#endif
+}
+
+// Contiguous share [begin, end) of `total` items for thread `tid` of `nt`, balanced to within one.
+struct Range {
+  std::int64_t begin, end;
+};
+static inline Range split(std::int64_t total, int tid, int nt) {
+  return {total * tid / nt, total * (tid + 1) / nt};
+}
+
+}  // namespace parallel
+}  // namespace cnnx

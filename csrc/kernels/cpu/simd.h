@@ -1,0 +1,21 @@
+// SIMD vocabulary for the kernels in this folder, which CMake compiles once per ISA (see
+// CMakeLists.txt, cnnx_add_isa). Each build sees exactly one of the headers below, chosen by the
+// compiler flags of that build; this is the only place where kernels meet an ISA #if.
+//
+// Vec<T> (T = float, double) gives: reg, width, zero, set1, load, store, add, mul, fmadd(a, b, c) =
+// a * b + c. GemmTile<T> gives the GEMM register tile (MR rows x NV vectors) and cache blocking.
+#pragma once
+
+#ifndef CNNX_ISA_NS
+#error "files in csrc/kernels/cpu are compiled per ISA: CMake defines CNNX_ISA_NS"
+#endif
+
+#define CNNX_INLINE inline __attribute__((always_inline))
+
+#if defined(__AVX512F__)
+#include "cpu/simd_avx512.h"
+#elif defined(__AVX2__) && defined(__FMA__)
+#include "cpu/simd_avx2.h"
+#else
+#include "cpu/simd_portable.h"
+#endif

@@ -1,0 +1,37 @@
+// Portable 16-byte vectors through GCC/Clang vector extensions: SSE2 on baseline x86-64, NEON on
+// aarch64. No fused multiply-add (baseline x86-64 has none): fmadd is a multiply then an add.
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+namespace cnnx {
+namespace CNNX_ISA_NS {
+namespace simd {
+
+template <class T>
+struct Vec {
+  typedef T reg __attribute__((vector_size(16)));
+  static constexpr int width = 16 / sizeof(T);
+  static CNNX_INLINE reg zero() { return reg{}; }
+  static CNNX_INLINE reg set1(T x) { return reg{} + x; }
+  static CNNX_INLINE reg load(const T* p) {
+    reg r;
+    std::memcpy(&r, p, sizeof r);
+    return r;
+  }
+  static CNNX_INLINE void store(T* p, reg v) { std::memcpy(p, &v, sizeof v); }
+  static CNNX_INLINE reg add(reg a, reg b) { return a + b; }
+  static CNNX_INLINE reg mul(reg a, reg b) { return a * b; }
+  static CNNX_INLINE reg fmadd(reg a, reg b, reg c) { return a * b + c; }
+};
+
+// GEMM tiles: 4 x 2 registers = 8 accumulators of the 16 xmm registers.
+template <class T>
+struct GemmTile {
+  static constexpr int MR = 4, NV = 2;
+  static constexpr std::int64_t KC = 256, MC = 128, NC = 2048;
+};
+
+}  // namespace simd
+}  // namespace CNNX_ISA_NS
+}  // namespace cnnx
