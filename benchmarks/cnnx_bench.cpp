@@ -1,6 +1,6 @@
 // cnnx-bench: the compiled kernel benchmark (no Python in the loop).
 //
-//   cnnx-bench [gemm] [--isa NAME] [--threads N] [--repeat R] [--peak GFLOPS] [--double]
+//   cnnx-bench [gemm] [--isa NAME] [--threads N] [--repeat R] [--peak GFLOPS] [--double] [--case SUBSTR]
 //
 // For every case it first validates the result (64 random output elements against float64 dot
 // products), then times the kernel: 2 warm-up calls, then R timed calls, and prints the median,
@@ -69,13 +69,14 @@ bool validate(const GemmCase& c, const std::vector<T>& a, const std::vector<T>& 
 }
 
 template <class T>
-int run_gemm(int repeat, double peak) {
+int run_gemm(int repeat, double peak, const std::string& filter) {
   std::printf("%-28s %6s %6s %6s %10s %10s %8s %6s\n", "case", "m", "n", "k", "median ms", "GFLOP/s",
               "% peak", "check");
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> dist(-1.f, 1.f);
   int failures = 0;
   for (const GemmCase& c : kGemmCases) {
+    if (!filter.empty() && std::string(c.name).find(filter) == std::string::npos) continue;
     std::vector<T> a(c.m * c.k), b(c.k * c.n), out(c.m * c.n);
     for (T& x : a) x = dist(rng);
     for (T& x : b) x = dist(rng);
@@ -104,7 +105,7 @@ int run_gemm(int repeat, double peak) {
 void usage() {
   std::fprintf(stderr,
                "usage: cnnx-bench [gemm] [--isa avx512|avx2|generic|ref] [--threads N] [--repeat R]\n"
-               "                  [--peak GFLOPS] [--double]\n");
+               "                  [--peak GFLOPS] [--double] [--case SUBSTRING]\n");
 }
 
 }  // namespace
@@ -113,6 +114,7 @@ int main(int argc, char** argv) {
   int repeat = 21;
   double peak = 535.0;
   bool use_double = false;
+  std::string filter;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto value = [&](const char* flag) -> const char* {
@@ -140,6 +142,8 @@ int main(int argc, char** argv) {
       repeat = std::max(1, std::atoi(value("--repeat")));
     } else if (arg == "--peak") {
       peak = std::atof(value("--peak"));
+    } else if (arg == "--case") {
+      filter = value("--case");
     } else if (arg == "--double") {
       use_double = true;
     } else {
@@ -149,6 +153,6 @@ int main(int argc, char** argv) {
   }
   std::printf("cnnx %s  isa %s  threads %d  %s  peak %.0f GFLOP/s\n", cnnx::version(), cnnx::active_isa(),
               cnnx::get_num_threads(), use_double ? "float64" : "float32", peak);
-  const int failures = use_double ? run_gemm<double>(repeat, peak) : run_gemm<float>(repeat, peak);
+  const int failures = use_double ? run_gemm<double>(repeat, peak, filter) : run_gemm<float>(repeat, peak, filter);
   return failures ? 1 : 0;
 }

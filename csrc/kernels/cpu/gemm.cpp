@@ -42,6 +42,14 @@ struct Blocking {
 
 constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// Splits `total` into the fewest blocks of at most `cap`, all of nearly equal size (a multiple of
+// `unit` except the last), so no block is a short remainder (a 64-deep k block after four 768-deep
+// ones would run the micro-kernel at a fraction of its speed).
+int64_t balanced_block(int64_t total, int64_t cap, int64_t unit) {
+  const int64_t blocks = ceil_div(total, cap);
+  return std::min(cap, ceil_div(ceil_div(total, blocks), unit) * unit);
+}
+
 // Packs rows [i, i+rows) x columns [p0, p0+kc) of op(A) into one micro-panel: for each k, MR values
 // (one per row) side by side; rows >= `rows` are zero.
 template <class T, int MR>
@@ -101,21 +109,31 @@ void pack_b_panel(T* dst, const T* b, int64_t ldb, bool trans, int64_t p0, int64
   }
 }
 
-// The micro-kernel: C[0:MR, 0:NR] = alpha * Ap @ Bp + beta * C, over kc packed steps.
-// MR x NV accumulator registers; one broadcast of A and NV loads of B per row step.
+// The micro-kernel: C[0:MR, 0:NV*W] = alpha * Ap @ Bp + beta * C, over kc packed steps.
+// MR x NV accumulator registers; one broadcast of A and NV loads of B per k step. BS is the row
+// length of the packed B panel (NR; larger than NV*W when a narrow edge runs on a full panel).
 // beta == 0: C is not read.
-template <class T, int MR, int NV>
+template <class T, int MR, int NV, int BS>
 CNNX_INLINE void micro_kernel(int64_t kc, const T* __restrict ap, const T* __restrict bp, T* c,
                               int64_t ldc, T alpha, T beta) {
   using V = simd::Vec<T>;
   using R = typename V::reg;
   constexpr int W = V::width, NR = NV * W;
+  static_assert(NR <= BS, "the kernel reads NV vectors of each packed B row");
+  // The C tile is read (or written) only after the k loop: start fetching it now so its cache
+  // misses overlap the arithmetic instead of following it.
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r) {
+    __builtin_prefetch(c + r * ldc, 1, 3);
+    __builtin_prefetch(c + r * ldc + NR - 1, 1, 3);
+  }
   R acc[MR][NV];
 #pragma GCC unroll 32
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
 
+#pragma GCC unroll 4
   for (int64_t q = 0; q < kc; ++q) {
     R bv[NV];
 #pragma GCC unroll 8
@@ -127,7 +145,7 @@ CNNX_INLINE void micro_kernel(int64_t kc, const T* __restrict ap, const T* __res
       for (int v = 0; v < NV; ++v) acc[r][v] = V::fmadd(av, bv[v], acc[r][v]);
     }
     ap += MR;
-    bp += NR;
+    bp += BS;
   }
 
   const R va = V::set1(alpha);
@@ -148,13 +166,17 @@ CNNX_INLINE void micro_kernel(int64_t kc, const T* __restrict ap, const T* __res
   }
 }
 
-// A partial tile (rows < MR or cols < NR): full micro-kernel into scratch, then merge the valid part.
+// A partial tile (rows < MR or cols < NR): micro-kernel into scratch, then merge the valid part.
+// Columns that fit in one vector run the one-vector kernel (half the work for narrow edges).
 template <class T, int MR, int NV>
 void edge_tile(int64_t kc, const T* ap, const T* bp, T* c, int64_t ldc, int64_t rows,
                int64_t cols, T alpha, T beta) {
-  constexpr int NR = NV * simd::Vec<T>::width;
+  constexpr int W = simd::Vec<T>::width, NR = NV * W;
   alignas(64) T tile[MR * NR];
-  micro_kernel<T, MR, NV>(kc, ap, bp, tile, NR, T(1), T(0));
+  if (NV > 1 && cols <= W)
+    micro_kernel<T, MR, 1, NR>(kc, ap, bp, tile, NR, T(1), T(0));
+  else
+    micro_kernel<T, MR, NV, NR>(kc, ap, bp, tile, NR, T(1), T(0));
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t j = 0; j < cols; ++j) {
       T& dst = c[r * ldc + j];
@@ -185,24 +207,24 @@ void gemm_blocked(T* c, const T* a, const T* b, const GemmParams& p) {
     return;
   }
 
-  const int64_t kc_max = std::min(B::KC, p.k);
-  const int64_t mc_max = std::min(B::MC, ceil_div(p.m, MR) * MR);
-  const int64_t nc_max = std::min(B::NC, ceil_div(p.n, NR) * NR);
-  T* a_pack = workspace_as<T>(0, mc_max * kc_max);
-  T* b_pack = workspace_as<T>(1, nc_max * kc_max);
+  const int64_t KC = balanced_block(p.k, B::KC, 8);
+  const int64_t MC = balanced_block(p.m, B::MC, MR);
+  const int64_t NC = balanced_block(p.n, B::NC, NR);
+  T* a_pack = workspace_as<T>(0, ceil_div(MC, MR) * MR * KC);
+  T* b_pack = workspace_as<T>(1, ceil_div(NC, NR) * NR * KC);
 
   const double macs = double(p.m) * double(p.n) * double(p.k);
-  const int64_t max_tiles = ceil_div(std::min(p.m, B::MC), MR) * ceil_div(std::min(p.n, B::NC), NR);
+  const int64_t max_tiles = ceil_div(MC, MR) * ceil_div(NC, NR);
   int threads = get_num_threads();
   threads = int(std::min<double>(threads, std::max(1.0, macs / kMinMacsPerThread)));
   threads = int(std::min<int64_t>(threads, max_tiles));
 
   parallel::region(threads, [&](int tid, int nt) {
-    for (int64_t jc = 0; jc < p.n; jc += B::NC) {
-      const int64_t nc = std::min(B::NC, p.n - jc);
+    for (int64_t jc = 0; jc < p.n; jc += NC) {
+      const int64_t nc = std::min(NC, p.n - jc);
       const int64_t b_panels = ceil_div(nc, NR);
-      for (int64_t pc = 0; pc < p.k; pc += B::KC) {
-        const int64_t kc = std::min(B::KC, p.k - pc);
+      for (int64_t pc = 0; pc < p.k; pc += KC) {
+        const int64_t kc = std::min(KC, p.k - pc);
         const T beta_k = pc == 0 ? beta : T(1);  // later k blocks accumulate onto the first
 
         const parallel::Range bq = parallel::split(b_panels, tid, nt);
@@ -210,8 +232,8 @@ void gemm_blocked(T* c, const T* a, const T* b, const GemmParams& p) {
           pack_b_panel<T, NR>(b_pack + q * NR * kc, b, p.ldb, p.trans_b, pc, kc, jc + q * NR,
                               std::min<int64_t>(NR, nc - q * NR));
 
-        for (int64_t ic = 0; ic < p.m; ic += B::MC) {
-          const int64_t mc = std::min(B::MC, p.m - ic);
+        for (int64_t ic = 0; ic < p.m; ic += MC) {
+          const int64_t mc = std::min(MC, p.m - ic);
           const int64_t a_panels = ceil_div(mc, MR);
           const parallel::Range aq = parallel::split(a_panels, tid, nt);
           for (int64_t q = aq.begin; q < aq.end; ++q)
@@ -228,7 +250,7 @@ void gemm_blocked(T* c, const T* a, const T* b, const GemmParams& p) {
             const int64_t rows = std::min<int64_t>(MR, mc - ir * MR);
             const int64_t cols = std::min<int64_t>(NR, nc - jr * NR);
             if (rows == MR && cols == NR)
-              micro_kernel<T, MR, NV>(kc, ap, bp, ct, p.ldc, alpha, beta_k);
+              micro_kernel<T, MR, NV, NR>(kc, ap, bp, ct, p.ldc, alpha, beta_k);
             else
               edge_tile<T, MR, NV>(kc, ap, bp, ct, p.ldc, rows, cols, alpha, beta_k);
           }

@@ -44,8 +44,8 @@ template <class T>
 struct GemmTile;
 template <>
 struct GemmTile<float> {
-  static constexpr int MR = 12, NV = 2;
-  static constexpr std::int64_t KC = 384, MC = 192, NC = 3072;
+  static constexpr int MR = 14, NV = 2;
+  static constexpr std::int64_t KC = 768, MC = 140, NC = 3072;
 };
 template <>
 struct GemmTile<double> {
