@@ -63,14 +63,25 @@ void pack_a_panel(T* dst, const T* a, int64_t lda, bool trans, int64_t i, int64_
       for (; r < rows; ++r) d[r] = src[r];
       for (; r < MR; ++r) d[r] = T(0);
     }
-  } else {  // op(A)[i][q] = a[i * lda + q]: each row is a contiguous stream
-    int64_t r = 0;
-    for (; r < rows; ++r) {
-      const T* src = a + (i + r) * lda + p0;
-      for (int64_t q = 0; q < kc; ++q) dst[q * MR + r] = src[q];
+  } else if constexpr (simd::Transpose<T>::available && MR <= 16) {
+    // op(A)[i][q] = a[i * lda + q]: a transpose, done 16 columns at a time in registers.
+    for (int64_t q0 = 0; q0 < kc; q0 += 16)
+      simd::Transpose<T>::block(a + i * lda + p0 + q0, lda, int(rows), int(std::min<int64_t>(16, kc - q0)),
+                                dst + q0 * MR, MR, MR);
+  } else {  // the same transpose in scalar code, 16 columns at a time, so the rows are read a
+            // cache line at a time and the destination chunk stays in L1.
+    constexpr int64_t Q = 16;
+    for (int64_t q0 = 0; q0 < kc; q0 += Q) {
+      const int64_t qn = std::min(Q, kc - q0);
+      T* d = dst + q0 * MR;
+      int64_t r = 0;
+      for (; r < rows; ++r) {
+        const T* src = a + (i + r) * lda + p0 + q0;
+        for (int64_t q = 0; q < qn; ++q) d[q * MR + r] = src[q];
+      }
+      for (; r < MR; ++r)
+        for (int64_t q = 0; q < qn; ++q) d[q * MR + r] = T(0);
     }
-    for (; r < MR; ++r)
-      for (int64_t q = 0; q < kc; ++q) dst[q * MR + r] = T(0);
   }
 }
 
@@ -98,6 +109,13 @@ void pack_b_panel(T* dst, const T* b, int64_t ldb, bool trans, int64_t p0, int64
       for (; c < cols; ++c) d[c] = src[c];
       for (; c < NR; ++c) d[c] = T(0);
     }
+  } else if constexpr (simd::Transpose<T>::available && NR % 16 == 0) {
+    // op(B)[q][j] = b[j * ldb + q]: a transpose, 16 x 16 blocks in registers.
+    for (int64_t q0 = 0; q0 < kc; q0 += 16)
+      for (int h = 0; h < NR; h += 16)
+        simd::Transpose<T>::block(b + (j + h) * ldb + p0 + q0, ldb,
+                                  int(std::max<int64_t>(0, std::min<int64_t>(16, cols - h))),
+                                  int(std::min<int64_t>(16, kc - q0)), dst + q0 * NR + h, NR, 16);
   } else {  // op(B)[q][j] = b[j * ldb + q]: each column is a contiguous stream
     int64_t c = 0;
     for (; c < cols; ++c) {

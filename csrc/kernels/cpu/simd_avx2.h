@@ -37,6 +37,12 @@ struct Vec<double> {
   static CNNX_INLINE reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
 };
 
+// No vector transpose here: packing uses its scalar loops.
+template <class T>
+struct Transpose {
+  static constexpr bool available = false;
+};
+
 // GEMM tiles: 6 x 2 registers = 12 accumulators of 16 ymm (the classic Haswell 6x16 shape).
 template <class T>
 struct GemmTile;

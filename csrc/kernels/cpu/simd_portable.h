@@ -25,6 +25,12 @@ struct Vec {
   static CNNX_INLINE reg fmadd(reg a, reg b, reg c) { return a * b + c; }
 };
 
+// No vector transpose here: packing uses its scalar loops.
+template <class T>
+struct Transpose {
+  static constexpr bool available = false;
+};
+
 // GEMM tiles: 4 x 2 registers = 8 accumulators of the 16 xmm registers.
 template <class T>
 struct GemmTile {
