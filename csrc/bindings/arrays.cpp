@@ -50,6 +50,10 @@ bool matrix_view(const py::array& a, MatrixView* out) {
   const std::int64_t st0 = a.strides(0), st1 = a.strides(1);
   if (reinterpret_cast<std::uintptr_t>(a.data()) % s != 0) return false;
   *out = {const_cast<void*>(a.data()), rows, cols, 0, false};
+  if (rows == 0 || cols == 0) {  // nothing is read or written; numpy reports strides (0, 0) here
+    out->ld = std::max<std::int64_t>(cols, 1);
+    return true;
+  }
   // A dimension of extent <= 1 has a meaningless stride; only the other one matters.
   const bool row_ok = (cols <= 1 || st1 == s) && (rows <= 1 || (st0 > 0 && st0 % s == 0 && st0 / s >= cols));
   if (row_ok) {

@@ -1,0 +1,53 @@
+import contextlib
+
+import pytest
+
+import cnnx
+from cnnx import _C
+
+ISAS = list(_C.available_isas())
+FAST_ISAS = [name for name in ISAS if name != "ref"]
+
+
+@contextlib.contextmanager
+def using_isa(name):
+    """Run the block on the ISA path `name`, then switch back to whatever was active."""
+    previous = _C.isa()
+    _C.set_isa(name)
+    try:
+        yield name
+    finally:
+        _C.set_isa(previous)
+
+
+@contextlib.contextmanager
+def num_threads(n):
+    """Run the block with `n` kernel threads, then restore the previous setting."""
+    previous = cnnx.get_num_threads()
+    cnnx.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        cnnx.set_num_threads(previous)
+
+
+@pytest.fixture(params=ISAS)
+def isa(request):
+    """Every ISA path this CPU can run (``ref`` included), active for the duration of the test."""
+    with using_isa(request.param):
+        yield request.param
+
+
+@pytest.fixture(params=FAST_ISAS)
+def fast_isa(request):
+    """Every optimised ISA path (all but the ``ref`` oracle), active for the duration of the test."""
+    with using_isa(request.param):
+        yield request.param
+
+
+@pytest.fixture
+def restore_threads():
+    """Put the kernel thread count back however the test changed it."""
+    previous = cnnx.get_num_threads()
+    yield previous
+    cnnx.set_num_threads(previous)

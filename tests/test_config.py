@@ -1,0 +1,117 @@
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cnnx
+from cnnx import _C
+from conftest import ISAS
+
+CONFIG_KEYS = {"version", "compiler", "isa", "isa_built", "isa_available", "openmp", "num_threads",
+               "cuda_built", "cuda_available"}
+
+
+def test_version_matches_version_file():
+    text = (Path(cnnx.__file__).parent / "_version.py").read_text()
+    (declared,) = re.findall(r"""__version__\s*=\s*["']([^"']+)["']""", text)
+    assert cnnx.__version__ == declared
+    assert _C.version() == declared  # the compiled core is from the same release
+
+
+def test_show_config_keys_and_values():
+    config = cnnx.show_config()
+    assert CONFIG_KEYS <= set(config)
+    assert config["version"] == cnnx.__version__
+    assert config["isa"] == _C.isa()
+    assert config["isa"] in config["isa_available"]
+    assert config["isa_available"] == ISAS and config["isa_available"][-1] == "ref"
+    assert set(config["isa_available"]) <= set(config["isa_built"])
+    assert config["num_threads"] == cnnx.get_num_threads() >= 1
+    assert isinstance(config["openmp"], bool) and isinstance(config["compiler"], str) and config["compiler"]
+    assert config["cuda_built"] is False and config["cuda_available"] is False
+
+
+def test_show_config_tracks_isa_switch(isa):
+    assert cnnx.show_config()["isa"] == isa
+
+
+def test_show_config_prints_only_when_asked(capsys):
+    config = cnnx.show_config()
+    assert capsys.readouterr().out == ""
+    assert cnnx.show_config(print=True) == config
+    out = capsys.readouterr().out
+    for key in CONFIG_KEYS:
+        assert re.search(rf"^{key}\s", out, re.MULTILINE), key
+    assert re.search(rf"^isa\s+{re.escape(config['isa'])}$", out, re.MULTILINE)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7])
+def test_num_threads_round_trip(n, restore_threads):
+    cnnx.set_num_threads(n)
+    assert cnnx.get_num_threads() == n
+    assert cnnx.show_config()["num_threads"] == n
+
+
+def test_num_threads_accepts_numpy_int(restore_threads):
+    cnnx.set_num_threads(np.int64(2))
+    assert cnnx.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("n,exc", [(0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError),
+                                   ("2", TypeError), (None, TypeError), (2.0, TypeError)])
+def test_set_num_threads_rejects(n, exc, restore_threads):
+    before = cnnx.get_num_threads()
+    with pytest.raises(exc, match="n must"):
+        cnnx.set_num_threads(n)
+    assert cnnx.get_num_threads() == before
+
+
+def test_set_isa_rejects_unknown_name():
+    before = _C.isa()
+    with pytest.raises(ValueError, match="bogus"):
+        _C.set_isa("bogus")
+    assert _C.isa() == before
+
+
+def _import_in_subprocess(cnnx_isa):
+    """Import cnnx in a fresh interpreter with CNNX_ISA set; report the ISA and the warnings."""
+    code = (
+        "import json, warnings\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    import cnnx\n"
+        "print(json.dumps({'isa': cnnx._C.isa(), 'available': cnnx._C.available_isas(),\n"
+        "                  'warnings': [[w.category.__name__, str(w.message)] for w in caught\n"
+        "                               if 'cnnx' in str(w.message).lower()]}))\n"
+    )
+    env = dict(os.environ, CNNX_ISA=cnnx_isa)
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("name", ISAS)
+def test_cnnx_isa_env_selects_path(name):
+    result = _import_in_subprocess(name)
+    assert result["isa"] == name
+    assert result["warnings"] == []
+
+
+def test_cnnx_isa_env_empty_means_best():
+    result = _import_in_subprocess("")
+    assert result["isa"] == ISAS[0]
+    assert result["warnings"] == []
+
+
+def test_cnnx_isa_env_unknown_warns_and_falls_back():
+    result = _import_in_subprocess("bogus")
+    assert result["isa"] == result["available"][0] == ISAS[0]
+    assert len(result["warnings"]) == 1
+    category, message = result["warnings"][0]
+    assert category == "RuntimeWarning"
+    assert "bogus" in message and ISAS[0] in message
