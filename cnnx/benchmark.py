@@ -3,8 +3,11 @@
 Method (docs/benchmarks.md): every library runs with the same thread count; each case is timed in
 alternating blocks (cnnx, numpy, torch, cnnx, ...) after a warm-up, and the median per-call time
 of each library is reported, so slow drifts of a shared machine hit all libraries alike. Before
-timing, the process is put in a steady allocator state (one ~31 MiB block malloc'd and freed) so no
-library pays for page faults another one caused.
+each block the process sleeps briefly: every library's idle worker threads busy-wait for a while
+after a call (libgomp for milliseconds, OpenBLAS for about 2^28 cycles), and on two cores that
+spinning would otherwise be charged to whichever library runs next. Before timing, the process is
+put in a steady allocator state (one ~31 MiB block malloc'd and freed) so no library pays for page
+faults another one caused.
 
 numpy's OpenBLAS reads OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE at import; when they are set its
 AVX-512 kernels are disabled. Unset them in the command that runs this benchmark
@@ -67,13 +70,15 @@ def steady_allocator() -> None:
 
 
 def time_alternating(fns: dict[str, Callable[[], object]], *, min_block_s: float = 0.02,
-                     rounds: int = 7, warmup: int = 2) -> dict[str, float]:
+                     rounds: int = 7, warmup: int = 2, gap_s: float = 0.15) -> dict[str, float]:
     """Median seconds per call of each function, timed in alternating blocks."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     calls = {}
     for name, fn in fns.items():  # size each block to take about min_block_s
+        time.sleep(gap_s)
+        fn()
         t0 = time.perf_counter()
         fn()
         calls[name] = max(1, int(min_block_s / max(time.perf_counter() - t0, 1e-7)))
@@ -81,6 +86,8 @@ def time_alternating(fns: dict[str, Callable[[], object]], *, min_block_s: float
     for _ in range(rounds):
         for name, fn in fns.items():
             n = calls[name]
+            time.sleep(gap_s)  # let the previous library's spinning workers go to sleep
+            fn()  # wake this library's workers
             t0 = time.perf_counter()
             for _ in range(n):
                 fn()

