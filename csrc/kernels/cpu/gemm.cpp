@@ -10,10 +10,11 @@
 //
 // Threads never split k, so every C element accumulates the same products in the same order
 // whatever the thread count: results are bitwise reproducible across thread counts. Packing pads
-// partial panels with zeros, so the micro-kernel always runs full tiles; edge tiles are computed
-// into a scratch tile and only their valid part is merged into C.
+// partial panels with zeros; partial tiles run a kernel sized to their rows (see tile()).
 #include <algorithm>
+#include <array>
 #include <cstdint>
+#include <utility>
 
 #include "cnnx/gemm.h"
 #include "cnnx/runtime.h"
@@ -127,11 +128,39 @@ void pack_b_panel(T* dst, const T* b, int64_t ldb, bool trans, int64_t p0, int64
   }
 }
 
+// Packs panels [q_begin, q_end) of the B block starting at column j0 (nc columns in the block).
+// Row-major B is copied a group of panels at a time, row by row: each source row is then read in
+// 1-2 KiB runs instead of 128-byte pieces one page apart (ldb is often tens of KiB: an im2col
+// matrix), which keeps the copy at streaming speed and off the TLB's critical path.
+template <class T, int NR>
+void pack_b_panels(T* b_pack, const T* b, int64_t ldb, bool trans, int64_t p0, int64_t kc,
+                   int64_t j0, int64_t nc, int64_t q_begin, int64_t q_end) {
+  using V = simd::Vec<T>;
+  constexpr int W = V::width;
+  constexpr int64_t G = 8;
+  const int64_t full_end = std::min(q_end, nc / NR);  // panels with all NR columns
+  int64_t q = q_begin;
+  if (!trans) {
+    for (; q + G <= full_end; q += G)
+      for (int64_t k = 0; k < kc; ++k) {
+        const T* src = b + (p0 + k) * ldb + j0 + q * NR;
+        T* d = b_pack + q * NR * kc + k * NR;
+        for (int64_t g = 0; g < G; ++g)
+#pragma GCC unroll 8
+          for (int v = 0; v < NR / W; ++v) V::store(d + g * NR * kc + v * W, V::load(src + g * NR + v * W));
+      }
+  }
+  for (; q < q_end; ++q)
+    pack_b_panel<T, NR>(b_pack + q * NR * kc, b, ldb, trans, p0, kc, j0 + q * NR,
+                        std::min<int64_t>(NR, nc - q * NR));
+}
+
 // The micro-kernel: C[0:MR, 0:NV*W] = alpha * Ap @ Bp + beta * C, over kc packed steps.
-// MR x NV accumulator registers; one broadcast of A and NV loads of B per k step. BS is the row
-// length of the packed B panel (NR; larger than NV*W when a narrow edge runs on a full panel).
+// MR x NV accumulator registers; one broadcast of A and NV loads of B per k step. AS and BS are
+// the row lengths of the packed A and B panels (larger than MR and NV*W when a kernel for a
+// partial tile runs on full-size panels).
 // beta == 0: C is not read.
-template <class T, int MR, int NV, int BS>
+template <class T, int MR, int NV, int AS, int BS>
 CNNX_INLINE void micro_kernel(int64_t kc, const T* __restrict ap, const T* __restrict bp, T* c,
                               int64_t ldc, T alpha, T beta) {
   using V = simd::Vec<T>;
@@ -159,7 +188,7 @@ CNNX_INLINE void micro_kernel(int64_t kc, const T* __restrict ap, const T* __res
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) acc[r][v] = V::fmadd(av, bv[v], acc[r][v]);
     }
-    ap += MR;
+    ap += AS;
     bp += BS;
   }
 
@@ -181,22 +210,37 @@ CNNX_INLINE void micro_kernel(int64_t kc, const T* __restrict ap, const T* __res
   }
 }
 
-// A partial tile (rows < MR or cols < NR): micro-kernel into scratch, then merge the valid part.
-// Columns that fit in one vector run the one-vector kernel (half the work for narrow edges).
-template <class T, int MR, int NV>
-void edge_tile(int64_t kc, const T* ap, const T* bp, T* c, int64_t ldc, int64_t rows,
-               int64_t cols, T alpha, T beta) {
+// One tile of `rows` (= R) x `cols` (<= NR) elements. Every row count has its own kernel, so a
+// partial panel (M = 64 with MR = 14 leaves 8 rows) costs what it computes, not a whole tile.
+// Partial columns go through a scratch tile and only their valid part is merged into C; columns
+// that fit in one vector use the one-vector kernel.
+template <class T>
+using TileFn = void (*)(int64_t kc, const T* ap, const T* bp, T* c, int64_t ldc, int64_t cols,
+                        T alpha, T beta);
+
+template <class T, int R, int NV, int AS>
+void tile(int64_t kc, const T* ap, const T* bp, T* c, int64_t ldc, int64_t cols, T alpha, T beta) {
   constexpr int W = simd::Vec<T>::width, NR = NV * W;
-  alignas(64) T tile[MR * NR];
+  if (cols == NR) {
+    micro_kernel<T, R, NV, AS, NR>(kc, ap, bp, c, ldc, alpha, beta);
+    return;
+  }
+  alignas(64) T scratch[R * NR];
   if (NV > 1 && cols <= W)
-    micro_kernel<T, MR, 1, NR>(kc, ap, bp, tile, NR, T(1), T(0));
+    micro_kernel<T, R, 1, AS, NR>(kc, ap, bp, scratch, NR, T(1), T(0));
   else
-    micro_kernel<T, MR, NV, NR>(kc, ap, bp, tile, NR, T(1), T(0));
-  for (int64_t r = 0; r < rows; ++r)
+    micro_kernel<T, R, NV, AS, NR>(kc, ap, bp, scratch, NR, T(1), T(0));
+  for (int r = 0; r < R; ++r)
     for (int64_t j = 0; j < cols; ++j) {
       T& dst = c[r * ldc + j];
-      dst = beta == T(0) ? alpha * tile[r * NR + j] : alpha * tile[r * NR + j] + beta * dst;
+      dst = beta == T(0) ? alpha * scratch[r * NR + j] : alpha * scratch[r * NR + j] + beta * dst;
     }
+}
+
+// tiles[R - 1] handles R rows.
+template <class T, int MR, int NV, std::size_t... Rs>
+constexpr std::array<TileFn<T>, MR> make_tiles(std::index_sequence<Rs...>) {
+  return {&tile<T, int(Rs) + 1, NV, MR>...};
 }
 
 // C = beta * C (the k == 0 / alpha == 0 case).
@@ -215,6 +259,7 @@ template <class T>
 void gemm_blocked(T* c, const T* a, const T* b, const GemmParams& p) {
   using B = Blocking<T>;
   constexpr int MR = B::MR, NV = B::NV, NR = B::NR;
+  static constexpr std::array<TileFn<T>, MR> tiles = make_tiles<T, MR, NV>(std::make_index_sequence<MR>());
   const T alpha = static_cast<T>(p.alpha), beta = static_cast<T>(p.beta);
   if (p.m == 0 || p.n == 0) return;
   if (p.k == 0 || alpha == T(0)) {
@@ -243,9 +288,7 @@ void gemm_blocked(T* c, const T* a, const T* b, const GemmParams& p) {
         const T beta_k = pc == 0 ? beta : T(1);  // later k blocks accumulate onto the first
 
         const parallel::Range bq = parallel::split(b_panels, tid, nt);
-        for (int64_t q = bq.begin; q < bq.end; ++q)
-          pack_b_panel<T, NR>(b_pack + q * NR * kc, b, p.ldb, p.trans_b, pc, kc, jc + q * NR,
-                              std::min<int64_t>(NR, nc - q * NR));
+        pack_b_panels<T, NR>(b_pack, b, p.ldb, p.trans_b, pc, kc, jc, nc, bq.begin, bq.end);
 
         for (int64_t ic = 0; ic < p.m; ic += MC) {
           const int64_t mc = std::min(MC, p.m - ic);
@@ -265,9 +308,9 @@ void gemm_blocked(T* c, const T* a, const T* b, const GemmParams& p) {
             const int64_t rows = std::min<int64_t>(MR, mc - ir * MR);
             const int64_t cols = std::min<int64_t>(NR, nc - jr * NR);
             if (rows == MR && cols == NR)
-              micro_kernel<T, MR, NV, NR>(kc, ap, bp, ct, p.ldc, alpha, beta_k);
+              micro_kernel<T, MR, NV, MR, NR>(kc, ap, bp, ct, p.ldc, alpha, beta_k);
             else
-              edge_tile<T, MR, NV>(kc, ap, bp, ct, p.ldc, rows, cols, alpha, beta_k);
+              tiles[rows - 1](kc, ap, bp, ct, p.ldc, cols, alpha, beta_k);
           }
           parallel::barrier();  // nobody repacks A (or B) while another thread still reads it
         }
