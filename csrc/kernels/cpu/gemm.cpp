@@ -156,32 +156,33 @@ void pack_b_panels(T* b_pack, const T* b, int64_t ldb, bool trans, int64_t p0, i
 }
 
 // The micro-kernel: C[0:MR, 0:NV*W] = alpha * Ap @ Bp + beta * C, over kc packed steps.
-// MR x NV accumulator registers; one broadcast of A and NV loads of B per k step. AS and BS are
-// the row lengths of the packed A and B panels (larger than MR and NV*W when a kernel for a
-// partial tile runs on full-size panels).
+// MR x NV accumulator registers; one broadcast of A and NV loads of B per k step. AS is the row
+// length of the packed A panel (larger than MR when a kernel for a partial tile runs on a full
+// panel); bs is the distance between B rows: NR in a packed panel, ldb when B is read in place.
 // beta == 0: C is not read.
-template <class T, int MR, int NV, int AS, int BS>
-CNNX_INLINE void micro_kernel(int64_t kc, const T* __restrict ap, const T* __restrict bp, T* c,
-                              int64_t ldc, T alpha, T beta) {
+template <class T, int MR, int NV, int AS>
+CNNX_INLINE void micro_kernel(int64_t kc, const T* __restrict ap, const T* __restrict bp, int64_t bs,
+                              T* c, int64_t ldc, T alpha, T beta) {
   using V = simd::Vec<T>;
   using R = typename V::reg;
   constexpr int W = V::width, NR = NV * W;
-  static_assert(NR <= BS, "the kernel reads NV vectors of each packed B row");
   R acc[MR][NV];
 #pragma GCC unroll 32
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
 
+  const int64_t ahead = (bs <= 64 ? 8 : 32) * bs;
 #pragma GCC unroll 4
   for (int64_t q = 0; q < kc; ++q) {
     R bv[NV];
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) bv[v] = V::load(bp + v * W);
-    // The packed B panel (KC x NR, larger than L1 at our KC) streams from L2; fetching its rows
-    // 8 steps ahead hides that latency (measured: 83% -> 96% of peak for the kernel alone).
-    // The A panel is read 4x more slowly and the hardware prefetcher keeps up with it.
-    for (int line = 0; line < NR; line += 64 / int(sizeof(T))) __builtin_prefetch(bp + 8 * BS + line);
+    // B streams from L2 (a packed KC x NR panel is larger than L1 at our KC) or, read in place,
+    // from memory one page per row: fetch its rows ahead, 8 steps for L2 latency (measured: 83% ->
+    // 96% of peak for the kernel alone), 32 for memory. The A panel is read 4x more slowly and the
+    // hardware prefetcher keeps up with it.
+    for (int line = 0; line < NR; line += 64 / int(sizeof(T))) __builtin_prefetch(bp + ahead + line);
 #pragma GCC unroll 32
     for (int r = 0; r < MR; ++r) {
       const R av = V::set1(ap[r]);
@@ -189,7 +190,7 @@ CNNX_INLINE void micro_kernel(int64_t kc, const T* __restrict ap, const T* __res
       for (int v = 0; v < NV; ++v) acc[r][v] = V::fmadd(av, bv[v], acc[r][v]);
     }
     ap += AS;
-    bp += BS;
+    bp += bs;
   }
 
   const R va = V::set1(alpha);
@@ -215,21 +216,22 @@ CNNX_INLINE void micro_kernel(int64_t kc, const T* __restrict ap, const T* __res
 // Partial columns go through a scratch tile and only their valid part is merged into C; columns
 // that fit in one vector use the one-vector kernel.
 template <class T>
-using TileFn = void (*)(int64_t kc, const T* ap, const T* bp, T* c, int64_t ldc, int64_t cols,
-                        T alpha, T beta);
+using TileFn = void (*)(int64_t kc, const T* ap, const T* bp, int64_t bs, T* c, int64_t ldc,
+                        int64_t cols, T alpha, T beta);
 
 template <class T, int R, int NV, int AS>
-void tile(int64_t kc, const T* ap, const T* bp, T* c, int64_t ldc, int64_t cols, T alpha, T beta) {
+void tile(int64_t kc, const T* ap, const T* bp, int64_t bs, T* c, int64_t ldc, int64_t cols,
+          T alpha, T beta) {
   constexpr int W = simd::Vec<T>::width, NR = NV * W;
   if (cols == NR) {
-    micro_kernel<T, R, NV, AS, NR>(kc, ap, bp, c, ldc, alpha, beta);
+    micro_kernel<T, R, NV, AS>(kc, ap, bp, bs, c, ldc, alpha, beta);
     return;
   }
   alignas(64) T scratch[R * NR];
   if (NV > 1 && cols <= W)
-    micro_kernel<T, R, 1, AS, NR>(kc, ap, bp, scratch, NR, T(1), T(0));
+    micro_kernel<T, R, 1, AS>(kc, ap, bp, bs, scratch, NR, T(1), T(0));
   else
-    micro_kernel<T, R, NV, AS, NR>(kc, ap, bp, scratch, NR, T(1), T(0));
+    micro_kernel<T, R, NV, AS>(kc, ap, bp, bs, scratch, NR, T(1), T(0));
   for (int r = 0; r < R; ++r)
     for (int64_t j = 0; j < cols; ++j) {
       T& dst = c[r * ldc + j];
@@ -273,6 +275,12 @@ void gemm_blocked(T* c, const T* a, const T* b, const GemmParams& p) {
   T* a_pack = workspace_as<T>(0, ceil_div(MC, MR) * MR * KC);
   T* b_pack = workspace_as<T>(1, ceil_div(NC, NR) * NR * KC);
 
+  // Packing B pays off when many A panels reuse it. With few (M = out channels of a convolution
+  // over a large image), copying B costs as much as using it: read row-major B in place instead.
+  // Not when rows lie a multiple of 2 KiB apart: they would then crowd a few cache sets.
+  const bool direct_b = !p.trans_b && ceil_div(p.m, MR) <= 8 &&
+                        (p.ldb * int64_t(sizeof(T))) % 2048 != 0;
+
   const double macs = double(p.m) * double(p.n) * double(p.k);
   const int64_t max_tiles = ceil_div(MC, MR) * ceil_div(NC, NR);
   int threads = get_num_threads();
@@ -288,7 +296,10 @@ void gemm_blocked(T* c, const T* a, const T* b, const GemmParams& p) {
         const T beta_k = pc == 0 ? beta : T(1);  // later k blocks accumulate onto the first
 
         const parallel::Range bq = parallel::split(b_panels, tid, nt);
-        pack_b_panels<T, NR>(b_pack, b, p.ldb, p.trans_b, pc, kc, jc, nc, bq.begin, bq.end);
+        if (!direct_b)
+          pack_b_panels<T, NR>(b_pack, b, p.ldb, p.trans_b, pc, kc, jc, nc, bq.begin, bq.end);
+        else if (nc % NR != 0 && tid == nt - 1)  // only the ragged last panel needs a copy
+          pack_b_panels<T, NR>(b_pack, b, p.ldb, false, pc, kc, jc, nc, b_panels - 1, b_panels);
 
         for (int64_t ic = 0; ic < p.m; ic += MC) {
           const int64_t mc = std::min(MC, p.m - ic);
@@ -303,14 +314,16 @@ void gemm_blocked(T* c, const T* a, const T* b, const GemmParams& p) {
           for (int64_t t = tq.begin; t < tq.end; ++t) {
             const int64_t jr = t / a_panels, ir = t % a_panels;
             const T* ap = a_pack + ir * MR * kc;
-            const T* bp = b_pack + jr * NR * kc;
             T* ct = c + (ic + ir * MR) * p.ldc + jc + jr * NR;
             const int64_t rows = std::min<int64_t>(MR, mc - ir * MR);
             const int64_t cols = std::min<int64_t>(NR, nc - jr * NR);
+            const bool in_place = direct_b && cols == NR;
+            const T* bp = in_place ? b + pc * p.ldb + jc + jr * NR : b_pack + jr * NR * kc;
+            const int64_t bs = in_place ? p.ldb : NR;
             if (rows == MR && cols == NR)
-              micro_kernel<T, MR, NV, MR, NR>(kc, ap, bp, ct, p.ldc, alpha, beta_k);
+              micro_kernel<T, MR, NV, MR>(kc, ap, bp, bs, ct, p.ldc, alpha, beta_k);
             else
-              tiles[rows - 1](kc, ap, bp, ct, p.ldc, cols, alpha, beta_k);
+              tiles[rows - 1](kc, ap, bp, bs, ct, p.ldc, cols, alpha, beta_k);
           }
           parallel::barrier();  // nobody repacks A (or B) while another thread still reads it
         }
