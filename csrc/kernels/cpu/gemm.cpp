@@ -287,13 +287,48 @@ void gemm_blocked(T* c, const T* a, const T* b, const GemmParams& p) {
   threads = int(std::min<double>(threads, std::max(1.0, macs / kMinMacsPerThread)));
   threads = int(std::min<int64_t>(threads, max_tiles));
 
+  // Tiles [t_begin, t_end) of the block of C at (ic, jc): column-panel major, so a thread keeps one
+  // B panel in L1/L2 while it walks the A panels.
+  auto run_tiles = [&](const T* a_block, int64_t ic, int64_t mc, int64_t jc, int64_t nc, int64_t pc,
+                       int64_t kc, int64_t t_begin, int64_t t_end) {
+    const T beta_k = pc == 0 ? beta : T(1);  // later k blocks accumulate onto the first
+    const int64_t a_panels = ceil_div(mc, MR);
+    for (int64_t t = t_begin; t < t_end; ++t) {
+      const int64_t jr = t / a_panels, ir = t % a_panels;
+      const T* ap = a_block + ir * MR * kc;
+      T* ct = c + (ic + ir * MR) * p.ldc + jc + jr * NR;
+      const int64_t rows = std::min<int64_t>(MR, mc - ir * MR);
+      const int64_t cols = std::min<int64_t>(NR, nc - jr * NR);
+      const bool in_place = direct_b && cols == NR;
+      const T* bp = in_place ? b + pc * p.ldb + jc + jr * NR : b_pack + jr * NR * kc;
+      const int64_t bs = in_place ? p.ldb : NR;
+      if (rows == MR && cols == NR)
+        micro_kernel<T, MR, NV, MR>(kc, ap, bp, bs, ct, p.ldc, alpha, beta_k);
+      else
+        tiles[rows - 1](kc, ap, bp, bs, ct, p.ldc, cols, alpha, beta_k);
+    }
+  };
+  auto pack_a_block = [&](T* dst, int64_t ic, int64_t mc, int64_t pc, int64_t kc, int64_t q_begin,
+                          int64_t q_end) {
+    for (int64_t q = q_begin; q < q_end; ++q)
+      pack_a_panel<T, MR>(dst + q * MR * kc, a, p.lda, p.trans_a, ic + q * MR,
+                          std::min<int64_t>(MR, mc - q * MR), pc, kc);
+  };
+
   parallel::region(threads, [&](int tid, int nt) {
+    // Two ways to share the work. Usually threads share each packed A block and split its tiles.
+    // When B is only a few panels wide (N small, M large: the deep layers of a network), those
+    // tiles are too few to split evenly, so each thread takes its own rows of C instead and packs
+    // its own A blocks, with no barrier between them.
+    const int64_t m_panels = ceil_div(p.m, MR);
+    const bool split_m = nt > 1 && ceil_div(std::min(NC, p.n), NR) < 4 * nt && m_panels >= 2 * nt;
+    T* my_a = split_m ? workspace_as<T>(2, ceil_div(MC, MR) * MR * KC) : nullptr;
+
     for (int64_t jc = 0; jc < p.n; jc += NC) {
       const int64_t nc = std::min(NC, p.n - jc);
       const int64_t b_panels = ceil_div(nc, NR);
       for (int64_t pc = 0; pc < p.k; pc += KC) {
         const int64_t kc = std::min(KC, p.k - pc);
-        const T beta_k = pc == 0 ? beta : T(1);  // later k blocks accumulate onto the first
 
         const parallel::Range bq = parallel::split(b_panels, tid, nt);
         if (!direct_b)
@@ -301,30 +336,26 @@ void gemm_blocked(T* c, const T* a, const T* b, const GemmParams& p) {
         else if (nc % NR != 0 && tid == nt - 1)  // only the ragged last panel needs a copy
           pack_b_panels<T, NR>(b_pack, b, p.ldb, false, pc, kc, jc, nc, b_panels - 1, b_panels);
 
+        if (split_m) {
+          parallel::barrier();  // B block complete
+          const parallel::Range mine = parallel::split(m_panels, tid, nt);
+          const int64_t row_end = std::min(p.m, mine.end * MR);
+          for (int64_t ic = mine.begin * MR; ic < row_end; ic += MC) {
+            const int64_t mc = std::min(MC, row_end - ic);
+            pack_a_block(my_a, ic, mc, pc, kc, 0, ceil_div(mc, MR));
+            run_tiles(my_a, ic, mc, jc, nc, pc, kc, 0, ceil_div(mc, MR) * b_panels);
+          }
+          parallel::barrier();  // nobody repacks B while another thread still reads it
+          continue;
+        }
         for (int64_t ic = 0; ic < p.m; ic += MC) {
           const int64_t mc = std::min(MC, p.m - ic);
           const int64_t a_panels = ceil_div(mc, MR);
           const parallel::Range aq = parallel::split(a_panels, tid, nt);
-          for (int64_t q = aq.begin; q < aq.end; ++q)
-            pack_a_panel<T, MR>(a_pack + q * MR * kc, a, p.lda, p.trans_a, ic + q * MR,
-                                std::min<int64_t>(MR, mc - q * MR), pc, kc);
+          pack_a_block(a_pack, ic, mc, pc, kc, aq.begin, aq.end);
           parallel::barrier();  // both packed blocks complete
-
           const parallel::Range tq = parallel::split(a_panels * b_panels, tid, nt);
-          for (int64_t t = tq.begin; t < tq.end; ++t) {
-            const int64_t jr = t / a_panels, ir = t % a_panels;
-            const T* ap = a_pack + ir * MR * kc;
-            T* ct = c + (ic + ir * MR) * p.ldc + jc + jr * NR;
-            const int64_t rows = std::min<int64_t>(MR, mc - ir * MR);
-            const int64_t cols = std::min<int64_t>(NR, nc - jr * NR);
-            const bool in_place = direct_b && cols == NR;
-            const T* bp = in_place ? b + pc * p.ldb + jc + jr * NR : b_pack + jr * NR * kc;
-            const int64_t bs = in_place ? p.ldb : NR;
-            if (rows == MR && cols == NR)
-              micro_kernel<T, MR, NV, MR>(kc, ap, bp, bs, ct, p.ldc, alpha, beta_k);
-            else
-              tiles[rows - 1](kc, ap, bp, bs, ct, p.ldc, cols, alpha, beta_k);
-          }
+          run_tiles(a_pack, ic, mc, jc, nc, pc, kc, tq.begin, tq.end);
           parallel::barrier();  // nobody repacks A (or B) while another thread still reads it
         }
       }
