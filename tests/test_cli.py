@@ -1,13 +1,19 @@
 import re
 import subprocess
+import tempfile
 import sys
 
 from cnnx import _C
 from cnnx.cli import main
 
+# Child interpreters start outside the checkout, so they import the installed cnnx and not the
+# source folder (which has no compiled _C in a non-editable install).
+OUTSIDE_REPO = tempfile.gettempdir()
+
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "cnnx", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "cnnx", *args], capture_output=True, text=True, timeout=120,
+                          cwd=OUTSIDE_REPO)
 
 
 def test_info_prints_configuration():

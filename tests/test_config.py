@@ -2,6 +2,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -11,6 +12,10 @@ import pytest
 import cnnx
 from cnnx import _C
 from conftest import ISAS
+
+# Child interpreters start outside the checkout, so they import the installed cnnx and not the
+# source folder (which has no compiled _C in a non-editable install).
+OUTSIDE_REPO = tempfile.gettempdir()
 
 CONFIG_KEYS = {"version", "compiler", "isa", "isa_built", "isa_available", "openmp", "num_threads",
                "cuda_built", "cuda_available"}
@@ -90,7 +95,8 @@ def _import_in_subprocess(cnnx_isa):
         "                               if 'cnnx' in str(w.message).lower()]}))\n"
     )
     env = dict(os.environ, CNNX_ISA=cnnx_isa)
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                          cwd=OUTSIDE_REPO)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 

@@ -1,4 +1,5 @@
 import subprocess
+import tempfile
 import sys
 import threading
 
@@ -7,6 +8,10 @@ import pytest
 
 from cnnx.kernels import gemm
 from conftest import num_threads, using_isa
+
+# Child interpreters start outside the checkout, so they import the installed cnnx and not the
+# source folder (which has no compiled _C in a non-editable install).
+OUTSIDE_REPO = tempfile.gettempdir()
 
 DTYPES = [np.float32, np.float64]
 TRANS = [(False, False), (True, False), (False, True), (True, True)]
@@ -513,7 +518,8 @@ print("done")
 def test_no_access_outside_arrays():
     """a, b and out placed flush against an inaccessible page, before and after: packing, masked
     loads and edge tiles must never touch a byte outside them."""
-    proc = subprocess.run([sys.executable, "-c", FENCED_SCRIPT], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-c", FENCED_SCRIPT], capture_output=True, text=True, timeout=300,
+                          cwd=OUTSIDE_REPO)
     last = proc.stdout.strip().splitlines()[-1:] or [""]
     assert proc.returncode == 0 and last == ["done"], (
         f"exit {proc.returncode} during case: {last[0]}\n{proc.stderr[-2000:]}")
