@@ -2,15 +2,19 @@
 //
 //   for jc in n by NC:                 B block  op(B)[pc:pc+KC, jc:jc+NC] packed once, shared (L3)
 //     for pc in k by KC:
-//       pack B block (threads split its NR-wide panels)
+//       pack B block (threads split its NR-wide panels), or read row-major B in place when few
+//       A panels would reuse the copy
 //       for ic in m by MC:             A block  op(A)[ic:ic+MC, pc:pc+KC] packed once, shared (L2)
 //         pack A block (threads split its MR-high panels)
 //         micro-tiles (MR x NR each) split between threads, column-panel major, so each thread
-//         keeps one KC x NR panel of B in L1 while it walks the A panels.
+//         keeps one KC x NR panel of B close while it walks the A panels.
+//   When B is only a few panels wide, threads instead take disjoint rows of C, each packing its
+//   own A blocks (see the region below).
 //
-// Threads never split k, so every C element accumulates the same products in the same order
-// whatever the thread count: results are bitwise reproducible across thread counts. Packing pads
-// partial panels with zeros; partial tiles run a kernel sized to their rows (see tile()).
+// Block sizes are balanced (no short remainder block); the B panel is prefetched ahead inside the
+// micro-kernel. Threads never split k, so every C element accumulates the same products in the
+// same order whatever the thread count: results are bitwise reproducible across thread counts.
+// Packing pads partial panels with zeros; partial tiles run a kernel sized to their rows (tile()).
 #include <algorithm>
 #include <array>
 #include <cstdint>
