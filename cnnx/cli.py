@@ -13,9 +13,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from . import benchmark
+    from . import bench
 
-    return benchmark.main(args)
+    return bench.main(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,11 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="show the build and runtime configuration")
     info.set_defaults(func=_cmd_info)
 
-    bench = sub.add_parser("bench", help="benchmark kernels against numpy and PyTorch (when installed)")
-    from . import benchmark
+    bench_parser = sub.add_parser("bench", help="benchmark kernels against numpy and PyTorch (when installed)")
+    from . import bench
 
-    benchmark.add_arguments(bench)
-    bench.set_defaults(func=_cmd_bench)
+    bench.add_arguments(bench_parser)
+    bench_parser.set_defaults(func=_cmd_bench)
     return parser
 
 
