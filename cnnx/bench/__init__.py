@@ -16,6 +16,7 @@ from ._timing import PEAK_GFLOPS, environment_line
 
 SUITES = {
     "gemm": "cnnx.bench.gemm",
+    "conv": "cnnx.bench.conv",
 }
 
 
@@ -27,6 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--double", action="store_true", help="float64 instead of float32")
     parser.add_argument("--peak", type=float, default=PEAK_GFLOPS, help="peak GFLOP/s for the %% column")
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
+    for module in SUITES.values():  # suite-specific options
+        extra = getattr(importlib.import_module(module), "add_arguments", None)
+        if extra is not None:
+            extra(parser)
 
 
 def main(args: argparse.Namespace) -> int:

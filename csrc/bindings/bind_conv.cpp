@@ -86,8 +86,9 @@ py::array forward_py(py::handle x_obj, py::handle w_obj, py::handle b_obj, Pair 
   py::array x = dense(require_float_array(x_obj, fn, "input", 4));
   py::array w = dense(require_float_array(w_obj, fn, "weight", 4));
   require_same_dtype(x, "input", w, "weight", fn);
-  py::array b;
-  if (!b_obj.is_none()) {
+  py::array b;  // stays an empty array (not a null handle) when bias is None
+  const bool has_bias = !b_obj.is_none();
+  if (has_bias) {
     b = dense(require_float_array(b_obj, fn, "bias", 1));
     require_same_dtype(x, "input", b, "bias", fn);
     require_dim(fn, "bias", b, 0, w.shape(0), "elements");
@@ -95,7 +96,7 @@ py::array forward_py(py::handle x_obj, py::handle w_obj, py::handle b_obj, Pair 
   const Conv2dParams p = make_params(fn, x.shape(0), x.shape(1), x.shape(2), x.shape(3), shape4(w), stride,
                                      padding, dilation, groups);
   py::array y(x.dtype(), std::vector<py::ssize_t>{p.n, p.k, p.oh, p.ow});
-  const void *xd = x.data(), *wd = w.data(), *bd = b ? b.data() : nullptr;
+  const void *xd = x.data(), *wd = w.data(), *bd = has_bias ? b.data() : nullptr;
   void* yd = y.mutable_data();
   by_dtype(dtype_of(x), [&](auto t) {
     using T = decltype(t);

@@ -341,7 +341,7 @@ void gemm_blocked(T* c, const T* a, const T* b, const GemmParams& p) {
           pack_b_panels<T, NR>(b_pack, b, p.ldb, false, pc, kc, jc, nc, b_panels - 1, b_panels);
 
         if (split_m) {
-          parallel::barrier();  // B block complete
+          parallel::barrier(nt);  // B block complete
           const parallel::Range mine = parallel::split(m_panels, tid, nt);
           const int64_t row_end = std::min(p.m, mine.end * MR);
           for (int64_t ic = mine.begin * MR; ic < row_end; ic += MC) {
@@ -349,7 +349,7 @@ void gemm_blocked(T* c, const T* a, const T* b, const GemmParams& p) {
             pack_a_block(my_a, ic, mc, pc, kc, 0, ceil_div(mc, MR));
             run_tiles(my_a, ic, mc, jc, nc, pc, kc, 0, ceil_div(mc, MR) * b_panels);
           }
-          parallel::barrier();  // nobody repacks B while another thread still reads it
+          parallel::barrier(nt);  // nobody repacks B while another thread still reads it
           continue;
         }
         for (int64_t ic = 0; ic < p.m; ic += MC) {
@@ -357,10 +357,10 @@ void gemm_blocked(T* c, const T* a, const T* b, const GemmParams& p) {
           const int64_t a_panels = ceil_div(mc, MR);
           const parallel::Range aq = parallel::split(a_panels, tid, nt);
           pack_a_block(a_pack, ic, mc, pc, kc, aq.begin, aq.end);
-          parallel::barrier();  // both packed blocks complete
+          parallel::barrier(nt);  // both packed blocks complete
           const parallel::Range tq = parallel::split(a_panels * b_panels, tid, nt);
           run_tiles(a_pack, ic, mc, jc, nc, pc, kc, tq.begin, tq.end);
-          parallel::barrier();  // nobody repacks A (or B) while another thread still reads it
+          parallel::barrier(nt);  // nobody repacks A (or B) while another thread still reads it
         }
       }
     }

@@ -26,10 +26,16 @@ static inline void region(int threads, F&& f) {
   f(0, 1);
 }
 
-// Waits for the whole team of the enclosing region (no-op outside one).
-static inline void barrier() {
+// Waits for the whole team of the enclosing region; `nt` is the team size region() passed to f.
+// With nt == 1 it does nothing: the region ran inline, and an OpenMP barrier there would bind to an
+// enclosing team (a kernel running single-threaded inside another kernel's region) and deadlock it.
+static inline void barrier(int nt) {
 #if defined(_OPENMP)
+  if (nt > 1) {
 #pragma omp barrier
+  }
+#else
+  (void)nt;
 #endif
 }
 

@@ -1,0 +1,328 @@
+"""conv2d kernels: the reference against an independent numpy oracle, every ISA path against the
+reference, float64 finite differences, the adjoint identity, PyTorch (when installed), bad inputs."""
+import numpy as np
+import pytest
+
+from cnnx import kernels
+from conftest import FAST_ISAS, num_threads, using_isa
+
+# (n, c, h, w, k, kh, kw, stride, padding, dilation, groups): DESIGN.md's edge grid.
+GRID = {
+    "basic": (2, 3, 7, 7, 5, 3, 3, 1, 1, 1, 1),
+    "prime_channels": (1, 7, 11, 13, 5, 3, 3, 1, 1, 1, 1),
+    "stride2": (2, 4, 9, 10, 6, 3, 3, 2, 1, 1, 1),
+    "stride3": (1, 3, 11, 11, 4, 3, 3, 3, 0, 1, 1),
+    "pad_h_ne_w": (1, 3, 8, 9, 4, 3, 3, 1, (2, 0), 1, 1),
+    "dilation2": (1, 3, 12, 12, 4, 3, 3, 1, 2, 2, 1),
+    "stride_pair": (1, 2, 10, 12, 3, 3, 3, (2, 1), 1, (1, 2), 1),
+    "groups2": (2, 4, 8, 8, 6, 3, 3, 1, 1, 1, 2),
+    "groups2_items": (5, 6, 6, 7, 4, 3, 2, 1, 1, 1, 2),
+    "depthwise": (2, 5, 9, 9, 5, 3, 3, 1, 1, 1, 5),
+    "depthwise_mult2_s2": (2, 3, 10, 9, 6, 3, 3, 2, 1, 1, 3),
+    "depthwise_dil2": (1, 4, 10, 10, 4, 3, 3, 1, 2, 2, 4),
+    "depthwise_k5_s3": (1, 4, 33, 35, 4, 5, 5, 3, 2, 1, 4),
+    "depthwise_wide": (2, 3, 6, 41, 3, 3, 3, 1, 1, 1, 3),
+    "pointwise": (2, 8, 5, 6, 7, 1, 1, 1, 0, 1, 1),
+    "pointwise_groups": (3, 8, 5, 5, 4, 1, 1, 1, 0, 1, 2),
+    "1x1_stride2": (1, 8, 7, 7, 4, 1, 1, 2, 0, 1, 1),
+    "1x1_padded": (1, 3, 4, 4, 2, 1, 1, 1, 1, 1, 1),
+    "non_square": (1, 3, 9, 12, 4, 2, 5, 1, (0, 2), 1, 1),
+    "kernel_eq_padded_input": (2, 3, 5, 5, 4, 7, 7, 1, 1, 1, 1),
+    "1x1_output": (1, 6, 4, 4, 3, 4, 4, 1, 0, 1, 1),
+    "batch0": (0, 3, 5, 5, 4, 3, 3, 1, 1, 1, 1),
+    "many_tiles": (1, 32, 40, 70, 8, 3, 3, 1, 1, 1, 1),
+    "many_tiles_batch": (4, 32, 24, 70, 5, 3, 3, 2, 1, 1, 1),
+    "alexnet_like": (2, 3, 31, 31, 8, 11, 11, 4, 2, 1, 1),
+}
+GRID_IDS = list(GRID)
+
+
+def pair(v):
+    return tuple(v) if isinstance(v, tuple) else (v, v)
+
+
+def make(case, dtype, seed=0):
+    n, c, h, w, k, kh, kw, s, p, d, g = case
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, (n, c, h, w)).astype(dtype)
+    wt = rng.uniform(-1, 1, (k, c // g, kh, kw)).astype(dtype)
+    b = rng.uniform(-1, 1, k).astype(dtype)
+    args = dict(stride=s, padding=p, dilation=d, groups=g)
+    return x, wt, b, args
+
+
+def out_size(case):
+    n, c, h, w, k, kh, kw, s, p, d, g = case
+    (sh, sw), (ph, pw), (dh, dw) = pair(s), pair(p), pair(d)
+    return (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+
+
+# ---------------------------------------------------------------------------------------------
+# The numpy oracle: explicit windows of the padded input, one einsum per group, in float64.
+
+
+def oracle_windows(x, kh, kw, s, p, d, oh, ow):
+    """windows[n, c, i, j, a, b] = padded x[n, c, a*sh + i*dh, b*sw + j*dw]."""
+    (sh, sw), (ph, pw), (dh, dw) = pair(s), pair(p), pair(d)
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    win = np.empty(x.shape[:2] + (kh, kw, oh, ow))
+    for i in range(kh):
+        for j in range(kw):
+            win[:, :, i, j] = xp[:, :, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw]
+    return win
+
+
+def oracle_forward(x, wt, b, stride, padding, dilation, groups):
+    n, c = x.shape[:2]
+    k, cg, kh, kw = wt.shape
+    oh = (x.shape[2] + 2 * pair(padding)[0] - pair(dilation)[0] * (kh - 1) - 1) // pair(stride)[0] + 1
+    ow = (x.shape[3] + 2 * pair(padding)[1] - pair(dilation)[1] * (kw - 1) - 1) // pair(stride)[1] + 1
+    win = oracle_windows(x, kh, kw, stride, padding, dilation, oh, ow)
+    kg = k // groups
+    y = np.empty((n, k, oh, ow))
+    for g in range(groups):
+        y[:, g * kg:(g + 1) * kg] = np.einsum("ncijab,kcij->nkab", win[:, g * cg:(g + 1) * cg],
+                                              wt[g * kg:(g + 1) * kg].astype(np.float64))
+    if b is not None:
+        y += b.astype(np.float64)[None, :, None, None]
+    return y
+
+
+def oracle_backward_weight(x, dy, kh, kw, stride, padding, dilation, groups):
+    n, c = x.shape[:2]
+    k, oh, ow = dy.shape[1:]
+    win = oracle_windows(x, kh, kw, stride, padding, dilation, oh, ow)
+    cg, kg = c // groups, k // groups
+    dw = np.empty((k, cg, kh, kw))
+    for g in range(groups):
+        dw[g * kg:(g + 1) * kg] = np.einsum("ncijab,nkab->kcij", win[:, g * cg:(g + 1) * cg],
+                                            dy[:, g * kg:(g + 1) * kg].astype(np.float64))
+    return dw
+
+
+def fp_bound(case, x, wt, dy, dtype):
+    """Rounding-error bounds of the three results for a computation in `dtype`: the number of terms
+    of each sum times eps times the sum of magnitudes (computed in float64 by the oracle)."""
+    n, c, h, w, k, kh, kw, s, p, d, g = case
+    eps = np.finfo(dtype).eps
+    args = dict(stride=s, padding=p, dilation=d, groups=g)
+    ax, aw, ady = np.abs(x).astype(np.float64), np.abs(wt).astype(np.float64), np.abs(dy).astype(np.float64)
+    terms = (c // g) * kh * kw + 2
+    with using_isa("ref"):
+        y_mag = oracle_forward(ax, aw, np.ones(k), **args)
+        dx_mag = kernels.conv2d_backward_input(ady, aw, (h, w), **args)
+        dw_mag = oracle_backward_weight(ax, ady, kh, kw, s, p, d, g)
+    oh, ow = out_size(case)
+    return (terms * eps * y_mag + 1e-300, ((k // g) * kh * kw + 2) * eps * dx_mag + 1e-300,
+            (n * oh * ow + 2) * eps * dw_mag + 1e-300)
+
+
+def run_all(case, x, wt, b, dy, args):
+    n, c, h, w, k, kh, kw, *_ = case
+    y = kernels.conv2d_forward(x, wt, b, **args)
+    dx = kernels.conv2d_backward_input(dy, wt, (h, w), **args)
+    dw, db = kernels.conv2d_backward_weight(x, dy, (kh, kw), bias=True, **args)
+    return y, dx, dw, db
+
+
+def random_dy(case, dtype, seed=1):
+    oh, ow = out_size(case)
+    return np.random.default_rng(seed).uniform(-1, 1, (case[0], case[4], oh, ow)).astype(dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# correctness
+
+
+@pytest.mark.parametrize("name", GRID_IDS)
+def test_reference_matches_numpy_oracle(name):
+    case = GRID[name]
+    x, wt, b, args = make(case, np.float64)
+    dy = random_dy(case, np.float64)
+    with using_isa("ref"):
+        y, dx, dw, db = run_all(case, x, wt, b, dy, args)
+    assert y.shape == (case[0], case[4]) + out_size(case)
+    np.testing.assert_allclose(y, oracle_forward(x, wt, b, **args), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dw, oracle_backward_weight(x, dy, case[5], case[6], *case[7:]), rtol=1e-12,
+                               atol=1e-12)
+    np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-12)
+    # dx through the adjoint identity against the oracle forward: <conv(x'), dy> = <x', dx> for all x'.
+    probe = np.random.default_rng(7).uniform(-1, 1, x.shape)
+    lhs = np.vdot(oracle_forward(probe, wt, None, **args), dy)
+    assert abs(lhs - np.vdot(probe, dx)) <= 1e-10 * max(1.0, abs(lhs))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", GRID_IDS)
+def test_fast_paths_match_reference(fast_isa, name, dtype):
+    case = GRID[name]
+    x, wt, b, args = make(case, dtype)
+    dy = random_dy(case, dtype)
+    got = run_all(case, x, wt, b, dy, args)
+    with using_isa("ref"):
+        want = run_all(case, x.astype(np.float64), wt.astype(np.float64), b.astype(np.float64),
+                       dy.astype(np.float64), args)
+    y_bound, dx_bound, dw_bound = fp_bound(case, x, wt, dy, dtype)
+    db_bound = (case[0] * out_size(case)[0] * out_size(case)[1] + 2) * np.finfo(dtype).eps * \
+        np.abs(dy).astype(np.float64).sum(axis=(0, 2, 3)) + 1e-300
+    for what, g, wv, bound in zip(("y", "dx", "dw", "db"), got, want, (y_bound, dx_bound, dw_bound, db_bound)):
+        assert g.dtype == dtype and g.shape == wv.shape, what
+        err = np.abs(g.astype(np.float64) - wv)
+        assert np.all(err <= 2 * bound), f"{what}: max error {err.max()} over bound"
+
+
+def test_finite_differences_float64_reference():
+    case = (2, 4, 6, 5, 4, 3, 2, (2, 1), (1, 0), (1, 2), 2)
+    x, wt, b, args = make(case, np.float64)
+    dy = random_dy(case, np.float64)
+    h = 1e-6
+
+    def loss(xv, wv, bv):
+        return np.vdot(kernels.conv2d_forward(xv, wv, bv, **args), dy)
+
+    with using_isa("ref"):
+        _, dx, dw, db = run_all(case, x, wt, b, dy, args)
+        rng = np.random.default_rng(3)
+        for grad, which in ((dx, 0), (dw, 1), (db, 2)):
+            flat = list(rng.choice(grad.size, size=min(grad.size, 12), replace=False))
+            for idx in flat:
+                plus, minus = [x.copy(), wt.copy(), b.copy()], [x.copy(), wt.copy(), b.copy()]
+                plus[which].reshape(-1)[idx] += h
+                minus[which].reshape(-1)[idx] -= h
+                numeric = (loss(*plus) - loss(*minus)) / (2 * h)
+                assert abs(numeric - grad.reshape(-1)[idx]) <= 1e-6 * max(1.0, abs(numeric))
+
+
+@pytest.mark.parametrize("name", ["basic", "stride3", "groups2", "depthwise_mult2_s2", "pointwise", "many_tiles"])
+def test_adjoint_identity_every_path(isa, name):
+    case = GRID[name]
+    x, wt, _, args = make(case, np.float64)
+    dy = random_dy(case, np.float64)
+    lhs = np.vdot(kernels.conv2d_forward(x, wt, None, **args), dy)
+    rhs = np.vdot(x, kernels.conv2d_backward_input(dy, wt, case[2:4], **args))
+    assert abs(lhs - rhs) <= 1e-11 * max(1.0, np.abs(x).sum())
+    dw, _ = kernels.conv2d_backward_weight(x, dy, case[5:7], **args)
+    assert abs(lhs - np.vdot(wt, dw)) <= 1e-11 * max(1.0, np.abs(x).sum())
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("name", ["many_tiles_batch", "groups2_items", "depthwise_k5_s3", "pointwise"])
+def test_bitwise_repeatable(fast_isa, name, threads, restore_threads):
+    case = GRID[name]
+    x, wt, b, args = make(case, np.float32)
+    dy = random_dy(case, np.float32)
+    with num_threads(threads):
+        first = run_all(case, x, wt, b, dy, args)
+        for again in (run_all(case, x, wt, b, dy, args) for _ in range(3)):
+            for a, c in zip(first, again):
+                assert np.array_equal(a, c)
+
+
+def test_strided_inputs_are_accepted():
+    case = GRID["groups2"]
+    x, wt, b, args = make(case, np.float32)
+    xf = np.asfortranarray(x)
+    wide = np.zeros(x.shape[:3] + (2 * x.shape[3],), np.float32)
+    wide[..., ::2] = x
+    want = kernels.conv2d_forward(x, wt, b, **args)
+    assert np.array_equal(kernels.conv2d_forward(xf, wt, b, **args), want)
+    assert np.array_equal(kernels.conv2d_forward(wide[..., ::2], wt, b, **args), want)
+
+
+def test_no_bias_and_bias_none_gradient():
+    case = GRID["basic"]
+    x, wt, b, args = make(case, np.float64)
+    y0 = kernels.conv2d_forward(x, wt, None, **args)
+    y1 = kernels.conv2d_forward(x, wt, b, **args)
+    np.testing.assert_allclose(y1 - y0, np.broadcast_to(b[None, :, None, None], y0.shape), atol=1e-12)
+    dw, db = kernels.conv2d_backward_weight(x, random_dy(case, np.float64), 3, **args)
+    assert db is None and dw.shape == wt.shape
+
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch as a second oracle
+
+
+@pytest.mark.parametrize("name", GRID_IDS)
+def test_matches_torch(name):
+    torch = pytest.importorskip("torch")
+    case = GRID[name]
+    x, wt, b, args = make(case, np.float64)
+    dy = random_dy(case, np.float64)
+    y, dx, dw, db = run_all(case, x, wt, b, dy, args)
+    xt, wtt, bt = (torch.tensor(a, requires_grad=True) for a in (x, wt, b))
+    yt = torch.nn.functional.conv2d(xt, wtt, bt, **args)
+    yt.backward(torch.tensor(dy))
+    for mine, theirs in ((y, yt.detach()), (dx, xt.grad), (dw, wtt.grad), (db, bt.grad)):
+        np.testing.assert_allclose(mine, theirs.numpy(), rtol=1e-10, atol=1e-10)
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input
+
+
+def _ok():
+    x = np.zeros((2, 4, 8, 8), np.float32)
+    w = np.zeros((6, 2, 3, 3), np.float32)
+    return x, w
+
+
+@pytest.mark.parametrize("kwargs, error, words", [
+    (dict(groups=3), ValueError, "divisible by groups"),
+    (dict(groups=0), ValueError, "groups"),
+    (dict(groups=1.0), TypeError, "groups"),
+    (dict(stride=0), ValueError, "stride"),
+    (dict(stride=(1, -1)), ValueError, "stride"),
+    (dict(stride=True), TypeError, "stride"),
+    (dict(stride=(1, 2, 3)), ValueError, "stride"),
+    (dict(dilation=0), ValueError, "dilation"),
+    (dict(padding=-1), ValueError, "padding"),
+    (dict(padding="same"), TypeError, "padding"),
+    (dict(dilation=4), ValueError, "larger than the padded input"),
+])
+def test_bad_arguments(kwargs, error, words):
+    x, w = _ok()
+    args = dict(groups=2)
+    args.update(kwargs)
+    with pytest.raises(error, match=words):
+        kernels.conv2d_forward(x, w, **args)
+
+
+def test_bad_arrays():
+    x, w = _ok()
+    with pytest.raises(ValueError, match="expects 4 input channels.*has 6"):
+        kernels.conv2d_forward(np.zeros((2, 6, 8, 8), np.float32), w, groups=2)
+    with pytest.raises(ValueError, match="'bias'.*6"):
+        kernels.conv2d_forward(x, w, np.zeros(5, np.float32), groups=2)
+    with pytest.raises(ValueError, match="'input'.*4"):
+        kernels.conv2d_forward(x[0], w, groups=2)
+    with pytest.raises(TypeError, match="'weight'"):
+        kernels.conv2d_forward(x, w.astype(np.float64), groups=2)
+    with pytest.raises(TypeError, match="'input'"):
+        kernels.conv2d_forward(x.astype(np.int32), w, groups=2)
+    with pytest.raises(TypeError, match="'input'"):
+        kernels.conv2d_forward(x.tolist(), w, groups=2)
+    with pytest.raises(ValueError, match="kernel 9x9"):
+        kernels.conv2d_forward(x, np.zeros((6, 2, 9, 9), np.float32), groups=2)
+    with pytest.raises(ValueError, match="empty kernel"):
+        kernels.conv2d_forward(x, np.zeros((6, 2, 0, 3), np.float32), groups=2)
+
+
+def test_bad_backward_arguments():
+    x, w = _ok()
+    dy = np.zeros((2, 6, 6, 6), np.float32)
+    kernels.conv2d_backward_input(dy, w, (8, 8), groups=2)
+    with pytest.raises(ValueError, match="'grad_output'.*rows"):
+        kernels.conv2d_backward_input(dy, w, (9, 8), groups=2)
+    with pytest.raises(ValueError, match="input_size"):
+        kernels.conv2d_backward_input(dy, w, (0, 8), groups=2)
+    with pytest.raises(ValueError, match="overflow"):
+        kernels.conv2d_backward_input(dy, w, (2**40, 2**40), groups=2)
+    with pytest.raises(ValueError, match="'grad_output'.*images"):
+        kernels.conv2d_backward_weight(x, dy[:1], 3, groups=2)
+    with pytest.raises(ValueError, match="'grad_output'.*columns"):
+        kernels.conv2d_backward_weight(x, dy[..., :5], 3, groups=2)
+    with pytest.raises(TypeError, match="'bias'"):
+        kernels.conv2d_backward_weight(x, dy, 3, groups=2, bias=1)
+    with pytest.raises(ValueError, match="kernel_size"):
+        kernels.conv2d_backward_weight(x, dy, 0, groups=2)
