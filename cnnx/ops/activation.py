@@ -83,7 +83,7 @@ class Softmax(Function):
 
     def forward(ctx, x, dim):
         ctx.dim = dim
-        out = x - x.max(axis=dim, keepdims=True)
+        out = np.asarray(x - x.max(axis=dim, keepdims=True))  # (a 0-d difference is a numpy scalar)
         np.exp(out, out=out)
         out /= out.sum(axis=dim, keepdims=True)
         ctx.save_for_backward(out)

@@ -126,10 +126,11 @@ def matmul(input: Tensor, other: Tensor) -> Tensor:
                          f"({a.shape[-1]} != {b.shape[-2 if b.ndim > 1 else 0]})")
     if a.dtype not in _GEMM_DTYPES:  # integer matmul: no kernel and no gradient
         return _as_tensor(np.matmul(a, b))
-    if a.ndim == 1:
-        return matmul(input.unsqueeze(0), other).squeeze(-2)
-    if b.ndim == 1:
-        return matmul(input, other.unsqueeze(1)).squeeze(-1)
+    if a.ndim == 1 or b.ndim == 1:  # promote to matrices, then drop the added dimensions
+        out = matmul(input.unsqueeze(0) if a.ndim == 1 else input, other.unsqueeze(1) if b.ndim == 1 else other)
+        if b.ndim == 1:
+            out = out.squeeze(-1)
+        return out.squeeze(-1 if b.ndim == 1 else -2) if a.ndim == 1 else out
     if a.ndim == 2 and b.ndim == 2:
         return MatMul.apply(input, other)
     if b.ndim == 2:  # (..., m, k) @ (k, n): one GEMM over all rows

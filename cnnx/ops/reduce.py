@@ -6,6 +6,7 @@ rule); ``max(dim)`` sends it to the index it returned (the first maximum).
 """
 from __future__ import annotations
 
+import warnings
 from collections import namedtuple
 
 import numpy as np
@@ -58,6 +59,10 @@ class Mean(Function):
 
     def forward(ctx, x, dims, keepdim):
         ctx.shape, ctx.dims, ctx.keepdim = x.shape, dims, keepdim
+        if x.size == 0:  # NaN, as in PyTorch, without numpy's empty-slice warning
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return x.mean(axis=dims, keepdims=keepdim)
         return x.mean(axis=dims, keepdims=keepdim)
 
     def backward(ctx, g):
