@@ -84,8 +84,8 @@ def assert_close(actual, expected, *, rtol: float | None = None, atol: float | N
     e64 = e.astype(np.float64) if e.dtype.kind not in "c" else e
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.abs(a64 - e64)
-        ok = diff <= atol + rtol * np.abs(e64)
-        ok |= a64 == e64  # equal infinities
+        ok = (diff <= atol + rtol * np.abs(e64)) & np.isfinite(e64)
+        ok |= a64 == e64  # infinities are close only to themselves
         if equal_nan:
             ok |= np.isnan(a64) & np.isnan(e64)
     if ok.all():

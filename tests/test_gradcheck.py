@@ -229,6 +229,12 @@ for _i, (_shape, _kw) in enumerate([((4, 5), {}), ((5,), {}), ((3, 4), {"reducti
     case("cross_entropy", f"{_i}-{_shape}-{_kw}")(_ce_builder(_shape, 1 if len(_shape) > 1 else 0, **_kw))
 
 
+@case("cross_entropy", "probability-target-requires-grad")
+def _ce_target_grad():
+    p = np.abs(_rng.standard_normal((3, 4)))
+    return (lambda x, t: F.cross_entropy(x, t, label_smoothing=0.1)), (R(3, 4), cnnx.tensor(p, requires_grad=True))
+
+
 def _nll_builder(shape, **kw):
     def build():
         c = shape[1] if len(shape) > 1 else shape[0]

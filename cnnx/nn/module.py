@@ -119,19 +119,18 @@ class Module:
             self.__dict__.get(kind, {}).pop(name, None)
         self.__dict__.get("_non_persistent_buffers", set()).discard(name)
 
-    def _check_name(self, kind: str, name) -> None:
+    def _check_name(self, kind: str, registry: str, name) -> None:
         if not isinstance(name, str):
             raise TypeError(f"{kind} name should be a string, got {type(name).__name__}")
         if not name or "." in name:
             raise KeyError(f'{kind} name can\'t be empty or contain ".", got {name!r}')
-        registered = name in self._parameters or name in self._buffers or name in self._modules
-        if not registered and (name in self.__dict__ or hasattr(type(self), name)):
+        if name not in self.__dict__[registry] and (name in self.__dict__ or hasattr(type(self), name)):
             raise KeyError(f"attribute '{name}' already exists")
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         """Register ``param`` (a Parameter, or None for an absent optional weight) as ``name``."""
         params = self._registry("_parameters")
-        self._check_name("parameter", name)
+        self._check_name("parameter", "_parameters", name)
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"cannot assign '{type(param).__name__}' object to parameter '{name}' "
                             "(cnnx.nn.Parameter or None required)")
@@ -143,7 +142,7 @@ class Module:
         """Register a Tensor that is state but not a parameter (running statistics). Persistent
         buffers are part of ``state_dict()``."""
         buffers = self._registry("_buffers")
-        self._check_name("buffer", name)
+        self._check_name("buffer", "_buffers", name)
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' "
                             "(cnnx.Tensor or None required)")
@@ -156,7 +155,7 @@ class Module:
     def add_module(self, name: str, module: Module | None) -> None:
         """Register a child module as ``name``."""
         modules = self._registry("_modules")
-        self._check_name("module", name)
+        self._check_name("module", "_modules", name)
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
         self._forget(name)
@@ -168,8 +167,9 @@ class Module:
     def __setattr__(self, name: str, value) -> None:
         d = self.__dict__
         if isinstance(value, (Parameter, Module)):
-            if name in d and not any(name in d.get(k, ()) for k in ("_parameters", "_buffers", "_modules")):
-                del d[name]  # a plain attribute becomes a registered one
+            if "_parameters" in d:  # whatever the name held before (attribute, buffer, ...) is replaced
+                self._forget(name)
+                d.pop(name, None)
             if isinstance(value, Parameter):
                 self.register_parameter(name, value)
             else:
@@ -348,18 +348,23 @@ class Module:
 
     # ---- state dict -----------------------------------------------------------------------
     def state_dict(self, *, prefix: str = "", keep_vars: bool = False) -> dict:
-        """Every parameter and persistent buffer by dotted name. Values share memory with the
-        module (detached unless ``keep_vars``)."""
+        """Every parameter and persistent buffer by dotted name: a module's own entries first, then its
+        children's (a module registered under two names appears under both, as in PyTorch). Values
+        share memory with the module (detached unless ``keep_vars``)."""
         out = {}
-        for mod_prefix, m in self.named_modules(prefix=prefix.rstrip(".")):
-            dot = f"{mod_prefix}." if mod_prefix else ""
-            for name, p in m._parameters.items():
-                if p is not None:
-                    out[dot + name] = p if keep_vars else p.detach()
-            for name, b in m._buffers.items():
-                if b is not None and name not in m._non_persistent_buffers:
-                    out[dot + name] = b if keep_vars else b.detach()
+        self._save_state(out, prefix, keep_vars)
         return out
+
+    def _save_state(self, out: dict, prefix: str, keep_vars: bool) -> None:
+        for name, p in self._parameters.items():
+            if p is not None:
+                out[prefix + name] = p if keep_vars else p.detach()
+        for name, b in self._buffers.items():
+            if b is not None and name not in self._non_persistent_buffers:
+                out[prefix + name] = b if keep_vars else b.detach()
+        for name, m in self._modules.items():
+            if m is not None:
+                m._save_state(out, f"{prefix}{name}.", keep_vars)
 
     def load_state_dict(self, state_dict, strict: bool = True):
         """Copy parameters and buffers from ``state_dict`` (values: cnnx Tensors, numpy arrays or

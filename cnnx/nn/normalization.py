@@ -16,7 +16,7 @@ __all__ = ["BatchNorm2d", "LocalResponseNorm"]
 class BatchNorm2d(Module):
     """Batch normalisation of (N, C, H, W) inputs over N, H, W per channel.
 
-    Parameters ``weight`` (ones) and ``bias`` (zeros) when ``affine``; buffers ``running_mean``
+    Parameters ``weight`` (ones) and ``bias`` (zeros) when ``affine`` (no bias with ``bias=False``); buffers ``running_mean``
     (zeros), ``running_var`` (ones) and ``num_batches_tracked`` (int64, counts training batches)
     when ``track_running_stats``. ``momentum=None`` makes the running statistics a cumulative
     average (factor 1 / num_batches_tracked). In eval mode the running statistics are used (batch
@@ -24,16 +24,20 @@ class BatchNorm2d(Module):
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
-                 track_running_stats: bool = True, device=None, dtype=None):
+                 track_running_stats: bool = True, device=None, dtype=None, *, bias: bool = True):
         super().__init__()
         self.num_features = num_features
         self.eps = eps
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
+        self.has_bias = affine and bias
         if affine:
             self.weight = Parameter(creation.empty(num_features, dtype=dtype, device=device))
-            self.bias = Parameter(creation.empty(num_features, dtype=dtype, device=device))
+            if bias:
+                self.bias = Parameter(creation.empty(num_features, dtype=dtype, device=device))
+            else:
+                self.register_parameter("bias", None)
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
@@ -57,7 +61,8 @@ class BatchNorm2d(Module):
         self.reset_running_stats()
         if self.affine:
             init.ones_(self.weight)
-            init.zeros_(self.bias)
+            if self.bias is not None:
+                init.zeros_(self.bias)
 
     def forward(self, input):
         if input.ndim != 4:
@@ -73,7 +78,7 @@ class BatchNorm2d(Module):
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}")
+                f"bias={self.has_bias}, track_running_stats={self.track_running_stats}")
 
 
 class LocalResponseNorm(Module):

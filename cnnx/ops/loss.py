@@ -43,7 +43,7 @@ def _coefficients(x2, target, weight, ignore_index, label_smoothing, probabiliti
     rows, classes = x2.shape
     dtype = x2.dtype
     if probabilities:
-        a = _rows(target).astype(dtype, copy=True)
+        a = _rows(target).astype(dtype, copy=True)  # (a copy: A is scaled in place below)
         if label_smoothing:
             a *= 1.0 - label_smoothing
             a += label_smoothing / classes
@@ -76,7 +76,10 @@ def _row_grads(g, reduction, denom, rows):
 
 
 class CrossEntropy(Function):
-    __slots__ = ("shape", "reduction", "denom")
+    """Probability targets are differentiable too (as in PyTorch):
+    d loss_i / d target[i, c] = -(1 - eps) * weight[c] * logp[i, c]."""
+
+    __slots__ = ("shape", "reduction", "denom", "target_grad")
 
     def forward(ctx, x, target, weight, ignore_index, reduction, label_smoothing, probabilities):
         x2 = _rows(x)
@@ -84,17 +87,29 @@ class CrossEntropy(Function):
         logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
         a, denom = _coefficients(x2, target, weight, ignore_index, label_smoothing, probabilities)
         ctx.shape, ctx.reduction, ctx.denom = x.shape, reduction, denom
+        # what the target's gradient needs: (scale per class, target dtype), when it is wanted
+        ctx.target_grad = None
+        if probabilities and ctx.needs_input_grad[1]:
+            scale = (1.0 - label_smoothing) * (1.0 if weight is None else weight)
+            ctx.target_grad = (scale, target.dtype)
         ctx.save_for_backward(a, logp)
         per_row = -(a * logp).sum(axis=1)
         return _reduce(per_row, reduction, denom, x.shape[:1] + x.shape[2:] if x.ndim > 1 else ())
 
     def backward(ctx, g):
         a, logp = ctx.saved_tensors
-        gx = np.exp(logp)
-        gx *= a.sum(axis=1, keepdims=True)
-        gx -= a
-        gx *= _row_grads(g, ctx.reduction, ctx.denom, a.shape[0])
-        return _unrows(gx, ctx.shape)
+        row_grads = _row_grads(g, ctx.reduction, ctx.denom, a.shape[0])
+        gx = gt = None
+        if ctx.needs_input_grad[0]:
+            gx = np.exp(logp)
+            gx *= a.sum(axis=1, keepdims=True)
+            gx -= a
+            gx *= row_grads
+            gx = _unrows(gx, ctx.shape)
+        if ctx.target_grad is not None:
+            scale, dtype = ctx.target_grad
+            gt = _unrows(-(logp * scale) * row_grads, ctx.shape).astype(dtype, copy=False)
+        return gx, gt
 
 
 class NLLLoss(Function):
@@ -194,7 +209,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
                              f"{input.shape}, got {target.shape}")
         if w is not None and w.shape != (input.shape[1 if input.ndim > 1 else 0],):
             raise ValueError(f"cross_entropy(): weight must have one entry per class, got shape {w.shape}")
-        tgt = target._data.astype(input.dtype, copy=False)
+        tgt = target
     elif target.dtype.kind in "iu":
         _check_class_target("cross_entropy", input, target, weight, ignore_index)
         tgt = target._data
