@@ -99,4 +99,32 @@ void gemm<double>(double* c, const double* a, const double* b, const GemmParams&
   active_kernels().gemm_f64(c, a, b, p);
 }
 
+template <>
+void conv2d_forward<float>(float* y, const float* x, const float* w, const float* b, const Conv2dParams& p) {
+  active_kernels().conv2d_forward_f32(y, x, w, b, p);
+}
+template <>
+void conv2d_forward<double>(double* y, const double* x, const double* w, const double* b,
+                            const Conv2dParams& p) {
+  active_kernels().conv2d_forward_f64(y, x, w, b, p);
+}
+template <>
+void conv2d_backward_input<float>(float* dx, const float* dy, const float* w, const Conv2dParams& p) {
+  active_kernels().conv2d_backward_input_f32(dx, dy, w, p);
+}
+template <>
+void conv2d_backward_input<double>(double* dx, const double* dy, const double* w, const Conv2dParams& p) {
+  active_kernels().conv2d_backward_input_f64(dx, dy, w, p);
+}
+template <>
+void conv2d_backward_weight<float>(float* dw, float* db, const float* x, const float* dy,
+                                   const Conv2dParams& p) {
+  active_kernels().conv2d_backward_weight_f32(dw, db, x, dy, p);
+}
+template <>
+void conv2d_backward_weight<double>(double* dw, double* db, const double* x, const double* dy,
+                                    const Conv2dParams& p) {
+  active_kernels().conv2d_backward_weight_f64(dw, db, x, dy, p);
+}
+
 }  // namespace cnnx

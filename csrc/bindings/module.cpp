@@ -6,6 +6,7 @@ namespace cnnx {
 namespace bind {
 void bind_runtime(pybind11::module_& m);
 void bind_gemm(pybind11::module_& m);
+void bind_conv(pybind11::module_& m);
 }  // namespace bind
 }  // namespace cnnx
 
@@ -13,4 +14,5 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "cnnx compiled core: C++ kernels (OpenMP + SIMD) and their bindings";
   cnnx::bind::bind_runtime(m);
   cnnx::bind::bind_gemm(m);
+  cnnx::bind::bind_conv(m);
 }

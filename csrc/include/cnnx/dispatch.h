@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cnnx/conv.h"
 #include "cnnx/gemm.h"
 
 namespace cnnx {
@@ -16,6 +17,12 @@ struct KernelTable {
   const char* isa;
   void (*gemm_f32)(float*, const float*, const float*, const GemmParams&);
   void (*gemm_f64)(double*, const double*, const double*, const GemmParams&);
+  void (*conv2d_forward_f32)(float*, const float*, const float*, const float*, const Conv2dParams&);
+  void (*conv2d_forward_f64)(double*, const double*, const double*, const double*, const Conv2dParams&);
+  void (*conv2d_backward_input_f32)(float*, const float*, const float*, const Conv2dParams&);
+  void (*conv2d_backward_input_f64)(double*, const double*, const double*, const Conv2dParams&);
+  void (*conv2d_backward_weight_f32)(float*, float*, const float*, const float*, const Conv2dParams&);
+  void (*conv2d_backward_weight_f64)(double*, double*, const double*, const double*, const Conv2dParams&);
 };
 
 // One entry per ISA this binary was built with, best first; `supported` says whether this CPU runs it.

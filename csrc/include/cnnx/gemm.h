@@ -19,6 +19,8 @@ struct GemmParams {
   bool trans_a = false, trans_b = false;
   std::int64_t lda = 0, ldb = 0, ldc = 0;
   double alpha = 1.0, beta = 0.0;
+  int threads = 0;  // at most this many threads; 0 = cnnx::get_num_threads() (kernels calling GEMM
+                    // from inside their own parallel region pass 1)
 };
 
 // Dispatching entry point: runs the implementation of the active ISA (see dispatch.h).

@@ -287,7 +287,7 @@ void gemm_blocked(T* c, const T* a, const T* b, const GemmParams& p) {
 
   const double macs = double(p.m) * double(p.n) * double(p.k);
   const int64_t max_tiles = ceil_div(MC, MR) * ceil_div(NC, NR);
-  int threads = get_num_threads();
+  int threads = p.threads > 0 ? p.threads : get_num_threads();
   threads = int(std::min<double>(threads, std::max(1.0, macs / kMinMacsPerThread)));
   threads = int(std::min<int64_t>(threads, max_tiles));
 

@@ -9,6 +9,12 @@ const KernelTable& kernel_table() {
       "ref",
       &ref::gemm<float>,
       &ref::gemm<double>,
+      &ref::conv2d_forward<float>,
+      &ref::conv2d_forward<double>,
+      &ref::conv2d_backward_input<float>,
+      &ref::conv2d_backward_input<double>,
+      &ref::conv2d_backward_weight<float>,
+      &ref::conv2d_backward_weight<double>,
   };
   return table;
 }
