@@ -6,6 +6,9 @@ namespace cnnx {
 namespace bind {
 void bind_runtime(pybind11::module_& m);
 void bind_gemm(pybind11::module_& m);
+void bind_pool(pybind11::module_& m);
+void bind_lrn(pybind11::module_& m);
+void bind_batch_norm(pybind11::module_& m);
 }  // namespace bind
 }  // namespace cnnx
 
@@ -13,4 +16,7 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "cnnx compiled core: C++ kernels (OpenMP + SIMD) and their bindings";
   cnnx::bind::bind_runtime(m);
   cnnx::bind::bind_gemm(m);
+  cnnx::bind::bind_pool(m);
+  cnnx::bind::bind_lrn(m);
+  cnnx::bind::bind_batch_norm(m);
 }
