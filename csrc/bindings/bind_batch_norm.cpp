@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cmath>
+#include <optional>
 
 #include "arrays.h"
 #include "cnnx/batch_norm.h"
@@ -17,8 +18,8 @@ namespace {
 using std::int64_t;
 
 // An optional per-channel vector: None, or a 1-D array of C values of x's dtype (copied if not dense).
-py::array channel_vector(py::handle obj, const char* fn, const char* name, const py::array& x) {
-  if (obj.is_none()) return py::array();
+std::optional<py::array> channel_vector(py::handle obj, const char* fn, const char* name, const py::array& x) {
+  if (obj.is_none()) return std::nullopt;
   py::array v = require_float_array(obj, fn, name, 1);
   require_same_dtype(x, "input", v, name, fn);
   require_shape(v, fn, name, {x.shape(1)});
@@ -26,8 +27,8 @@ py::array channel_vector(py::handle obj, const char* fn, const char* name, const
 }
 
 // A running statistic updated in place: None, or a writeable dense 1-D array of C values.
-py::array running_stat(py::handle obj, const char* fn, const char* name, const py::array& x) {
-  if (obj.is_none()) return py::array();
+std::optional<py::array> running_stat(py::handle obj, const char* fn, const char* name, const py::array& x) {
+  if (obj.is_none()) return std::nullopt;
   py::array v = require_float_array(obj, fn, name, 1);
   require_same_dtype(x, "input", v, name, fn);
   require_shape(v, fn, name, {x.shape(1)});
@@ -39,11 +40,19 @@ py::array running_stat(py::handle obj, const char* fn, const char* name, const p
 
 template <class T>
 T* ptr(py::array& a) {
-  return a ? static_cast<T*>(a.mutable_data()) : nullptr;
+  return static_cast<T*>(a.mutable_data());
+}
+template <class T>
+T* ptr(std::optional<py::array>& a) {
+  return a ? ptr<T>(*a) : nullptr;
 }
 template <class T>
 const T* cptr(const py::array& a) {
-  return a ? static_cast<const T*>(a.data()) : nullptr;
+  return static_cast<const T*>(a.data());
+}
+template <class T>
+const T* cptr(const std::optional<py::array>& a) {
+  return a ? cptr<T>(*a) : nullptr;
 }
 
 void require_finite(const char* fn, const char* name, double v) {
@@ -54,17 +63,17 @@ py::tuple batch_norm_forward_py(py::handle x_obj, py::handle w_obj, py::handle b
                                 py::handle rv_obj, bool training, double momentum, double eps) {
   const char* fn = "batch_norm_forward";
   py::array x = dense(require_float_array(x_obj, fn, "input", 4));
-  py::array w = channel_vector(w_obj, fn, "weight", x);
-  py::array b = channel_vector(b_obj, fn, "bias", x);
-  py::array rm = running_stat(rm_obj, fn, "running_mean", x);
-  py::array rv = running_stat(rv_obj, fn, "running_var", x);
+  std::optional<py::array> w = channel_vector(w_obj, fn, "weight", x);
+  std::optional<py::array> b = channel_vector(b_obj, fn, "bias", x);
+  std::optional<py::array> rm = running_stat(rm_obj, fn, "running_mean", x);
+  std::optional<py::array> rv = running_stat(rv_obj, fn, "running_var", x);
   require_finite(fn, "momentum", momentum);
   require_finite(fn, "eps", eps);
   if (eps < 0) argument_error(fn, "eps", "must be non-negative, got " + std::string(py::str(py::float_(eps))));
-  if (bool(rm) != bool(rv))
+  if (rm.has_value() != rv.has_value())
     argument_error(fn, rm ? "running_var" : "running_mean",
                    "must be given together with '" + std::string(rm ? "running_mean" : "running_var") + "'");
-  if (!training && !rm)
+  if (!training && !rm.has_value())
     argument_error(fn, "running_mean", "must be given in evaluation mode (training=False), got None");
   BatchNormParams p;
   p.n = x.shape(0), p.c = x.shape(1), p.hw = x.shape(2) * x.shape(3);
@@ -98,11 +107,11 @@ py::tuple batch_norm_backward_py(py::handle gy_obj, py::handle x_obj, py::handle
   py::array x = dense(require_float_array(x_obj, fn, "input", 4));
   require_same_dtype(x, "input", gy, "grad_output", fn);
   require_shape(gy, fn, "grad_output", {x.shape(0), x.shape(1), x.shape(2), x.shape(3)});
-  py::array w = channel_vector(w_obj, fn, "weight", x);
+  std::optional<py::array> w = channel_vector(w_obj, fn, "weight", x);
   if (sm_obj.is_none()) argument_error(fn, "save_mean", "must be an array, got None");
   if (si_obj.is_none()) argument_error(fn, "save_invstd", "must be an array, got None");
-  py::array sm = channel_vector(sm_obj, fn, "save_mean", x);
-  py::array si = channel_vector(si_obj, fn, "save_invstd", x);
+  const py::array sm = *channel_vector(sm_obj, fn, "save_mean", x);
+  const py::array si = *channel_vector(si_obj, fn, "save_invstd", x);
   BatchNormParams p;
   p.n = x.shape(0), p.c = x.shape(1), p.hw = x.shape(2) * x.shape(3), p.training = training;
   py::array gx(x.dtype(), std::vector<py::ssize_t>{x.shape(0), x.shape(1), x.shape(2), x.shape(3)});
