@@ -1,0 +1,377 @@
+// Pooling, compiled once per ISA. Contract: cnnx/pool.h.
+//
+// These kernels are memory-bound: each (n, c) plane is read once and its outputs written once, and
+// threads split whole planes (no sums are split, so results do not depend on the thread count).
+//
+// Max and average pooling vectorise along the output row: one register holds `width` consecutive
+// outputs, and each window tap is one load of `width` inputs `stride` apart (load_strided: a plain
+// load for stride 1, two loads and a permute for stride 2). That covers the interior columns, whose
+// windows lie wholly inside the input; the few border columns take the scalar path, and the last
+// vector of a row overlaps the one before instead of leaving a scalar tail. The scan order of the
+// taps is the reference's, so max pooling picks the same element (NaN and tie rules included) and
+// average pooling adds in the same order (the results equal the reference bit for bit).
+// Max pooling carries the winning tap as its offset from the window's corner, in a register of T
+// (exact while offsets stay below 2^digits; larger planes take the scalar path), and turns it
+// into the int64 index when it stores.
+//
+// Rows narrower than one register (global pooling, small late-layer maps) sum each window along
+// its rows with whole registers instead (window_sum); adaptive pooling always does.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "cnnx/pool.h"
+#include "cnnx/runtime.h"
+#include "cpu/parallel.h"
+#include "cpu/simd.h"
+
+namespace cnnx {
+namespace CNNX_ISA_NS {
+
+namespace {
+
+using std::int64_t;
+
+// Below this many input elements a second thread costs more to wake than it saves.
+constexpr int64_t kMinElementsPerThread = 16384;
+
+int threads_for(int64_t planes, int64_t elements) {
+  const int64_t useful = std::max<int64_t>(1, elements / kMinElementsPerThread);
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({get_num_threads(), planes, useful})));
+}
+
+// Runs body(plane) for every plane, threads taking contiguous ranges.
+template <class F>
+void for_each_plane(int64_t planes, int64_t elements, F&& body) {
+  parallel::region(threads_for(planes, elements), [&](int tid, int nt) {
+    const parallel::Range r = parallel::split(planes, tid, nt);
+    for (int64_t q = r.begin; q < r.end; ++q) body(q);
+  });
+}
+
+// Output columns whose windows lie wholly inside the input: [lo, hi), possibly empty.
+struct Interior {
+  int64_t lo, hi;
+};
+Interior interior_columns(const Pool2dParams& p) {
+  const int64_t lo = (p.pw + p.sw - 1) / p.sw;
+  const int64_t span = p.w - 1 + p.pw - (p.kw - 1) * p.dw;  // last window start that still fits
+  const int64_t hi = span < 0 ? 0 : std::min(p.ow, span / p.sw + 1);
+  return {lo, std::max(lo, hi)};
+}
+
+// Calls block(o) for register-wide column blocks covering [lo, hi) (hi - lo >= width): the last
+// block is moved back to end at hi, overlapping its predecessor, so there is no scalar tail.
+template <int W, class F>
+void column_blocks(int64_t lo, int64_t hi, F&& block) {
+  for (int64_t o = lo;; o += W) {
+    if (o > hi - W) o = hi - W;
+    block(o);
+    if (o == hi - W) return;
+  }
+}
+
+template <class T>
+T sum_contiguous(const T* p, int64_t n) {
+  using V = simd::Vec<T>;
+  constexpr int W = V::width;
+  int64_t i = 0;
+  T s = 0;
+  if (n >= 4 * W) {
+    typename V::reg a0 = V::zero(), a1 = V::zero(), a2 = V::zero(), a3 = V::zero();
+    for (; i + 4 * W <= n; i += 4 * W) {
+      a0 = V::add(a0, V::load(p + i));
+      a1 = V::add(a1, V::load(p + i + W));
+      a2 = V::add(a2, V::load(p + i + 2 * W));
+      a3 = V::add(a3, V::load(p + i + 3 * W));
+    }
+    s = V::reduce_add(V::add(V::add(a0, a1), V::add(a2, a3)));
+  }
+  if (i + W <= n) {
+    typename V::reg a = V::load(p + i);
+    for (i += W; i + W <= n; i += W) a = V::add(a, V::load(p + i));
+    s += V::reduce_add(a);
+  }
+  for (; i < n; ++i) s += p[i];
+  return s;
+}
+
+template <class T>
+void add_contiguous(T* p, int64_t n, T g) {
+  using V = simd::Vec<T>;
+  constexpr int W = V::width;
+  const typename V::reg gv = V::set1(g);
+  int64_t i = 0;
+  for (; i + W <= n; i += W) V::store(p + i, V::add(V::load(p + i), gv));
+  for (; i < n; ++i) p[i] += g;
+}
+
+// Sum of x[rows, cols] of one plane (row length w), registers along each row.
+template <class T>
+T window_sum(const T* x, int64_t w, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+  if (c0 == 0 && c1 == w) return sum_contiguous(x + r0 * w, (r1 - r0) * w);  // whole rows: one run
+  T s = 0;
+  if (c1 - c0 >= simd::Vec<T>::width) {
+    for (int64_t i = r0; i < r1; ++i) s += sum_contiguous(x + i * w + c0, c1 - c0);
+    return s;
+  }
+  for (int64_t i = r0; i < r1; ++i)
+    for (int64_t j = c0; j < c1; ++j) s += x[i * w + j];
+  return s;
+}
+
+// x[rows, cols] += g, in the reference's element order.
+template <class T>
+void window_add(T* x, int64_t w, int64_t r0, int64_t r1, int64_t c0, int64_t c1, T g) {
+  if (c0 == 0 && c1 == w) return add_contiguous(x + r0 * w, (r1 - r0) * w, g);
+  for (int64_t i = r0; i < r1; ++i) add_contiguous(x + i * w + c0, c1 - c0, g);
+}
+
+// ---------------------------------------------------------------------------------------------
+// max pooling
+
+template <class T>
+struct MaxPool {
+  using V = simd::Vec<T>;
+  using reg = typename V::reg;
+  static constexpr int W = V::width;
+
+  // Output columns [a, b) of one row, window by window (the reference's loop).
+  static void scalar_columns(T* y, int64_t* idx, const T* x, const Pool2dParams& p, int64_t hs, TapRange rows,
+                             int64_t a, int64_t b) {
+    for (int64_t ow = a; ow < b; ++ow) {
+      const int64_t ws = ow * p.sw - p.pw;
+      const TapRange cols = pool_taps(ws, p.kw, p.dw, p.w);
+      T best = -std::numeric_limits<T>::infinity();
+      int64_t best_index = -1;
+      for (int64_t i = rows.first; i < rows.last; ++i)
+        for (int64_t j = cols.first; j < cols.last; ++j) {
+          const int64_t at = (hs + i * p.dh) * p.w + ws + j * p.dw;
+          const T v = x[at];
+          if (best_index < 0 || v > best || std::isnan(v)) {
+            best = v;
+            best_index = at;
+          }
+        }
+      y[ow] = best;
+      idx[ow] = best_index;
+    }
+  }
+
+  // `width` outputs from column o (all interior) of the row whose window starts at input row hs.
+  static void vector_block(T* y, int64_t* idx, const T* x, const Pool2dParams& p, int64_t hs, TapRange rows,
+                           int64_t o) {
+    // Flat index of the first lane's window corner (negative when the window starts in the padding;
+    // only taps inside the input are read).
+    const int64_t corner = hs * p.w + o * p.sw - p.pw;
+    reg best = V::load_strided(x + (corner + rows.first * p.dh * p.w), p.sw);
+    reg off = V::set1(static_cast<T>(rows.first * p.dh * p.w));
+    auto tap = [&](int64_t i, int64_t j) {
+      const int64_t d = i * p.dh * p.w + j * p.dw;
+      const reg v = V::load_strided(x + (corner + d), p.sw);
+      const typename V::mask m = V::gt_or_nan(v, best);
+      best = V::select(m, v, best);
+      off = V::select(m, V::set1(static_cast<T>(d)), off);
+    };
+    for (int64_t j = 1; j < p.kw; ++j) tap(rows.first, j);
+    for (int64_t i = rows.first + 1; i < rows.last; ++i)
+      for (int64_t j = 0; j < p.kw; ++j) tap(i, j);
+    V::store(y + o, best);
+    alignas(64) T offsets[W];
+    V::store(offsets, off);
+    for (int l = 0; l < W; ++l) idx[o + l] = corner + l * p.sw + static_cast<int64_t>(offsets[l]);
+  }
+
+  static void plane(T* y, int64_t* idx, const T* x, const Pool2dParams& p, Interior in) {
+    for (int64_t oh = 0; oh < p.oh; ++oh) {
+      const int64_t hs = oh * p.sh - p.ph;
+      const TapRange rows = pool_taps(hs, p.kh, p.dh, p.h);
+      T* yr = y + oh * p.ow;
+      int64_t* ir = idx + oh * p.ow;
+      if (rows.first >= rows.last || in.hi - in.lo < W) {
+        scalar_columns(yr, ir, x, p, hs, rows, 0, p.ow);
+        continue;
+      }
+      scalar_columns(yr, ir, x, p, hs, rows, 0, in.lo);
+      column_blocks<W>(in.lo, in.hi, [&](int64_t o) { vector_block(yr, ir, x, p, hs, rows, o); });
+      scalar_columns(yr, ir, x, p, hs, rows, in.hi, p.ow);
+    }
+  }
+
+  static void forward(T* y, int64_t* idx, const T* x, const Pool2dParams& p) {
+    const int64_t in_plane = p.h * p.w, out_plane = p.oh * p.ow;
+    // Offsets inside a window must be exact in T for the vector path.
+    const int64_t max_offset = (p.kh - 1) * p.dh * p.w + (p.kw - 1) * p.dw;
+    const bool exact = max_offset < (int64_t(1) << std::numeric_limits<T>::digits);
+    const Interior in = exact ? interior_columns(p) : Interior{0, 0};
+    for_each_plane(p.n * p.c, p.n * p.c * in_plane, [&](int64_t q) {
+      plane(y + q * out_plane, idx + q * out_plane, x + q * in_plane, p, in);
+    });
+  }
+
+  static bool backward(T* gx, const T* gy, const int64_t* idx, const Pool2dParams& p) {
+    const int64_t in_plane = p.h * p.w, out_plane = p.oh * p.ow;
+    std::atomic<bool> ok{true};
+    // Plane by plane: the zeroed plane stays in cache for the scatter, so grad_x is written once.
+    for_each_plane(p.n * p.c, p.n * p.c * in_plane, [&](int64_t q) {
+      T* g = gx + q * in_plane;
+      const T* go = gy + q * out_plane;
+      const int64_t* iq = idx + q * out_plane;
+      std::fill(g, g + in_plane, T(0));
+      bool plane_ok = true;
+      for (int64_t o = 0; o < out_plane; ++o) {
+        const int64_t at = iq[o];
+        if (static_cast<std::uint64_t>(at) >= static_cast<std::uint64_t>(in_plane)) {
+          plane_ok = plane_ok && at == -1;
+          continue;
+        }
+        g[at] += go[o];
+      }
+      if (!plane_ok) ok.store(false, std::memory_order_relaxed);
+    });
+    return ok.load();
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// average pooling
+
+template <class T>
+struct AvgPool {
+  using V = simd::Vec<T>;
+  using reg = typename V::reg;
+  static constexpr int W = V::width;
+
+  static void scalar_columns(T* y, const T* x, const Pool2dParams& p, const AvgWindow& r, int64_t a, int64_t b) {
+    for (int64_t ow = a; ow < b; ++ow) {
+      const AvgWindow c = avg_window(ow, p.kw, p.sw, p.pw, p.w);
+      T sum = 0;
+      for (int64_t i = r.begin; i < r.end; ++i)
+        for (int64_t j = c.begin; j < c.end; ++j) sum += x[i * p.w + j];
+      y[ow] = sum / static_cast<T>(avg_divisor(p, r, c));
+    }
+  }
+
+  static void plane(T* y, const T* x, const Pool2dParams& p, Interior in) {
+    for (int64_t oh = 0; oh < p.oh; ++oh) {
+      const AvgWindow r = avg_window(oh, p.kh, p.sh, p.ph, p.h);
+      T* yr = y + oh * p.ow;
+      if (in.hi - in.lo < W) {  // narrow rows: registers run along each window instead
+        for (int64_t ow = 0; ow < p.ow; ++ow) {
+          const AvgWindow c = avg_window(ow, p.kw, p.sw, p.pw, p.w);
+          yr[ow] = window_sum(x, p.w, r.begin, r.end, c.begin, c.end) / static_cast<T>(avg_divisor(p, r, c));
+        }
+        continue;
+      }
+      scalar_columns(yr, x, p, r, 0, in.lo);
+      // Interior windows hold kw columns each, so one divisor serves the whole row.
+      const int64_t ws = in.lo * p.sw - p.pw;
+      const reg divisor = V::set1(static_cast<T>(avg_divisor(p, r, AvgWindow{ws, ws + p.kw, p.kw})));
+      column_blocks<W>(in.lo, in.hi, [&](int64_t o) {
+        const T* corner = x + o * p.sw - p.pw;
+        reg sum = V::zero();
+        for (int64_t i = r.begin; i < r.end; ++i)
+          for (int64_t j = 0; j < p.kw; ++j) sum = V::add(sum, V::load_strided(corner + i * p.w + j, p.sw));
+        V::store(yr + o, V::div(sum, divisor));
+      });
+      scalar_columns(yr, x, p, r, in.hi, p.ow);
+    }
+  }
+
+  static void forward(T* y, const T* x, const Pool2dParams& p) {
+    const int64_t in_plane = p.h * p.w, out_plane = p.oh * p.ow;
+    const Interior in = interior_columns(p);
+    for_each_plane(p.n * p.c, p.n * p.c * in_plane,
+                   [&](int64_t q) { plane(y + q * out_plane, x + q * in_plane, p, in); });
+  }
+
+  static void backward(T* gx, const T* gy, const Pool2dParams& p) {
+    const int64_t in_plane = p.h * p.w, out_plane = p.oh * p.ow;
+    for_each_plane(p.n * p.c, p.n * p.c * in_plane, [&](int64_t q) {
+      T* g = gx + q * in_plane;
+      const T* go = gy + q * out_plane;
+      std::fill(g, g + in_plane, T(0));
+      for (int64_t oh = 0; oh < p.oh; ++oh) {
+        const AvgWindow r = avg_window(oh, p.kh, p.sh, p.ph, p.h);
+        for (int64_t ow = 0; ow < p.ow; ++ow) {
+          const AvgWindow c = avg_window(ow, p.kw, p.sw, p.pw, p.w);
+          const T v = go[oh * p.ow + ow] / static_cast<T>(avg_divisor(p, r, c));
+          window_add(g, p.w, r.begin, r.end, c.begin, c.end, v);
+        }
+      }
+    });
+  }
+
+  static void adaptive_forward(T* y, const T* x, const AdaptivePool2dParams& p) {
+    const int64_t in_plane = p.h * p.w, out_plane = p.oh * p.ow;
+    for_each_plane(p.n * p.c, p.n * p.c * in_plane, [&](int64_t q) {
+      const T* xq = x + q * in_plane;
+      T* yq = y + q * out_plane;
+      for (int64_t oh = 0; oh < p.oh; ++oh) {
+        const AdaptiveWindow r = adaptive_window(oh, p.h, p.oh);
+        for (int64_t ow = 0; ow < p.ow; ++ow) {
+          const AdaptiveWindow c = adaptive_window(ow, p.w, p.ow);
+          yq[oh * p.ow + ow] = window_sum(xq, p.w, r.begin, r.end, c.begin, c.end) /
+                               static_cast<T>((r.end - r.begin) * (c.end - c.begin));
+        }
+      }
+    });
+  }
+
+  static void adaptive_backward(T* gx, const T* gy, const AdaptivePool2dParams& p) {
+    const int64_t in_plane = p.h * p.w, out_plane = p.oh * p.ow;
+    for_each_plane(p.n * p.c, p.n * p.c * in_plane, [&](int64_t q) {
+      T* g = gx + q * in_plane;
+      const T* go = gy + q * out_plane;
+      std::fill(g, g + in_plane, T(0));
+      for (int64_t oh = 0; oh < p.oh; ++oh) {
+        const AdaptiveWindow r = adaptive_window(oh, p.h, p.oh);
+        for (int64_t ow = 0; ow < p.ow; ++ow) {
+          const AdaptiveWindow c = adaptive_window(ow, p.w, p.ow);
+          const T v = go[oh * p.ow + ow] / static_cast<T>((r.end - r.begin) * (c.end - c.begin));
+          window_add(g, p.w, r.begin, r.end, c.begin, c.end, v);
+        }
+      }
+    });
+  }
+};
+
+}  // namespace
+
+void max_pool2d_forward_f32(float* y, int64_t* i, const float* x, const Pool2dParams& p) {
+  MaxPool<float>::forward(y, i, x, p);
+}
+void max_pool2d_forward_f64(double* y, int64_t* i, const double* x, const Pool2dParams& p) {
+  MaxPool<double>::forward(y, i, x, p);
+}
+bool max_pool2d_backward_f32(float* gx, const float* gy, const int64_t* i, const Pool2dParams& p) {
+  return MaxPool<float>::backward(gx, gy, i, p);
+}
+bool max_pool2d_backward_f64(double* gx, const double* gy, const int64_t* i, const Pool2dParams& p) {
+  return MaxPool<double>::backward(gx, gy, i, p);
+}
+void avg_pool2d_forward_f32(float* y, const float* x, const Pool2dParams& p) { AvgPool<float>::forward(y, x, p); }
+void avg_pool2d_forward_f64(double* y, const double* x, const Pool2dParams& p) { AvgPool<double>::forward(y, x, p); }
+void avg_pool2d_backward_f32(float* gx, const float* gy, const Pool2dParams& p) {
+  AvgPool<float>::backward(gx, gy, p);
+}
+void avg_pool2d_backward_f64(double* gx, const double* gy, const Pool2dParams& p) {
+  AvgPool<double>::backward(gx, gy, p);
+}
+void adaptive_avg_pool2d_forward_f32(float* y, const float* x, const AdaptivePool2dParams& p) {
+  AvgPool<float>::adaptive_forward(y, x, p);
+}
+void adaptive_avg_pool2d_forward_f64(double* y, const double* x, const AdaptivePool2dParams& p) {
+  AvgPool<double>::adaptive_forward(y, x, p);
+}
+void adaptive_avg_pool2d_backward_f32(float* gx, const float* gy, const AdaptivePool2dParams& p) {
+  AvgPool<float>::adaptive_backward(gx, gy, p);
+}
+void adaptive_avg_pool2d_backward_f64(double* gx, const double* gy, const AdaptivePool2dParams& p) {
+  AvgPool<double>::adaptive_backward(gx, gy, p);
+}
+
+}  // namespace CNNX_ISA_NS
+}  // namespace cnnx
