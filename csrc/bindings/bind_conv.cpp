@@ -95,7 +95,8 @@ py::array forward_py(py::handle x_obj, py::handle w_obj, py::handle b_obj, Pair 
   const Conv2dParams p = make_params(fn, x.shape(0), x.shape(1), x.shape(2), x.shape(3), shape4(w), stride,
                                      padding, dilation, groups);
   py::array y(x.dtype(), std::vector<py::ssize_t>{p.n, p.k, p.oh, p.ow});
-  const void *xd = x.data(), *wd = w.data(), *bd = b ? b.data() : nullptr;
+  // (a default-constructed py::array is an empty array, not a null handle: test the argument)
+  const void *xd = x.data(), *wd = w.data(), *bd = b_obj.is_none() ? nullptr : b.data();
   void* yd = y.mutable_data();
   by_dtype(dtype_of(x), [&](auto t) {
     using T = decltype(t);
