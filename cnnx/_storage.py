@@ -55,6 +55,10 @@ class device:
 
 CPU = device("cpu")
 
+# The array type of the default backend (what Functions return on the CPU); the tape compares
+# against it before paying for ensure_array().
+ARRAY_TYPE = np.ndarray
+
 # The array type of every available backend, mapped to its device.
 _DEVICE_OF_ARRAY_TYPE = {np.ndarray: CPU}
 

@@ -30,6 +30,8 @@ import threading
 from . import _storage
 from .tensor import Tensor, _wrap
 
+_new_tensor = object.__new__
+
 __all__ = ["Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "backward"]
 
 
@@ -188,16 +190,23 @@ class Function:
         ctx.needs_input_grad = tuple(needs)
         ctx.saved_tensors = ()
         out = cls.forward(ctx, *arrays)
+        extras = None
         if type(out) is tuple:
             extras = tuple(_wrap(_storage.ensure_array(e)) for e in out[1:])
             out = out[0]
+        if type(out) is not _storage.ARRAY_TYPE:
+            out = _storage.ensure_array(out)
+        # _wrap inlined: this is the hottest line of every op
+        result = _new_tensor(Tensor)
+        result._data = out
+        result._grad = None
+        if parents is None:
+            result._rg = False
+            result.grad_fn = None
         else:
-            extras = None
-        result = _wrap(_storage.ensure_array(out))
-        if parents is not None:
             ctx.parents = parents
-            result.grad_fn = ctx
             result._rg = True
+            result.grad_fn = ctx
         return result if extras is None else (result, *extras)
 
     def name(self) -> str:
@@ -242,12 +251,11 @@ def _topological_order(root_fn):
     return order
 
 
-def _check(node, i, parent, g):
+def _mismatch(node, i, parent, g):
     data = parent._data
-    if g.shape != data.shape or g.dtype != data.dtype:
-        raise RuntimeError(
-            f"{node.name()} returned a gradient of shape {tuple(g.shape)} and dtype {g.dtype} for "
-            f"argument {i}, which has shape {tuple(data.shape)} and dtype {data.dtype}")
+    return RuntimeError(
+        f"{node.name()} returned a gradient of shape {tuple(g.shape)} and dtype {g.dtype} for "
+        f"argument {i}, which has shape {tuple(data.shape)} and dtype {data.dtype}")
 
 
 def backward(tensor: Tensor, gradient=None, retain_graph: bool | None = None) -> None:
@@ -278,6 +286,7 @@ def backward(tensor: Tensor, gradient=None, retain_graph: bool | None = None) ->
         _accumulate_leaf(tensor, seed)
         return
     free = not retain_graph
+    array_type = _storage.ARRAY_TYPE
     grads = {root: seed}
     for node in _topological_order(root):
         g = grads.pop(node, None)
@@ -294,8 +303,11 @@ def backward(tensor: Tensor, gradient=None, retain_graph: bool | None = None) ->
             p = parents[i]
             if p is None or ig is None:
                 continue
-            ig = _storage.ensure_array(ig)
-            _check(node, i, p, ig)
+            if type(ig) is not array_type:
+                ig = _storage.ensure_array(ig)
+            data = p._data
+            if ig.shape != data.shape or ig.dtype != data.dtype:
+                raise _mismatch(node, i, p, ig)
             fn = p.grad_fn
             if fn is None:
                 _accumulate_leaf(p, ig)

@@ -54,6 +54,8 @@ CE_CASES = [
     ((2, 3, 4, 2), {"reduction": "none", "ignore_index": 1}),
     ((6, 4), {"weight": True}),
     ((6, 4), {"weight": True, "ignore_index": 2}),
+    ((6, 4), {"ignore_index": -100}),
+    ((2, 3, 4), {"ignore_index": -7, "reduction": "sum"}),
     ((6, 4), {"label_smoothing": 0.3}),
     ((6, 4), {"label_smoothing": 0.3, "weight": True, "ignore_index": 0}),
     ((6, 4), {"label_smoothing": 0.1, "reduction": "sum", "weight": True}),
@@ -74,6 +76,8 @@ def test_cross_entropy_matches_torch(shape, kw, dtype):
         target = target.astype(dtype)
     else:
         target = rng.integers(0, c, shape[:1] + shape[2:] if len(shape) > 1 else ())
+        if "ignore_index" in kw:
+            target.reshape(-1)[0] = kw["ignore_index"]
     w = (0.5 + rng.random(c)).astype(dtype) if kw.pop("weight", False) else None
     tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == np.float32 else {}
     compare(lambda x, t: F.cross_entropy(x, t, weight=None if w is None else cnnx.tensor(w), **kw),

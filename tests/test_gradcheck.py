@@ -225,7 +225,8 @@ for _i, (_shape, _kw) in enumerate([((4, 5), {}), ((5,), {}), ((3, 4), {"reducti
                                     ((4, 3), {"weight": True}), ((4, 3), {"ignore_index": 1}),
                                     ((4, 3), {"label_smoothing": 0.2, "weight": True}), ((3, 4), {"probs": True}),
                                     ((2, 3, 2), {"probs": True, "label_smoothing": 0.1, "reduction": "sum"}),
-                                    ((5, 3), {"ignore_index": -100, "weight": True, "reduction": "none"})]):
+                                    ((5, 3), {"ignore_index": -100, "weight": True, "reduction": "none"}),
+                                    ((4, 3), {"ignore_index": -100}), ((2, 3, 3), {"ignore_index": 2, "reduction": "none"})]):
     case("cross_entropy", f"{_i}-{_shape}-{_kw}")(_ce_builder(_shape, 1 if len(_shape) > 1 else 0, **_kw))
 
 

@@ -16,6 +16,7 @@ from ._timing import PEAK_GFLOPS, environment_line
 
 SUITES = {
     "gemm": "cnnx.bench.gemm",
+    "step": "cnnx.bench.step",
 }
 
 

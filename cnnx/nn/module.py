@@ -209,17 +209,22 @@ class Module:
 
     # ---- traversal ------------------------------------------------------------------------
     def named_modules(self, memo: set | None = None, prefix: str = "", remove_duplicate: bool = True):
-        """(dotted name, module) for this module and every descendant, depth first."""
-        if memo is None:
-            memo = set()
-        if remove_duplicate:
-            if id(self) in memo:
-                return
-            memo.add(id(self))
-        yield prefix, self
-        for name, module in self._modules.items():
-            if module is not None:
-                yield from module.named_modules(memo, f"{prefix}.{name}" if prefix else name, remove_duplicate)
+        """(dotted name, module) for this module and every descendant, depth first, parents before
+        children (iterative: no generator per level, and no recursion limit)."""
+        seen = set() if memo is None else memo
+        out, stack = [], [(prefix, self)]
+        while stack:
+            name, module = stack.pop()
+            if remove_duplicate:
+                if id(module) in seen:
+                    continue
+                seen.add(id(module))
+            out.append((name, module))
+            children = module._modules
+            if children:
+                stack.extend(reversed([(f"{name}.{k}" if name else k, c) for k, c in children.items()
+                                       if c is not None]))
+        return iter(out)
 
     def modules(self) -> Iterator[Module]:
         for _, m in self.named_modules():
@@ -250,9 +255,28 @@ class Module:
         """(dotted name, Parameter) pairs; a parameter shared by two layers is listed once."""
         yield from self._named_members("_parameters", prefix, recurse, remove_duplicate)
 
+    def _unique_modules(self) -> list:
+        """This module and its descendants, each once, parents first (no names: the fast path of
+        ``parameters()`` and ``zero_grad()``, which run every training step)."""
+        seen, out, stack = set(), [], [self]
+        while stack:
+            m = stack.pop()
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            out.append(m)
+            if m._modules:
+                stack.extend(reversed([c for c in m._modules.values() if c is not None]))
+        return out
+
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
-        for _, p in self.named_parameters(recurse=recurse):
-            yield p
+        """Every Parameter once, in ``named_parameters()`` order."""
+        seen = set()
+        for m in self._unique_modules() if recurse else (self,):
+            for p in m._parameters.values():
+                if p is not None and id(p) not in seen:
+                    seen.add(id(p))
+                    yield p
 
     def named_buffers(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
         yield from self._named_members("_buffers", prefix, recurse, remove_duplicate)
@@ -291,12 +315,13 @@ class Module:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset the gradients of all parameters (to None by default, as in PyTorch 2)."""
-        for p in self.parameters():
-            if p.grad is not None:
-                if set_to_none:
-                    p.grad = None
-                else:
-                    p.grad._data[...] = 0
+        for m in self._unique_modules():
+            for p in m._parameters.values():
+                if p is not None and p._grad is not None:
+                    if set_to_none:
+                        p._grad = None
+                    else:
+                        p._grad._data[...] = 0
 
     def apply(self, fn: Callable[[Module], None]) -> Module:
         """Call ``fn`` on every descendant, then on this module (e.g. custom initialisation)."""

@@ -1,6 +1,6 @@
 """2-D convolution on the C++ kernels: ``conv2d`` (cross-correlation, NCHW input, OIHW weight).
 
-forward:  ``kernels.conv2d_forward``; saves the input (for the weight gradient) and the weight (for
+forward:  ``conv2d_forward`` (``cnnx._C``, documented in ``cnnx.kernels``); saves the input (for the weight gradient) and the weight (for
 the input gradient), each only when that gradient is wanted.
 backward: ``conv2d_backward_input`` only when the input needs a gradient (never for the network's
 input), ``conv2d_backward_weight`` (which also returns the bias gradient) when the weight does.
@@ -26,20 +26,18 @@ class Conv2d(Function):
         ctx.kernel_size = weight.shape[2:]
         ctx.stride, ctx.padding, ctx.dilation, ctx.groups = stride, padding, dilation, groups
         ctx.save_for_backward(x if n[1] else None, weight if n[0] else None)
-        return kernel("conv2d_forward")(x, weight, bias, stride=stride, padding=padding, dilation=dilation,
-                                        groups=groups)
+        return kernel("conv2d_forward")(x, weight, bias, stride, padding, dilation, groups)
 
     def backward(ctx, g):
         x, weight = ctx.saved_tensors
         n = ctx.needs_input_grad
         gx = gw = gb = None
         if n[0]:
-            gx = kernel("conv2d_backward_input")(g, weight, ctx.input_size, stride=ctx.stride,
-                                                 padding=ctx.padding, dilation=ctx.dilation, groups=ctx.groups)
+            gx = kernel("conv2d_backward_input")(g, weight, ctx.input_size, ctx.stride, ctx.padding, ctx.dilation,
+                                                 ctx.groups)
         if n[1]:
-            gw, gb = kernel("conv2d_backward_weight")(x, g, ctx.kernel_size, stride=ctx.stride,
-                                                      padding=ctx.padding, dilation=ctx.dilation,
-                                                      groups=ctx.groups, bias=n[2])
+            gw, gb = kernel("conv2d_backward_weight")(x, g, ctx.kernel_size, ctx.stride, ctx.padding, ctx.dilation,
+                                                      ctx.groups, n[2])
         elif n[2]:
             gb = g.sum(axis=(0, 2, 3))
         return gx, gw, gb
@@ -68,8 +66,8 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     check_tensor("conv2d", "input", input)
     check_tensor("conv2d", "weight", weight)
     check_tensor("conv2d", "bias", bias, optional=True)
-    stride = pair("conv2d", "stride", stride)
-    dilation = pair("conv2d", "dilation", dilation)
+    stride = pair("conv2d", "stride", stride, minimum=1)
+    dilation = pair("conv2d", "dilation", dilation, minimum=1)
     if isinstance(groups, bool) or not isinstance(groups, int):
         raise TypeError(f"conv2d(): argument 'groups' must be an int, got {groups!r}")
     if weight.ndim != 4:
@@ -89,6 +87,6 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
         else:
             raise ValueError(f"conv2d(): padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
     else:
-        padding = pair("conv2d", "padding", padding)
+        padding = pair("conv2d", "padding", padding, minimum=0)
     out = Conv2d.apply(input, weight, bias, stride, padding, dilation, groups)
     return out.squeeze(0) if unbatched else out

@@ -18,7 +18,7 @@ import numpy as np
 from ..autograd import Function
 from ..tensor import Tensor
 
-__all__ = ["CrossEntropy", "NLLLoss", "MSELoss", "cross_entropy", "nll_loss", "mse_loss"]
+__all__ = ["CrossEntropy", "CrossEntropyIndex", "NLLLoss", "MSELoss", "cross_entropy", "nll_loss", "mse_loss"]
 
 
 def _rows(x):
@@ -112,6 +112,43 @@ class CrossEntropy(Function):
         return gx, gt
 
 
+class CrossEntropyIndex(Function):
+    """The common case, without the coefficient matrix: integer class targets, no class weights, no
+    label smoothing. loss_i = -logp[i, t_i]; d loss_i / d x_i = softmax_i - onehot(t_i), and 0 for
+    rows whose target is ``ignore_index``."""
+
+    __slots__ = ("shape", "reduction", "denom")
+
+    def forward(ctx, x, target, ignore_index, reduction):
+        x2 = _rows(x)
+        logp = x2 - x2.max(axis=1, keepdims=True)
+        logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
+        t = target.reshape(-1)
+        valid = None
+        # Targets were validated to lie in [0, C) unless ignored, so with a negative ignore_index
+        # (the default -100) a non-negative minimum means nothing is ignored.
+        if t.size and (ignore_index >= 0 or t.min() < 0):
+            valid = t != ignore_index
+            t = np.where(valid, t, 0)
+        rows = np.arange(t.shape[0])
+        picked = logp[rows, t]
+        if valid is not None:
+            picked = picked * valid
+        denom = float(t.shape[0] if valid is None else valid.sum())
+        ctx.shape, ctx.reduction, ctx.denom = x.shape, reduction, denom
+        ctx.save_for_backward(logp, t, valid)
+        return _reduce(-picked, reduction, denom, x.shape[:1] + x.shape[2:] if x.ndim > 1 else ())
+
+    def backward(ctx, g):
+        logp, t, valid = ctx.saved_tensors
+        gx = np.exp(logp)
+        gx[np.arange(t.shape[0]), t] -= 1
+        if valid is not None:
+            gx *= valid[:, None]
+        gx *= _row_grads(g, ctx.reduction, ctx.denom, t.shape[0])
+        return _unrows(gx, ctx.shape)
+
+
 class NLLLoss(Function):
     __slots__ = ("shape", "reduction", "denom")
 
@@ -170,9 +207,10 @@ def _check_class_target(fn: str, x, target, weight, ignore_index):
         raise ValueError(f"{fn}(): expected target of shape {expected} for input of shape {x.shape}, "
                          f"got {target.shape}")
     t = target._data
-    bad = (t != ignore_index) & ((t < 0) | (t >= classes))
-    if bad.any():
-        raise IndexError(f"{fn}(): target {int(t[bad].flat[0])} is out of bounds for {classes} classes")
+    if t.size and (t.min() < 0 or t.max() >= classes):  # two reductions in the common, valid case
+        bad = (t != ignore_index) & ((t < 0) | (t >= classes))
+        if bad.any():
+            raise IndexError(f"{fn}(): target {int(t[bad].flat[0])} is out of bounds for {classes} classes")
     if weight is not None and weight.shape != (classes,):
         raise ValueError(f"{fn}(): weight must have shape ({classes},), got {weight.shape}")
     return classes
@@ -216,6 +254,8 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     else:
         raise TypeError(f"cross_entropy(): target must hold class indices (int) or probabilities (float), "
                         f"got {target.dtype}")
+    if not probabilities and w is None and not label_smoothing:
+        return CrossEntropyIndex.apply(input, tgt, int(ignore_index), reduction)
     return CrossEntropy.apply(input, tgt, w, int(ignore_index), reduction, float(label_smoothing), probabilities)
 
 

@@ -8,6 +8,8 @@ Reference: https://pytorch.org/docs/stable/nn.functional.html#pooling-functions
 """
 from __future__ import annotations
 
+import numbers
+
 from ..autograd import Function
 from ..tensor import Tensor
 from ._args import check_tensor, kernel, pair
@@ -20,25 +22,25 @@ class MaxPool2d(Function):
 
     def forward(ctx, x, kernel_size, stride, padding, dilation, ceil_mode):
         ctx.input_size = x.shape[2:]
-        out, indices = kernel("max_pool2d_forward")(x, kernel_size, stride, padding, dilation, ceil_mode)
+        out, indices = kernel("max_pool2d_forward")(x, *kernel_size, *stride, *padding, *dilation, ceil_mode)
         ctx.save_for_backward(indices)
         return out, indices
 
     def backward(ctx, g):
         (indices,) = ctx.saved_tensors
-        return kernel("max_pool2d_backward")(g, indices, ctx.input_size)
+        return kernel("max_pool2d_backward")(g, indices, *ctx.input_size)
 
 
 class AvgPool2d(Function):
     __slots__ = ("input_size", "args")
 
-    def forward(ctx, x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    def forward(ctx, x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor):
         ctx.input_size = x.shape[2:]
-        ctx.args = (kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+        ctx.args = (*kernel_size, *stride, *padding, ceil_mode, count_include_pad, divisor)
         return kernel("avg_pool2d_forward")(x, *ctx.args)
 
     def backward(ctx, g):
-        return kernel("avg_pool2d_backward")(g, ctx.input_size, *ctx.args)
+        return kernel("avg_pool2d_backward")(g, *ctx.input_size, *ctx.args)
 
 
 class AdaptiveAvgPool2d(Function):
@@ -46,10 +48,10 @@ class AdaptiveAvgPool2d(Function):
 
     def forward(ctx, x, output_size):
         ctx.input_size = x.shape[2:]
-        return kernel("adaptive_avg_pool2d_forward")(x, output_size)
+        return kernel("adaptive_avg_pool2d_forward")(x, *output_size)
 
     def backward(ctx, g):
-        return kernel("adaptive_avg_pool2d_backward")(g, ctx.input_size)
+        return kernel("adaptive_avg_pool2d_backward")(g, *ctx.input_size)
 
 
 def _batched(fn: str, input: Tensor):
@@ -63,7 +65,9 @@ def _batched(fn: str, input: Tensor):
 
 
 def _stride(fn: str, stride, kernel_size):
-    return kernel_size if stride is None or stride == [] or stride == () else pair(fn, "stride", stride)
+    if stride is None or stride == [] or stride == ():
+        return kernel_size
+    return pair(fn, "stride", stride, minimum=1)
 
 
 def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
@@ -73,11 +77,12 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
     With ``return_indices=True`` also returns the argmax of each window as int64 indices
     ``h * W + w`` into its input plane (what ``max_unpool2d`` in PyTorch takes).
     """
-    x, unbatched = _batched("max_pool2d", input)
-    kernel_size = pair("max_pool2d", "kernel_size", kernel_size)
-    args = (kernel_size, _stride("max_pool2d", stride, kernel_size), pair("max_pool2d", "padding", padding),
-            pair("max_pool2d", "dilation", dilation), bool(ceil_mode))
-    out, indices = MaxPool2d.apply(x, *args)
+    fn = "max_pool2d"
+    x, unbatched = _batched(fn, input)
+    kernel_size = pair(fn, "kernel_size", kernel_size, minimum=1)
+    out, indices = MaxPool2d.apply(x, kernel_size, _stride(fn, stride, kernel_size),
+                                   pair(fn, "padding", padding, minimum=0), pair(fn, "dilation", dilation, minimum=1),
+                                   bool(ceil_mode))
     if unbatched:
         out, indices = out.squeeze(0), indices.squeeze(0)
     return (out, indices) if return_indices else out
@@ -87,11 +92,17 @@ def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
                count_include_pad: bool = True, divisor_override: int | None = None) -> Tensor:
     """Mean over kH x kW windows (``stride`` defaults to ``kernel_size``). ``count_include_pad``:
     padded zeros count in the divisor; ``divisor_override``: divide by this instead."""
-    x, unbatched = _batched("avg_pool2d", input)
-    kernel_size = pair("avg_pool2d", "kernel_size", kernel_size)
-    out = AvgPool2d.apply(x, kernel_size, _stride("avg_pool2d", stride, kernel_size),
-                          pair("avg_pool2d", "padding", padding), bool(ceil_mode), bool(count_include_pad),
-                          divisor_override)
+    fn = "avg_pool2d"
+    x, unbatched = _batched(fn, input)
+    kernel_size = pair(fn, "kernel_size", kernel_size, minimum=1)
+    divisor = 0  # the kernel's "no override"
+    if divisor_override is not None:
+        if isinstance(divisor_override, bool) or not isinstance(divisor_override, numbers.Integral) \
+                or divisor_override == 0:
+            raise ValueError(f"{fn}(): divisor_override must be a non-zero int or None, got {divisor_override!r}")
+        divisor = int(divisor_override)
+    out = AvgPool2d.apply(x, kernel_size, _stride(fn, stride, kernel_size), pair(fn, "padding", padding, minimum=0),
+                          bool(ceil_mode), bool(count_include_pad), divisor)
     return out.squeeze(0) if unbatched else out
 
 
@@ -101,5 +112,5 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
     x, unbatched = _batched("adaptive_avg_pool2d", input)
     if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
         output_size = tuple(x.shape[2 + i] if s is None else s for i, s in enumerate(output_size))
-    out = AdaptiveAvgPool2d.apply(x, pair("adaptive_avg_pool2d", "output_size", output_size))
+    out = AdaptiveAvgPool2d.apply(x, pair("adaptive_avg_pool2d", "output_size", output_size, minimum=1))
     return out.squeeze(0) if unbatched else out
