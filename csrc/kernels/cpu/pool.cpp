@@ -11,11 +11,13 @@
 // taps is the reference's, so max pooling picks the same element (NaN and tie rules included) and
 // average pooling adds in the same order (the results equal the reference bit for bit).
 // Max pooling carries the winning tap as its offset from the window's corner, in a register of T
-// (exact while offsets stay below 2^digits; larger planes take the scalar path), and turns it
-// into the int64 index when it stores.
+// (exact while offsets stay below 2^digits and 2^31; larger planes take the scalar path), and turns
+// it into the int64 index when it stores. Its compare-select per tap waits on the previous one, so
+// two column blocks run side by side.
 //
-// Rows narrower than one register (global pooling, small late-layer maps) sum each window along
-// its rows with whole registers instead (window_sum); adaptive pooling always does.
+// Global average pooling (one window = one whole plane) sums each plane as one contiguous run.
+// Other rows narrower than one register (small late-layer maps) sum each window along its rows
+// with whole registers instead (window_sum); adaptive pooling always does.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -73,29 +75,25 @@ void column_blocks(int64_t lo, int64_t hi, F&& block) {
   }
 }
 
+// Sum of n contiguous values: two register accumulators, a masked load for the last partial
+// register, one horizontal add. Inlined, so a loop over many short runs (global pooling of 7x7
+// planes) overlaps the runs instead of waiting on each one's horizontal add.
 template <class T>
-T sum_contiguous(const T* p, int64_t n) {
+static CNNX_INLINE T sum_contiguous(const T* p, int64_t n) {
   using V = simd::Vec<T>;
   constexpr int W = V::width;
+  typename V::reg a0 = V::zero(), a1 = V::zero();
   int64_t i = 0;
-  T s = 0;
-  if (n >= 4 * W) {
-    typename V::reg a0 = V::zero(), a1 = V::zero(), a2 = V::zero(), a3 = V::zero();
-    for (; i + 4 * W <= n; i += 4 * W) {
-      a0 = V::add(a0, V::load(p + i));
-      a1 = V::add(a1, V::load(p + i + W));
-      a2 = V::add(a2, V::load(p + i + 2 * W));
-      a3 = V::add(a3, V::load(p + i + 3 * W));
-    }
-    s = V::reduce_add(V::add(V::add(a0, a1), V::add(a2, a3)));
+  for (; i + 2 * W <= n; i += 2 * W) {
+    a0 = V::add(a0, V::load(p + i));
+    a1 = V::add(a1, V::load(p + i + W));
   }
   if (i + W <= n) {
-    typename V::reg a = V::load(p + i);
-    for (i += W; i + W <= n; i += W) a = V::add(a, V::load(p + i));
-    s += V::reduce_add(a);
+    a0 = V::add(a0, V::load(p + i));
+    i += W;
   }
-  for (; i < n; ++i) s += p[i];
-  return s;
+  if (i < n) a1 = V::add(a1, V::load_partial(p + i, static_cast<int>(n - i)));
+  return V::reduce_add(V::add(a0, a1));
 }
 
 template <class T>
@@ -110,7 +108,7 @@ void add_contiguous(T* p, int64_t n, T g) {
 
 // Sum of x[rows, cols] of one plane (row length w), registers along each row.
 template <class T>
-T window_sum(const T* x, int64_t w, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+static CNNX_INLINE T window_sum(const T* x, int64_t w, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
   if (c0 == 0 && c1 == w) return sum_contiguous(x + r0 * w, (r1 - r0) * w);  // whole rows: one run
   T s = 0;
   if (c1 - c0 >= simd::Vec<T>::width) {
@@ -160,51 +158,105 @@ struct MaxPool {
     }
   }
 
-  // `width` outputs from column o (all interior) of the row whose window starts at input row hs.
-  static void vector_block(T* y, int64_t* idx, const T* x, const Pool2dParams& p, int64_t hs, TapRange rows,
-                           int64_t o) {
-    // Flat index of the first lane's window corner (negative when the window starts in the padding;
-    // only taps inside the input are read).
-    const int64_t corner = hs * p.w + o * p.sw - p.pw;
-    reg best = V::load_strided(x + (corner + rows.first * p.dh * p.w), p.sw);
-    reg off = V::set1(static_cast<T>(rows.first * p.dh * p.w));
-    auto tap = [&](int64_t i, int64_t j) {
-      const int64_t d = i * p.dh * p.w + j * p.dw;
-      const reg v = V::load_strided(x + (corner + d), p.sw);
-      const typename V::mask m = V::gt_or_nan(v, best);
-      best = V::select(m, v, best);
-      off = V::select(m, V::set1(static_cast<T>(d)), off);
+  // The interior columns of one output row, `width` outputs at a time. The row's taps (the same
+  // for every column) come as offsets from the window corner, in int64 for addressing and in T for
+  // the argmax register. S is the column stride when it is 1 or 2 (fixed load sequences), else 0.
+  // A plane without NaN needs only `v > best` per tap (one compare instead of two).
+  // The running (max, position) pair absorbs a later tap under the reference's rule.
+  static CNNX_INLINE void absorb(reg& best, reg& pos, reg v, reg v_pos) {
+    const typename V::mask m = V::gt_or_nan(v, best);
+    best = V::select(m, v, best);
+    pos = V::select(m, v_pos, pos);
+  }
+
+  // The interior columns of one output row, `width` outputs per register. The row's taps (the same
+  // for every column) come as offsets from the window corner, in int64 for addressing and in T for
+  // the argmax register. Each tap costs a compare and two selects that wait on the previous tap, so
+  // two column blocks run side by side as independent chains. S is the column stride when it is 1
+  // or 2 (fixed load sequences), else 0.
+  template <int S>
+  static void vector_row(T* yr, int64_t* ir, const T* x, const Pool2dParams& p, int64_t row_corner,
+                         const int64_t* offset, const T* offset_t, int64_t taps, Interior in) {
+    const int64_t stride = S != 0 ? S : p.sw;
+    auto finish = [&](int64_t o, int64_t corner, reg best, reg pos) {
+      V::store(yr + o, best);
+      V::store_index(ir + o, pos, corner, stride);
     };
-    for (int64_t j = 1; j < p.kw; ++j) tap(rows.first, j);
-    for (int64_t i = rows.first + 1; i < rows.last; ++i)
-      for (int64_t j = 0; j < p.kw; ++j) tap(i, j);
-    V::store(y + o, best);
-    alignas(64) T offsets[W];
-    V::store(offsets, off);
-    for (int l = 0; l < W; ++l) idx[o + l] = corner + l * p.sw + static_cast<int64_t>(offsets[l]);
+    // Flat index of a block's first window corner (negative when the window starts in the padding
+    // rows; only taps inside the input are read).
+    for (int64_t o = in.lo;; o += 2 * W) {
+      const int64_t oa = std::min(o, in.hi - W), ob = std::min(oa + W, in.hi - W);
+      const int64_t ca = row_corner + oa * stride, cb = row_corner + ob * stride;
+      reg best_a = V::load_strided(x + (ca + offset[0]), stride), pos_a = V::set1(offset_t[0]);
+      if (ob == oa) {  // the row's last block, alone
+        for (int64_t t = 1; t < taps; ++t)
+          absorb(best_a, pos_a, V::load_strided(x + (ca + offset[t]), stride), V::set1(offset_t[t]));
+        finish(oa, ca, best_a, pos_a);
+        return;
+      }
+      reg best_b = V::load_strided(x + (cb + offset[0]), stride), pos_b = pos_a;
+      for (int64_t t = 1; t < taps; ++t) {
+        const reg at = V::set1(offset_t[t]);
+        absorb(best_a, pos_a, V::load_strided(x + (ca + offset[t]), stride), at);
+        absorb(best_b, pos_b, V::load_strided(x + (cb + offset[t]), stride), at);
+      }
+      finish(oa, ca, best_a, pos_a);
+      finish(ob, cb, best_b, pos_b);
+      if (ob == in.hi - W) return;
+    }
+  }
+
+  // The taps of rows [first, last) of a window, in scan order: offsets from the window corner.
+  static int64_t tap_table(const Pool2dParams& p, TapRange rows, int64_t* offset, T* offset_t) {
+    int64_t taps = 0;
+    for (int64_t i = rows.first; i < rows.last; ++i)
+      for (int64_t j = 0; j < p.kw; ++j, ++taps) {
+        offset[taps] = i * p.dh * p.w + j * p.dw;
+        offset_t[taps] = static_cast<T>(offset[taps]);
+      }
+    return taps;
   }
 
   static void plane(T* y, int64_t* idx, const T* x, const Pool2dParams& p, Interior in) {
+    const bool vectors = in.hi - in.lo >= W;
+    // Two tap tables: rows with every tap inside the input share the first; clipped rows (top and
+    // bottom padding) rebuild the second.
+    const int64_t kk = p.kh * p.kw;
+    int64_t* full = vectors ? workspace_as<int64_t>(1, 2 * kk) : nullptr;
+    T* full_t = vectors ? workspace_as<T>(2, 2 * kk) : nullptr;
+    int64_t *clipped = full + kk, full_taps = 0;
+    T* clipped_t = full_t + kk;
+    if (vectors) full_taps = tap_table(p, TapRange{0, p.kh}, full, full_t);
     for (int64_t oh = 0; oh < p.oh; ++oh) {
       const int64_t hs = oh * p.sh - p.ph;
       const TapRange rows = pool_taps(hs, p.kh, p.dh, p.h);
       T* yr = y + oh * p.ow;
       int64_t* ir = idx + oh * p.ow;
-      if (rows.first >= rows.last || in.hi - in.lo < W) {
+      if (rows.first >= rows.last || !vectors) {
         scalar_columns(yr, ir, x, p, hs, rows, 0, p.ow);
         continue;
       }
       scalar_columns(yr, ir, x, p, hs, rows, 0, in.lo);
-      column_blocks<W>(in.lo, in.hi, [&](int64_t o) { vector_block(yr, ir, x, p, hs, rows, o); });
+      const bool whole = rows.first == 0 && rows.last == p.kh;
+      const int64_t* offset = whole ? full : clipped;
+      const T* offset_t = whole ? full_t : clipped_t;
+      const int64_t taps = whole ? full_taps : tap_table(p, rows, clipped, clipped_t);
+      const int64_t row_corner = hs * p.w - p.pw;
+      if (p.sw == 1)
+        vector_row<1>(yr, ir, x, p, row_corner, offset, offset_t, taps, in);
+      else if (p.sw == 2)
+        vector_row<2>(yr, ir, x, p, row_corner, offset, offset_t, taps, in);
+      else
+        vector_row<0>(yr, ir, x, p, row_corner, offset, offset_t, taps, in);
       scalar_columns(yr, ir, x, p, hs, rows, in.hi, p.ow);
     }
   }
 
   static void forward(T* y, int64_t* idx, const T* x, const Pool2dParams& p) {
     const int64_t in_plane = p.h * p.w, out_plane = p.oh * p.ow;
-    // Offsets inside a window must be exact in T for the vector path.
+    // Offsets inside a window must be exact in T, and fit the int32 conversion of store_index.
     const int64_t max_offset = (p.kh - 1) * p.dh * p.w + (p.kw - 1) * p.dw;
-    const bool exact = max_offset < (int64_t(1) << std::numeric_limits<T>::digits);
+    const bool exact = max_offset < (int64_t(1) << std::min(std::numeric_limits<T>::digits, 31));
     const Interior in = exact ? interior_columns(p) : Interior{0, 0};
     for_each_plane(p.n * p.c, p.n * p.c * in_plane, [&](int64_t q) {
       plane(y + q * out_plane, idx + q * out_plane, x + q * in_plane, p, in);
@@ -282,6 +334,14 @@ struct AvgPool {
 
   static void forward(T* y, const T* x, const Pool2dParams& p) {
     const int64_t in_plane = p.h * p.w, out_plane = p.oh * p.ow;
+    const AvgWindow r = avg_window(0, p.kh, p.sh, p.ph, p.h), c = avg_window(0, p.kw, p.sw, p.pw, p.w);
+    if (out_plane == 1 && r.begin == 0 && r.end == p.h && c.begin == 0 && c.end == p.w) {
+      // Global pooling: each plane is one contiguous run, summed in a tight loop over planes.
+      const T divisor = static_cast<T>(avg_divisor(p, r, c));
+      for_each_plane(p.n * p.c, p.n * p.c * in_plane,
+                     [&](int64_t q) { y[q] = sum_contiguous(x + q * in_plane, in_plane) / divisor; });
+      return;
+    }
     const Interior in = interior_columns(p);
     for_each_plane(p.n * p.c, p.n * p.c * in_plane,
                    [&](int64_t q) { plane(y + q * out_plane, x + q * in_plane, p, in); });

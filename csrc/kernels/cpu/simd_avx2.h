@@ -38,6 +38,20 @@ struct Vec<float> {
     return _mm256_or_ps(_mm256_cmp_ps(a, b, _CMP_GT_OQ), _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
   }
   static CNNX_INLINE reg select(mask m, reg a, reg b) { return _mm256_blendv_ps(b, a, m); }
+  static CNNX_INLINE reg load_partial(const float* p, int n) {
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lanes));
+  }
+  // dst[l] = base + l * step + int64(off[l]) for whole-number lanes 0 <= off < 2^31.
+  static CNNX_INLINE void store_index(std::int64_t* dst, reg off, std::int64_t base, std::int64_t step) {
+    const __m256i o = _mm256_cvttps_epi32(off);
+    const __m256i b = _mm256_setr_epi64x(base, base + step, base + 2 * step, base + 3 * step);
+    const __m256i b4 = _mm256_add_epi64(b, _mm256_set1_epi64x(4 * step));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst),
+                        _mm256_add_epi64(b, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(o))));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 4),
+                        _mm256_add_epi64(b4, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(o, 1))));
+  }
   // Stride 2: two loads (the second masked to 7 lanes, so nothing past p[14] is touched), an
   // in-lane shuffle of the even elements and a 64-bit cross-lane permute to put them in order.
   static CNNX_INLINE reg load_strided(const float* p, std::int64_t stride) {
@@ -80,6 +94,14 @@ struct Vec<double> {
     return _mm256_or_pd(_mm256_cmp_pd(a, b, _CMP_GT_OQ), _mm256_cmp_pd(a, a, _CMP_UNORD_Q));
   }
   static CNNX_INLINE reg select(mask m, reg a, reg b) { return _mm256_blendv_pd(b, a, m); }
+  static CNNX_INLINE reg load_partial(const double* p, int n) {
+    const __m256i lanes = _mm256_setr_epi64x(0, 1, 2, 3);
+    return _mm256_maskload_pd(p, _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), lanes));
+  }
+  static CNNX_INLINE void store_index(std::int64_t* dst, reg off, std::int64_t base, std::int64_t step) {
+    const __m256i b = _mm256_setr_epi64x(base, base + step, base + 2 * step, base + 3 * step);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm256_add_epi64(b, _mm256_cvtepi32_epi64(_mm256_cvttpd_epi32(off))));
+  }
   static CNNX_INLINE reg load_strided(const double* p, std::int64_t stride) {
     if (stride == 1) return load(p);
     if (stride == 2) {

@@ -46,6 +46,19 @@ struct Vec<float> {
     return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ) | _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q);
   }
   static CNNX_INLINE reg select(mask m, reg a, reg b) { return _mm512_mask_blend_ps(m, b, a); }
+  static CNNX_INLINE reg load_partial(const float* p, int n) {
+    return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), p);
+  }
+  // dst[l] = base + l * step + int64(off[l]) for whole-number lanes 0 <= off < 2^31.
+  static CNNX_INLINE void store_index(std::int64_t* dst, reg off, std::int64_t base, std::int64_t step) {
+    const __m512i o = _mm512_cvttps_epi32(off);
+    const __m512i b = _mm512_setr_epi64(base, base + step, base + 2 * step, base + 3 * step, base + 4 * step,
+                                        base + 5 * step, base + 6 * step, base + 7 * step);
+    const __m512i b8 = _mm512_add_epi64(b, _mm512_set1_epi64(8 * step));
+    _mm512_storeu_si512(dst, _mm512_add_epi64(b, _mm512_cvtepi32_epi64(_mm512_maskz_extracti64x4_epi64(0xf, o, 0))));
+    _mm512_storeu_si512(dst + 8,
+                        _mm512_add_epi64(b8, _mm512_cvtepi32_epi64(_mm512_maskz_extracti64x4_epi64(0xf, o, 1))));
+  }
   // Stride 2: two loads (the second masked to 15 lanes, so nothing past p[30] is touched) and one
   // cross-register permute keeping the even elements.
   static CNNX_INLINE reg load_strided(const float* p, std::int64_t stride) {
@@ -88,6 +101,14 @@ struct Vec<double> {
     return _mm512_cmp_pd_mask(a, b, _CMP_GT_OQ) | _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q);
   }
   static CNNX_INLINE reg select(mask m, reg a, reg b) { return _mm512_mask_blend_pd(m, b, a); }
+  static CNNX_INLINE reg load_partial(const double* p, int n) {
+    return _mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1), p);
+  }
+  static CNNX_INLINE void store_index(std::int64_t* dst, reg off, std::int64_t base, std::int64_t step) {
+    const __m512i b = _mm512_setr_epi64(base, base + step, base + 2 * step, base + 3 * step, base + 4 * step,
+                                        base + 5 * step, base + 6 * step, base + 7 * step);
+    _mm512_storeu_si512(dst, _mm512_add_epi64(b, _mm512_cvttpd_epi64(off)));
+  }
   static CNNX_INLINE reg load_strided(const double* p, std::int64_t stride) {
     if (stride == 1) return load(p);
     if (stride == 2) {

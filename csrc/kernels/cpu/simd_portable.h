@@ -38,6 +38,14 @@ struct Vec {
   using mask = decltype(reg{} > reg{});  // all-ones integer lanes
   static CNNX_INLINE mask gt_or_nan(reg a, reg b) { return (a > b) | (a != a); }
   static CNNX_INLINE reg select(mask m, reg a, reg b) { return m ? a : b; }
+  static CNNX_INLINE reg load_partial(const T* p, int n) {
+    reg r{};
+    for (int i = 0; i < n; ++i) r[i] = p[i];
+    return r;
+  }
+  static CNNX_INLINE void store_index(std::int64_t* dst, reg off, std::int64_t base, std::int64_t step) {
+    for (int i = 0; i < width; ++i) dst[i] = base + i * step + static_cast<std::int64_t>(off[i]);
+  }
   static CNNX_INLINE reg load_strided(const T* p, std::int64_t stride) {
     reg r;
     for (int i = 0; i < width; ++i) r[i] = p[i * stride];
