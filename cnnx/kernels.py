@@ -13,7 +13,17 @@ import numpy as np
 
 from . import _C
 
-__all__ = ["gemm", "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"]
+__all__ = [
+    "gemm",
+    "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
+    "max_pool2d_forward", "max_pool2d_backward",
+    "avg_pool2d_forward", "avg_pool2d_backward",
+    "adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward",
+    "local_response_norm_forward", "local_response_norm_backward",
+    "batch_norm_forward", "batch_norm_backward",
+]
+
+_INT64_MAX = 2**63 - 1
 
 
 def _flag(fn: str, name: str, value) -> bool:
@@ -29,6 +39,42 @@ def _scalar(fn: str, name: str, value) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{fn}(): argument '{name}' must be finite, got {value}")
     return value
+
+
+def _int(fn: str, name: str, value) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{fn}(): argument '{name}' must be an int, got {type(value).__name__}")
+    value = int(value)
+    if not -_INT64_MAX <= value <= _INT64_MAX:
+        raise ValueError(f"{fn}(): argument '{name}' does not fit in 64 bits, got {value}")
+    return value
+
+
+def _pair(fn: str, name: str, value, allow_none: bool = False) -> tuple:
+    """An int (used for both dimensions) or a pair of ints, as PyTorch's size arguments."""
+    if type(value) is int and -_INT64_MAX <= value <= _INT64_MAX:  # the common case, kept cheap
+        return value, value
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{fn}(): argument '{name}' must be an int or a pair of ints, got {value!r}")
+        if allow_none:
+            return tuple(None if v is None else _int(fn, name, v) for v in value)
+        return _int(fn, name, value[0]), _int(fn, name, value[1])
+    if allow_none and value is None:
+        return None, None
+    v = _int(fn, name, value)
+    return v, v
+
+
+def _batched(fn: str, name: str, x):
+    """A 3-D (C, H, W) array gets a batch axis, as PyTorch's pooling allows; (array, had_batch)."""
+    if isinstance(x, np.ndarray):
+        if x.ndim == 3:
+            return x[np.newaxis], False
+        if x.ndim != 4:
+            raise ValueError(f"{fn}(): argument '{name}' must be 3-D (C, H, W) or 4-D (N, C, H, W), "
+                             f"got {x.ndim}-D array of shape {x.shape}")
+    return x, True
 
 
 def gemm(a: np.ndarray, b: np.ndarray, *, trans_a: bool = False, trans_b: bool = False,
@@ -51,20 +97,9 @@ def gemm(a: np.ndarray, b: np.ndarray, *, trans_a: bool = False, trans_b: bool =
     return _C.gemm(a, b, out, trans_a, trans_b, alpha, beta)
 
 
-def _int(fn: str, name: str, value) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{fn}(): argument '{name}' must be an int, got {type(value).__name__}")
-    return int(value)
-
-
-def _pair(fn: str, name: str, value, *, minimum: int) -> tuple[int, int]:
+def _pair_at_least(fn: str, name: str, value, *, minimum: int) -> tuple[int, int]:
     """An int or a pair of ints, each >= minimum, as a pair."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{fn}(): argument '{name}' must be an int or a pair of ints, got {value!r}")
-        pair = (_int(fn, name, value[0]), _int(fn, name, value[1]))
-    else:
-        pair = (_int(fn, name, value),) * 2
+    pair = _pair(fn, name, value)
     if min(pair) < minimum:
         what = "positive" if minimum == 1 else "non-negative"
         raise ValueError(f"{fn}(): argument '{name}' must be {what}, got {value!r}")
@@ -72,8 +107,8 @@ def _pair(fn: str, name: str, value, *, minimum: int) -> tuple[int, int]:
 
 
 def _conv_args(fn: str, stride, padding, dilation, groups):
-    return (_pair(fn, "stride", stride, minimum=1), _pair(fn, "padding", padding, minimum=0),
-            _pair(fn, "dilation", dilation, minimum=1), _int(fn, "groups", groups))
+    return (_pair_at_least(fn, "stride", stride, minimum=1), _pair_at_least(fn, "padding", padding, minimum=0),
+            _pair_at_least(fn, "dilation", dilation, minimum=1), _int(fn, "groups", groups))
 
 
 def conv2d_forward(input: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, *,
@@ -97,7 +132,7 @@ def conv2d_backward_input(grad_output: np.ndarray, weight: np.ndarray, input_siz
     Returns ``(N, C, H, W)`` with ``C = weight.shape[1] * groups``.
     """
     fn = "conv2d_backward_input"
-    size = _pair(fn, "input_size", input_size, minimum=1)
+    size = _pair_at_least(fn, "input_size", input_size, minimum=1)
     return _C.conv2d_backward_input(grad_output, weight, size, *_conv_args(fn, stride, padding, dilation, groups))
 
 
@@ -110,6 +145,193 @@ def conv2d_backward_weight(input: np.ndarray, grad_output: np.ndarray, kernel_si
     batch runs in a fixed order, so results are bitwise repeatable.
     """
     fn = "conv2d_backward_weight"
-    size = _pair(fn, "kernel_size", kernel_size, minimum=1)
+    size = _pair_at_least(fn, "kernel_size", kernel_size, minimum=1)
     return _C.conv2d_backward_weight(input, grad_output, size, *_conv_args(fn, stride, padding, dilation, groups),
                                      _flag(fn, "bias", bias))
+
+
+# ---------------------------------------------------------------------------------------------
+# pooling
+#
+# Inputs are (N, C, H, W) or (C, H, W) float32/float64 arrays; size arguments are an int or an
+# (h, w) pair. The output size follows PyTorch: floor((H + 2*pad - dilation*(kernel-1) - 1) /
+# stride) + 1, or ceil in ceil_mode, where the last window must start inside the input or its
+# left padding. padding may be at most half of kernel_size. Results are bitwise identical for any
+# thread count; outputs are new C-ordered arrays.
+
+
+def max_pool2d_forward(input: np.ndarray, kernel_size, stride=None, padding=0, dilation=1,
+                       ceil_mode: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """2-D max pooling: ``(output, indices)``.
+
+    ``indices`` (int64, the shape of ``output``) holds for each output the flat position
+    ``h * W + w`` of its maximum inside the input plane, PyTorch's convention. A window holding NaN
+    gives NaN (with the index of its last NaN); on ties the first element in row-major order wins,
+    as in PyTorch on the CPU. ``stride`` defaults to ``kernel_size``.
+    """
+    fn = "max_pool2d_forward"
+    kh, kw = _pair(fn, "kernel_size", kernel_size)
+    sh, sw = (kh, kw) if stride is None else _pair(fn, "stride", stride)
+    ph, pw = _pair(fn, "padding", padding)
+    dh, dw = _pair(fn, "dilation", dilation)
+    x, batched = _batched(fn, "input", input)
+    y, idx = _C.max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, _flag(fn, "ceil_mode", ceil_mode))
+    return (y, idx) if batched else (y[0], idx[0])
+
+
+def max_pool2d_backward(grad_output: np.ndarray, indices: np.ndarray, input_size) -> np.ndarray:
+    """Gradient of max pooling with respect to its input, of spatial size ``input_size = (H, W)``.
+
+    ``grad_input`` is zero except at the positions in ``indices`` (from ``max_pool2d_forward``),
+    which receive the sum of the gradients of the outputs they won. An index outside the input
+    plane raises ValueError (nothing is written out of bounds).
+    """
+    fn = "max_pool2d_backward"
+    h, w = _pair(fn, "input_size", input_size)
+    gy, batched = _batched(fn, "grad_output", grad_output)
+    if not batched and isinstance(indices, np.ndarray) and indices.ndim == 3:
+        indices = indices[np.newaxis]
+    gx = _C.max_pool2d_backward(gy, indices, h, w)
+    return gx if batched else gx[0]
+
+
+def _avg_args(fn, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    kh, kw = _pair(fn, "kernel_size", kernel_size)
+    sh, sw = (kh, kw) if stride is None else _pair(fn, "stride", stride)
+    ph, pw = _pair(fn, "padding", padding)
+    divisor = 0
+    if divisor_override is not None:
+        divisor = _int(fn, "divisor_override", divisor_override)
+        if divisor == 0:
+            raise ValueError(f"{fn}(): argument 'divisor_override' must be non-zero or None, got 0")
+    return (kh, kw, sh, sw, ph, pw, _flag(fn, "ceil_mode", ceil_mode),
+            _flag(fn, "count_include_pad", count_include_pad), divisor)
+
+
+def avg_pool2d_forward(input: np.ndarray, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+                       count_include_pad: bool = True, divisor_override=None) -> np.ndarray:
+    """2-D average pooling with PyTorch's divisor.
+
+    Each output is the sum of its window's elements inside the input divided by
+    ``divisor_override`` when given, else by the window size clipped to the padded input
+    (``count_include_pad=True``) or by the number of elements inside the input (``False``).
+    """
+    fn = "avg_pool2d_forward"
+    args = _avg_args(fn, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    x, batched = _batched(fn, "input", input)
+    y = _C.avg_pool2d_forward(x, *args)
+    return y if batched else y[0]
+
+
+def avg_pool2d_backward(grad_output: np.ndarray, input_size, kernel_size, stride=None, padding=0,
+                        ceil_mode: bool = False, count_include_pad: bool = True,
+                        divisor_override=None) -> np.ndarray:
+    """Gradient of ``avg_pool2d_forward`` for an input of spatial size ``input_size = (H, W)``.
+
+    Every element of a window receives its output's gradient divided by that output's divisor.
+    ``grad_output`` must have the output shape those arguments give.
+    """
+    fn = "avg_pool2d_backward"
+    h, w = _pair(fn, "input_size", input_size)
+    args = _avg_args(fn, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    gy, batched = _batched(fn, "grad_output", grad_output)
+    gx = _C.avg_pool2d_backward(gy, h, w, *args)
+    return gx if batched else gx[0]
+
+
+def adaptive_avg_pool2d_forward(input: np.ndarray, output_size) -> np.ndarray:
+    """Adaptive average pooling to ``output_size`` (an int, or a pair whose None entries keep the
+    input's size).
+
+    Output row ``i`` averages input rows ``floor(i*H/OH)`` to ``ceil((i+1)*H/OH) - 1`` (PyTorch's
+    windows), likewise for columns; the output may be larger than the input.
+    """
+    fn = "adaptive_avg_pool2d_forward"
+    oh, ow = _pair(fn, "output_size", output_size, allow_none=True)
+    x, batched = _batched(fn, "input", input)
+    if isinstance(x, np.ndarray) and x.ndim == 4:
+        oh = x.shape[2] if oh is None else oh
+        ow = x.shape[3] if ow is None else ow
+    elif oh is None or ow is None:
+        oh, ow = 0, 0  # _C names the bad input
+    y = _C.adaptive_avg_pool2d_forward(x, oh, ow)
+    return y if batched else y[0]
+
+
+def adaptive_avg_pool2d_backward(grad_output: np.ndarray, input_size) -> np.ndarray:
+    """Gradient of ``adaptive_avg_pool2d_forward`` for an input of spatial size ``input_size = (H, W)``:
+    each window's elements receive its output's gradient divided by the window size."""
+    fn = "adaptive_avg_pool2d_backward"
+    h, w = _pair(fn, "input_size", input_size)
+    gy, batched = _batched(fn, "grad_output", grad_output)
+    gx = _C.adaptive_avg_pool2d_backward(gy, h, w)
+    return gx if batched else gx[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# local response normalisation
+
+
+def local_response_norm_forward(input: np.ndarray, size: int, alpha: float = 1e-4, beta: float = 0.75,
+                                k: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Local response normalisation across channels, PyTorch's convention: ``(output, scale)``.
+
+    For channel ``c`` of an (N, C, H, W) input ``a``, ``scale_c = k + alpha / size * sum(a_j**2)``
+    over channels ``j`` from ``c - size//2`` to ``c + (size-1)//2`` (clipped to the tensor) and
+    ``output_c = a_c / scale_c**beta``. ``scale`` is what the backward needs. The AlexNet paper's
+    alpha is not divided by ``size``: pass ``alpha = size * alpha_paper``.
+    """
+    fn = "local_response_norm_forward"
+    return _C.local_response_norm_forward(input, _int(fn, "size", size), _scalar(fn, "alpha", alpha),
+                                          _scalar(fn, "beta", beta), _scalar(fn, "k", k))
+
+
+def local_response_norm_backward(grad_output: np.ndarray, input: np.ndarray, output: np.ndarray,
+                                 scale: np.ndarray, size: int, alpha: float = 1e-4, beta: float = 0.75,
+                                 k: float = 1.0) -> np.ndarray:
+    """Exact gradient of ``local_response_norm_forward`` with respect to its input, from the
+    forward's ``input``, ``output`` and ``scale``:
+    ``grad_j = g_j * scale_j**-beta - 2*alpha*beta/size * a_j * sum(g_c * output_c / scale_c)`` over
+    the channels ``c`` whose window holds ``j``.
+    """
+    fn = "local_response_norm_backward"
+    return _C.local_response_norm_backward(grad_output, input, output, scale, _int(fn, "size", size),
+                                           _scalar(fn, "alpha", alpha), _scalar(fn, "beta", beta),
+                                           _scalar(fn, "k", k))
+
+
+# ---------------------------------------------------------------------------------------------
+# batch normalisation
+
+
+def batch_norm_forward(input: np.ndarray, weight, bias, running_mean, running_var, training: bool,
+                       momentum: float = 0.1, eps: float = 1e-5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Batch normalisation of an (N, C, H, W) input per channel: ``(output, save_mean, save_invstd)``.
+
+    ``output = (input - mean) * invstd * weight + bias``; ``weight`` and ``bias`` may be None (1
+    and 0). In training the statistics are the batch's (biased variance, sums in double) and,
+    when given, ``running_mean`` / ``running_var`` are updated in place:
+    ``running = (1 - momentum) * running + momentum * batch_stat``, with the unbiased variance
+    (PyTorch's rule; a cumulative average, PyTorch's ``momentum=None``, is the caller's job). In
+    evaluation (``training=False``) the running statistics are used and required. ``save_mean`` and
+    ``save_invstd = 1/sqrt(var + eps)`` are the statistics used, for the backward. A batch with no
+    values leaves the running statistics alone and saves zeros.
+    """
+    fn = "batch_norm_forward"
+    return _C.batch_norm_forward(input, weight, bias, running_mean, running_var,
+                                 _flag(fn, "training", training), _scalar(fn, "momentum", momentum),
+                                 _scalar(fn, "eps", eps))
+
+
+def batch_norm_backward(grad_output: np.ndarray, input: np.ndarray, weight, save_mean: np.ndarray,
+                        save_invstd: np.ndarray, training: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of ``batch_norm_forward``: ``(grad_input, grad_weight, grad_bias)``.
+
+    ``save_mean`` / ``save_invstd`` come from the forward. With ``training=True`` the batch
+    statistics are differentiated too; with ``training=False`` they were constants, so
+    ``grad_input = grad_output * weight * invstd``. ``grad_weight`` and ``grad_bias`` are returned
+    even when ``weight`` is None (the caller ignores them).
+    """
+    fn = "batch_norm_backward"
+    return _C.batch_norm_backward(grad_output, input, weight, save_mean, save_invstd,
+                                  _flag(fn, "training", training))

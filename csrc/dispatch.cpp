@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <mutex>
+#include <type_traits>
 
 namespace cnnx {
 
@@ -126,5 +127,88 @@ void conv2d_backward_weight<double>(double* dw, double* db, const double* x, con
                                     const Conv2dParams& p) {
   active_kernels().conv2d_backward_weight_f64(dw, db, x, dy, p);
 }
+
+// Layers: one generic entry point per op; the dtype picks the table field (f32 or f64).
+namespace {
+template <class T, class F32, class F64>
+auto pick(F32 f32, F64 f64) {
+  if constexpr (std::is_same_v<T, float>)
+    return f32;
+  else
+    return f64;
+}
+}  // namespace
+
+template <class T>
+void max_pool2d_forward(T* y, std::int64_t* indices, const T* x, const Pool2dParams& p) {
+  const KernelTable& k = active_kernels();
+  pick<T>(k.max_pool2d_forward_f32, k.max_pool2d_forward_f64)(y, indices, x, p);
+}
+template <class T>
+bool max_pool2d_backward(T* grad_x, const T* grad_y, const std::int64_t* indices, const Pool2dParams& p) {
+  const KernelTable& k = active_kernels();
+  return pick<T>(k.max_pool2d_backward_f32, k.max_pool2d_backward_f64)(grad_x, grad_y, indices, p);
+}
+template <class T>
+void avg_pool2d_forward(T* y, const T* x, const Pool2dParams& p) {
+  const KernelTable& k = active_kernels();
+  pick<T>(k.avg_pool2d_forward_f32, k.avg_pool2d_forward_f64)(y, x, p);
+}
+template <class T>
+void avg_pool2d_backward(T* grad_x, const T* grad_y, const Pool2dParams& p) {
+  const KernelTable& k = active_kernels();
+  pick<T>(k.avg_pool2d_backward_f32, k.avg_pool2d_backward_f64)(grad_x, grad_y, p);
+}
+template <class T>
+void adaptive_avg_pool2d_forward(T* y, const T* x, const AdaptivePool2dParams& p) {
+  const KernelTable& k = active_kernels();
+  pick<T>(k.adaptive_avg_pool2d_forward_f32, k.adaptive_avg_pool2d_forward_f64)(y, x, p);
+}
+template <class T>
+void adaptive_avg_pool2d_backward(T* grad_x, const T* grad_y, const AdaptivePool2dParams& p) {
+  const KernelTable& k = active_kernels();
+  pick<T>(k.adaptive_avg_pool2d_backward_f32, k.adaptive_avg_pool2d_backward_f64)(grad_x, grad_y, p);
+}
+template <class T>
+void lrn_forward(T* y, T* scale, const T* x, const LrnParams& p) {
+  const KernelTable& k = active_kernels();
+  pick<T>(k.lrn_forward_f32, k.lrn_forward_f64)(y, scale, x, p);
+}
+template <class T>
+void lrn_backward(T* grad_x, const T* grad_y, const T* x, const T* y, const T* scale, const LrnParams& p) {
+  const KernelTable& k = active_kernels();
+  pick<T>(k.lrn_backward_f32, k.lrn_backward_f64)(grad_x, grad_y, x, y, scale, p);
+}
+template <class T>
+void batch_norm_forward(T* y, T* save_mean, T* save_invstd, T* running_mean, T* running_var, const T* x,
+                        const T* weight, const T* bias, const BatchNormParams& p) {
+  const KernelTable& k = active_kernels();
+  pick<T>(k.batch_norm_forward_f32, k.batch_norm_forward_f64)(y, save_mean, save_invstd, running_mean,
+                                                              running_var, x, weight, bias, p);
+}
+template <class T>
+void batch_norm_backward(T* grad_x, T* grad_weight, T* grad_bias, const T* grad_y, const T* x, const T* weight,
+                         const T* save_mean, const T* save_invstd, const BatchNormParams& p) {
+  const KernelTable& k = active_kernels();
+  pick<T>(k.batch_norm_backward_f32, k.batch_norm_backward_f64)(grad_x, grad_weight, grad_bias, grad_y, x,
+                                                                weight, save_mean, save_invstd, p);
+}
+
+#define CNNX_LAYER_ENTRIES(T)                                                                            \
+  template void max_pool2d_forward<T>(T*, std::int64_t*, const T*, const Pool2dParams&);               \
+  template bool max_pool2d_backward<T>(T*, const T*, const std::int64_t*, const Pool2dParams&);         \
+  template void avg_pool2d_forward<T>(T*, const T*, const Pool2dParams&);                               \
+  template void avg_pool2d_backward<T>(T*, const T*, const Pool2dParams&);                              \
+  template void adaptive_avg_pool2d_forward<T>(T*, const T*, const AdaptivePool2dParams&);              \
+  template void adaptive_avg_pool2d_backward<T>(T*, const T*, const AdaptivePool2dParams&);             \
+  template void lrn_forward<T>(T*, T*, const T*, const LrnParams&);                                     \
+  template void lrn_backward<T>(T*, const T*, const T*, const T*, const T*, const LrnParams&);          \
+  template void batch_norm_forward<T>(T*, T*, T*, T*, T*, const T*, const T*, const T*,                 \
+                                      const BatchNormParams&);                                          \
+  template void batch_norm_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*,    \
+                                       const BatchNormParams&);
+CNNX_LAYER_ENTRIES(float)
+CNNX_LAYER_ENTRIES(double)
+#undef CNNX_LAYER_ENTRIES
 
 }  // namespace cnnx

@@ -17,6 +17,7 @@ from ._timing import PEAK_GFLOPS, environment_line
 SUITES = {
     "gemm": "cnnx.bench.gemm",
     "conv": "cnnx.bench.conv",
+    "step": "cnnx.bench.step",
 }
 
 

@@ -73,6 +73,57 @@ py::array c_contiguous_copy(const py::array& a) {
   return py::module_::import("numpy").attr("array")(a, py::arg("order") = "C", py::arg("copy") = true);
 }
 
+py::array dense(const py::array& a) {
+  const bool aligned = reinterpret_cast<std::uintptr_t>(a.data()) % a.itemsize() == 0;
+  if (aligned && (a.flags() & py::array::c_style)) return a;
+  return c_contiguous_copy(a);
+}
+
+py::array require_int64_array(py::handle obj, const char* fn, const char* name, int ndim) {
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(std::string(fn) + "(): argument '" + name + "' must be a numpy.ndarray of int64, got " +
+                         describe_type(obj));
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  const py::dtype dt = a.dtype();
+  if (dt.num() != py::dtype::of<std::int64_t>().num() || !dt.attr("isnative").cast<bool>())
+    throw py::type_error(std::string(fn) + "(): argument '" + name + "' must have dtype int64, got " +
+                         std::string(py::str(dt)));
+  if (a.ndim() != ndim)
+    throw py::value_error(std::string(fn) + "(): argument '" + name + "' must be " + std::to_string(ndim) +
+                          "-D, got " + std::to_string(a.ndim()) + "-D array of shape " + shape_str(a));
+  return a;
+}
+
+std::string shape_str(const py::array& a) { return std::string(py::str(py::tuple(a.attr("shape")))); }
+
+std::string tuple_str(std::initializer_list<std::int64_t> values) {
+  std::string s = "(";
+  for (std::int64_t v : values) s += (s.size() > 1 ? ", " : "") + std::to_string(v);
+  return s + (values.size() == 1 ? ",)" : ")");
+}
+
+void require_shape(const py::array& a, const char* fn, const char* name, std::initializer_list<std::int64_t> shape) {
+  bool same = a.ndim() == static_cast<py::ssize_t>(shape.size());
+  py::ssize_t d = 0;
+  for (std::int64_t v : shape) same = same && a.shape(d++) == v;
+  if (!same) argument_error(fn, name, "must have shape " + tuple_str(shape) + ", got " + shape_str(a));
+}
+
+std::int64_t checked_elements(const char* fn, const char* name, std::initializer_list<std::int64_t> dims,
+                              std::int64_t itemsize) {
+  std::int64_t n = 1, bytes = 0;
+  for (std::int64_t d : dims)
+    if (d < 0 || __builtin_mul_overflow(n, d, &n))
+      argument_error(fn, name, "gives an array of " + tuple_str(dims) + " elements, which 64-bit indexing cannot address");
+  if (__builtin_mul_overflow(n, itemsize, &bytes))
+    argument_error(fn, name, "gives an array of " + tuple_str(dims) + " elements, which 64-bit indexing cannot address");
+  return n;
+}
+
+void argument_error(const char* fn, const char* name, const std::string& what) {
+  throw py::value_error(std::string(fn) + "(): argument '" + name + "' " + what);
+}
+
 namespace {
 // [lo, hi) byte span an array's elements occupy (empty arrays occupy nothing).
 void byte_span(const py::array& a, std::uintptr_t* lo, std::uintptr_t* hi) {

@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 
 namespace cnnx {
@@ -37,6 +38,26 @@ bool matrix_view(const py::array& a, MatrixView* out);
 
 // A copy in C order (used for inputs whose layout the kernels cannot read in place).
 py::array c_contiguous_copy(const py::array& a);
+
+// `a` itself when it is C-contiguous and aligned, else a C-ordered copy (values and dtype unchanged).
+py::array dense(const py::array& a);
+
+// `obj` must be a numpy.ndarray of native int64 with `ndim` dimensions (argmax indices).
+py::array require_int64_array(py::handle obj, const char* fn, const char* name, int ndim);
+
+// "(2, 3, 5, 7)"
+std::string shape_str(const py::array& a);
+std::string tuple_str(std::initializer_list<std::int64_t> values);
+
+// `a` must have exactly this shape.
+void require_shape(const py::array& a, const char* fn, const char* name, std::initializer_list<std::int64_t> shape);
+
+// The product of `dims` (times `itemsize` bytes) must fit in int64; else ValueError naming `name`.
+std::int64_t checked_elements(const char* fn, const char* name, std::initializer_list<std::int64_t> dims,
+                              std::int64_t itemsize);
+
+// ValueError "fn(): argument 'name' <what>".
+[[noreturn]] void argument_error(const char* fn, const char* name, const std::string& what);
 
 // True when the memory spans of the two arrays intersect.
 bool may_overlap(const py::array& a, const py::array& b);

@@ -7,6 +7,9 @@ namespace bind {
 void bind_runtime(pybind11::module_& m);
 void bind_gemm(pybind11::module_& m);
 void bind_conv(pybind11::module_& m);
+void bind_pool(pybind11::module_& m);
+void bind_lrn(pybind11::module_& m);
+void bind_batch_norm(pybind11::module_& m);
 }  // namespace bind
 }  // namespace cnnx
 
@@ -15,4 +18,7 @@ PYBIND11_MODULE(_C, m) {
   cnnx::bind::bind_runtime(m);
   cnnx::bind::bind_gemm(m);
   cnnx::bind::bind_conv(m);
+  cnnx::bind::bind_pool(m);
+  cnnx::bind::bind_lrn(m);
+  cnnx::bind::bind_batch_norm(m);
 }

@@ -5,11 +5,15 @@
 // otherwise the best one this CPU supports. set_isa() switches later (used by the tests).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "cnnx/conv.h"
+#include "cnnx/batch_norm.h"
 #include "cnnx/gemm.h"
+#include "cnnx/lrn.h"
+#include "cnnx/pool.h"
 
 namespace cnnx {
 
@@ -23,6 +27,31 @@ struct KernelTable {
   void (*conv2d_backward_input_f64)(double*, const double*, const double*, const Conv2dParams&);
   void (*conv2d_backward_weight_f32)(float*, float*, const float*, const float*, const Conv2dParams&);
   void (*conv2d_backward_weight_f64)(double*, double*, const double*, const double*, const Conv2dParams&);
+  // Layers (pool.h, lrn.h, batch_norm.h).
+  void (*max_pool2d_forward_f32)(float*, std::int64_t*, const float*, const Pool2dParams&);
+  void (*max_pool2d_forward_f64)(double*, std::int64_t*, const double*, const Pool2dParams&);
+  bool (*max_pool2d_backward_f32)(float*, const float*, const std::int64_t*, const Pool2dParams&);
+  bool (*max_pool2d_backward_f64)(double*, const double*, const std::int64_t*, const Pool2dParams&);
+  void (*avg_pool2d_forward_f32)(float*, const float*, const Pool2dParams&);
+  void (*avg_pool2d_forward_f64)(double*, const double*, const Pool2dParams&);
+  void (*avg_pool2d_backward_f32)(float*, const float*, const Pool2dParams&);
+  void (*avg_pool2d_backward_f64)(double*, const double*, const Pool2dParams&);
+  void (*adaptive_avg_pool2d_forward_f32)(float*, const float*, const AdaptivePool2dParams&);
+  void (*adaptive_avg_pool2d_forward_f64)(double*, const double*, const AdaptivePool2dParams&);
+  void (*adaptive_avg_pool2d_backward_f32)(float*, const float*, const AdaptivePool2dParams&);
+  void (*adaptive_avg_pool2d_backward_f64)(double*, const double*, const AdaptivePool2dParams&);
+  void (*lrn_forward_f32)(float*, float*, const float*, const LrnParams&);
+  void (*lrn_forward_f64)(double*, double*, const double*, const LrnParams&);
+  void (*lrn_backward_f32)(float*, const float*, const float*, const float*, const float*, const LrnParams&);
+  void (*lrn_backward_f64)(double*, const double*, const double*, const double*, const double*, const LrnParams&);
+  void (*batch_norm_forward_f32)(float*, float*, float*, float*, float*, const float*, const float*, const float*,
+                                 const BatchNormParams&);
+  void (*batch_norm_forward_f64)(double*, double*, double*, double*, double*, const double*, const double*,
+                                 const double*, const BatchNormParams&);
+  void (*batch_norm_backward_f32)(float*, float*, float*, const float*, const float*, const float*, const float*,
+                                  const float*, const BatchNormParams&);
+  void (*batch_norm_backward_f64)(double*, double*, double*, const double*, const double*, const double*,
+                                  const double*, const double*, const BatchNormParams&);
 };
 
 // One entry per ISA this binary was built with, best first; `supported` says whether this CPU runs it.

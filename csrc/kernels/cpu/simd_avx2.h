@@ -8,6 +8,9 @@ namespace cnnx {
 namespace CNNX_ISA_NS {
 namespace simd {
 
+// Gathers take 32-bit lane offsets: strides beyond this fall back to scalar loads.
+constexpr std::int64_t kMaxGatherStride = 1 << 27;
+
 template <class T>
 struct Vec;
 
@@ -22,6 +25,50 @@ struct Vec<float> {
   static CNNX_INLINE reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
   static CNNX_INLINE reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
   static CNNX_INLINE reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static CNNX_INLINE reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }
+  static CNNX_INLINE reg div(reg a, reg b) { return _mm256_div_ps(a, b); }
+  static CNNX_INLINE reg sqrt(reg a) { return _mm256_sqrt_ps(a); }
+  static CNNX_INLINE float reduce_add(reg a) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+  }
+  using mask = __m256;  // all-ones lanes
+  static CNNX_INLINE mask gt_or_nan(reg a, reg b) {
+    return _mm256_or_ps(_mm256_cmp_ps(a, b, _CMP_GT_OQ), _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+  }
+  static CNNX_INLINE reg select(mask m, reg a, reg b) { return _mm256_blendv_ps(b, a, m); }
+  static CNNX_INLINE reg load_partial(const float* p, int n) {
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lanes));
+  }
+  // dst[l] = base + l * step + int64(off[l]) for whole-number lanes 0 <= off < 2^31.
+  static CNNX_INLINE void store_index(std::int64_t* dst, reg off, std::int64_t base, std::int64_t step) {
+    const __m256i o = _mm256_cvttps_epi32(off);
+    const __m256i b = _mm256_setr_epi64x(base, base + step, base + 2 * step, base + 3 * step);
+    const __m256i b4 = _mm256_add_epi64(b, _mm256_set1_epi64x(4 * step));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst),
+                        _mm256_add_epi64(b, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(o))));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 4),
+                        _mm256_add_epi64(b4, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(o, 1))));
+  }
+  // Stride 2: two loads (the second masked to 7 lanes, so nothing past p[14] is touched), an
+  // in-lane shuffle of the even elements and a 64-bit cross-lane permute to put them in order.
+  static CNNX_INLINE reg load_strided(const float* p, std::int64_t stride) {
+    if (stride == 1) return load(p);
+    if (stride == 2) {
+      const __m256i seven = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0);
+      const __m256 even = _mm256_shuffle_ps(load(p), _mm256_maskload_ps(p + 8, seven), _MM_SHUFFLE(2, 0, 2, 0));
+      return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), _MM_SHUFFLE(3, 1, 2, 0)));
+    }
+    if (stride <= kMaxGatherStride) {
+      const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+      return _mm256_i32gather_ps(p, _mm256_mullo_epi32(lanes, _mm256_set1_epi32(int(stride))), 4);
+    }
+    alignas(32) float v[width];
+    for (int i = 0; i < width; ++i) v[i] = p[i * stride];
+    return _mm256_load_ps(v);
+  }
 };
 
 template <>
@@ -35,6 +82,40 @@ struct Vec<double> {
   static CNNX_INLINE reg add(reg a, reg b) { return _mm256_add_pd(a, b); }
   static CNNX_INLINE reg mul(reg a, reg b) { return _mm256_mul_pd(a, b); }
   static CNNX_INLINE reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
+  static CNNX_INLINE reg sub(reg a, reg b) { return _mm256_sub_pd(a, b); }
+  static CNNX_INLINE reg div(reg a, reg b) { return _mm256_div_pd(a, b); }
+  static CNNX_INLINE reg sqrt(reg a) { return _mm256_sqrt_pd(a); }
+  static CNNX_INLINE double reduce_add(reg a) {
+    const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+  }
+  using mask = __m256d;
+  static CNNX_INLINE mask gt_or_nan(reg a, reg b) {
+    return _mm256_or_pd(_mm256_cmp_pd(a, b, _CMP_GT_OQ), _mm256_cmp_pd(a, a, _CMP_UNORD_Q));
+  }
+  static CNNX_INLINE reg select(mask m, reg a, reg b) { return _mm256_blendv_pd(b, a, m); }
+  static CNNX_INLINE reg load_partial(const double* p, int n) {
+    const __m256i lanes = _mm256_setr_epi64x(0, 1, 2, 3);
+    return _mm256_maskload_pd(p, _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), lanes));
+  }
+  static CNNX_INLINE void store_index(std::int64_t* dst, reg off, std::int64_t base, std::int64_t step) {
+    const __m256i b = _mm256_setr_epi64x(base, base + step, base + 2 * step, base + 3 * step);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm256_add_epi64(b, _mm256_cvtepi32_epi64(_mm256_cvttpd_epi32(off))));
+  }
+  static CNNX_INLINE reg load_strided(const double* p, std::int64_t stride) {
+    if (stride == 1) return load(p);
+    if (stride == 2) {
+      const __m256i three = _mm256_setr_epi64x(-1, -1, -1, 0);
+      const __m256d mixed = _mm256_unpacklo_pd(load(p), _mm256_maskload_pd(p + 4, three));  // 0 4 2 6
+      return _mm256_permute4x64_pd(mixed, _MM_SHUFFLE(3, 1, 2, 0));
+    }
+    if (stride <= kMaxGatherStride) {
+      const __m128i lanes = _mm_setr_epi32(0, 1, 2, 3);
+      return _mm256_i32gather_pd(p, _mm_mullo_epi32(lanes, _mm_set1_epi32(int(stride))), 8);
+    }
+    return _mm256_setr_pd(p[0], p[stride], p[2 * stride], p[3 * stride]);
+  }
+  static CNNX_INLINE reg load_widen(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
 };
 
 // No vector transpose here: packing uses its scalar loops.

@@ -8,6 +8,16 @@ namespace cnnx {
 namespace CNNX_ISA_NS {
 namespace simd {
 
+// Gathers take 32-bit lane offsets: strides beyond this fall back to scalar loads.
+constexpr std::int64_t kMaxGatherStride = 1 << 26;
+
+// GCC 12 implements the 512 -> 256-bit casts and extracts with an "undefined" register that trips
+// -Wuninitialized; the zero-masked extracts compile to the same instructions without it.
+static CNNX_INLINE __m256 low_half(__m512 a) { return _mm512_maskz_extractf32x8_ps(0xff, a, 0); }
+static CNNX_INLINE __m256 high_half(__m512 a) { return _mm512_maskz_extractf32x8_ps(0xff, a, 1); }
+static CNNX_INLINE __m256d low_half(__m512d a) { return _mm512_maskz_extractf64x4_pd(0xf, a, 0); }
+static CNNX_INLINE __m256d high_half(__m512d a) { return _mm512_maskz_extractf64x4_pd(0xf, a, 1); }
+
 template <class T>
 struct Vec;
 
@@ -22,6 +32,49 @@ struct Vec<float> {
   static CNNX_INLINE reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
   static CNNX_INLINE reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
   static CNNX_INLINE reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static CNNX_INLINE reg sub(reg a, reg b) { return _mm512_sub_ps(a, b); }
+  static CNNX_INLINE reg div(reg a, reg b) { return _mm512_div_ps(a, b); }
+  static CNNX_INLINE reg sqrt(reg a) { return _mm512_sqrt_ps(a); }
+  static CNNX_INLINE float reduce_add(reg a) {
+    const __m256 h = _mm256_add_ps(low_half(a), high_half(a));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+  }
+  using mask = __mmask16;
+  static CNNX_INLINE mask gt_or_nan(reg a, reg b) {
+    return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ) | _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q);
+  }
+  static CNNX_INLINE reg select(mask m, reg a, reg b) { return _mm512_mask_blend_ps(m, b, a); }
+  static CNNX_INLINE reg load_partial(const float* p, int n) {
+    return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), p);
+  }
+  // dst[l] = base + l * step + int64(off[l]) for whole-number lanes 0 <= off < 2^31.
+  static CNNX_INLINE void store_index(std::int64_t* dst, reg off, std::int64_t base, std::int64_t step) {
+    const __m512i o = _mm512_cvttps_epi32(off);
+    const __m512i b = _mm512_setr_epi64(base, base + step, base + 2 * step, base + 3 * step, base + 4 * step,
+                                        base + 5 * step, base + 6 * step, base + 7 * step);
+    const __m512i b8 = _mm512_add_epi64(b, _mm512_set1_epi64(8 * step));
+    _mm512_storeu_si512(dst, _mm512_add_epi64(b, _mm512_cvtepi32_epi64(_mm512_maskz_extracti64x4_epi64(0xf, o, 0))));
+    _mm512_storeu_si512(dst + 8,
+                        _mm512_add_epi64(b8, _mm512_cvtepi32_epi64(_mm512_maskz_extracti64x4_epi64(0xf, o, 1))));
+  }
+  // Stride 2: two loads (the second masked to 15 lanes, so nothing past p[30] is touched) and one
+  // cross-register permute keeping the even elements.
+  static CNNX_INLINE reg load_strided(const float* p, std::int64_t stride) {
+    if (stride == 1) return load(p);
+    if (stride == 2) {
+      const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+      return _mm512_permutex2var_ps(load(p), even, _mm512_maskz_loadu_ps(0x7fff, p + 16));
+    }
+    if (stride <= kMaxGatherStride) {
+      const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+      return _mm512_i32gather_ps(_mm512_mullo_epi32(lanes, _mm512_set1_epi32(int(stride))), p, 4);
+    }
+    alignas(64) float v[width];
+    for (int i = 0; i < width; ++i) v[i] = p[i * stride];
+    return _mm512_load_ps(v);
+  }
 };
 
 template <>
@@ -35,6 +88,43 @@ struct Vec<double> {
   static CNNX_INLINE reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
   static CNNX_INLINE reg mul(reg a, reg b) { return _mm512_mul_pd(a, b); }
   static CNNX_INLINE reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
+  static CNNX_INLINE reg sub(reg a, reg b) { return _mm512_sub_pd(a, b); }
+  static CNNX_INLINE reg div(reg a, reg b) { return _mm512_div_pd(a, b); }
+  static CNNX_INLINE reg sqrt(reg a) { return _mm512_sqrt_pd(a); }
+  static CNNX_INLINE double reduce_add(reg a) {
+    const __m256d h = _mm256_add_pd(low_half(a), high_half(a));
+    const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd(h, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+  }
+  using mask = __mmask8;
+  static CNNX_INLINE mask gt_or_nan(reg a, reg b) {
+    return _mm512_cmp_pd_mask(a, b, _CMP_GT_OQ) | _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q);
+  }
+  static CNNX_INLINE reg select(mask m, reg a, reg b) { return _mm512_mask_blend_pd(m, b, a); }
+  static CNNX_INLINE reg load_partial(const double* p, int n) {
+    return _mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1), p);
+  }
+  static CNNX_INLINE void store_index(std::int64_t* dst, reg off, std::int64_t base, std::int64_t step) {
+    const __m512i b = _mm512_setr_epi64(base, base + step, base + 2 * step, base + 3 * step, base + 4 * step,
+                                        base + 5 * step, base + 6 * step, base + 7 * step);
+    _mm512_storeu_si512(dst, _mm512_add_epi64(b, _mm512_cvttpd_epi64(off)));
+  }
+  static CNNX_INLINE reg load_strided(const double* p, std::int64_t stride) {
+    if (stride == 1) return load(p);
+    if (stride == 2) {
+      const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+      return _mm512_permutex2var_pd(load(p), even, _mm512_maskz_loadu_pd(0x7f, p + 8));
+    }
+    if (stride <= kMaxGatherStride) {
+      const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+      return _mm512_i32gather_pd(_mm256_mullo_epi32(lanes, _mm256_set1_epi32(int(stride))), p, 8);
+    }
+    alignas(64) double v[width];
+    for (int i = 0; i < width; ++i) v[i] = p[i * stride];
+    return _mm512_load_pd(v);
+  }
+  // `width` floats from p, widened to double (exact).
+  static CNNX_INLINE reg load_widen(const float* p) { return _mm512_cvtps_pd(_mm256_loadu_ps(p)); }
 };
 
 // Block transpose for packing: reads `rows` x `cols` floats (both <= 16; row stride ld; missing rows

@@ -1,6 +1,7 @@
 // Portable 16-byte vectors through GCC/Clang vector extensions: SSE2 on baseline x86-64, NEON on
 // aarch64. No fused multiply-add (baseline x86-64 has none): fmadd is a multiply then an add.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -23,6 +24,39 @@ struct Vec {
   static CNNX_INLINE reg add(reg a, reg b) { return a + b; }
   static CNNX_INLINE reg mul(reg a, reg b) { return a * b; }
   static CNNX_INLINE reg fmadd(reg a, reg b, reg c) { return a * b + c; }
+  static CNNX_INLINE reg sub(reg a, reg b) { return a - b; }
+  static CNNX_INLINE reg div(reg a, reg b) { return a / b; }
+  static CNNX_INLINE reg sqrt(reg a) {
+    for (int i = 0; i < width; ++i) a[i] = std::sqrt(a[i]);
+    return a;
+  }
+  static CNNX_INLINE T reduce_add(reg a) {
+    T s = a[0];
+    for (int i = 1; i < width; ++i) s += a[i];
+    return s;
+  }
+  using mask = decltype(reg{} > reg{});  // all-ones integer lanes
+  static CNNX_INLINE mask gt_or_nan(reg a, reg b) { return (a > b) | (a != a); }
+  static CNNX_INLINE reg select(mask m, reg a, reg b) { return m ? a : b; }
+  static CNNX_INLINE reg load_partial(const T* p, int n) {
+    reg r{};
+    for (int i = 0; i < n; ++i) r[i] = p[i];
+    return r;
+  }
+  static CNNX_INLINE void store_index(std::int64_t* dst, reg off, std::int64_t base, std::int64_t step) {
+    for (int i = 0; i < width; ++i) dst[i] = base + i * step + static_cast<std::int64_t>(off[i]);
+  }
+  static CNNX_INLINE reg load_strided(const T* p, std::int64_t stride) {
+    reg r;
+    for (int i = 0; i < width; ++i) r[i] = p[i * stride];
+    return r;
+  }
+  // `width` floats from p, widened (Vec<double> only).
+  static CNNX_INLINE reg load_widen(const float* p) {
+    reg r;
+    for (int i = 0; i < width; ++i) r[i] = p[i];
+    return r;
+  }
 };
 
 // No vector transpose here: packing uses its scalar loops.

@@ -15,6 +15,30 @@ template <class T>
 void conv2d_backward_input(T*, const T*, const T*, const Conv2dParams&);
 template <class T>
 void conv2d_backward_weight(T*, T*, const T*, const T*, const Conv2dParams&);
+void max_pool2d_forward_f32(float*, std::int64_t*, const float*, const Pool2dParams&);
+void max_pool2d_forward_f64(double*, std::int64_t*, const double*, const Pool2dParams&);
+bool max_pool2d_backward_f32(float*, const float*, const std::int64_t*, const Pool2dParams&);
+bool max_pool2d_backward_f64(double*, const double*, const std::int64_t*, const Pool2dParams&);
+void avg_pool2d_forward_f32(float*, const float*, const Pool2dParams&);
+void avg_pool2d_forward_f64(double*, const double*, const Pool2dParams&);
+void avg_pool2d_backward_f32(float*, const float*, const Pool2dParams&);
+void avg_pool2d_backward_f64(double*, const double*, const Pool2dParams&);
+void adaptive_avg_pool2d_forward_f32(float*, const float*, const AdaptivePool2dParams&);
+void adaptive_avg_pool2d_forward_f64(double*, const double*, const AdaptivePool2dParams&);
+void adaptive_avg_pool2d_backward_f32(float*, const float*, const AdaptivePool2dParams&);
+void adaptive_avg_pool2d_backward_f64(double*, const double*, const AdaptivePool2dParams&);
+void lrn_forward_f32(float*, float*, const float*, const LrnParams&);
+void lrn_forward_f64(double*, double*, const double*, const LrnParams&);
+void lrn_backward_f32(float*, const float*, const float*, const float*, const float*, const LrnParams&);
+void lrn_backward_f64(double*, const double*, const double*, const double*, const double*, const LrnParams&);
+void batch_norm_forward_f32(float*, float*, float*, float*, float*, const float*, const float*, const float*,
+                            const BatchNormParams&);
+void batch_norm_forward_f64(double*, double*, double*, double*, double*, const double*, const double*, const double*,
+                            const BatchNormParams&);
+void batch_norm_backward_f32(float*, float*, float*, const float*, const float*, const float*, const float*,
+                             const float*, const BatchNormParams&);
+void batch_norm_backward_f64(double*, double*, double*, const double*, const double*, const double*, const double*,
+                             const double*, const BatchNormParams&);
 
 const KernelTable& kernel_table() {
   static const KernelTable table = {
@@ -27,6 +51,26 @@ const KernelTable& kernel_table() {
       &conv2d_backward_input<double>,
       &conv2d_backward_weight<float>,
       &conv2d_backward_weight<double>,
+      &max_pool2d_forward_f32,
+      &max_pool2d_forward_f64,
+      &max_pool2d_backward_f32,
+      &max_pool2d_backward_f64,
+      &avg_pool2d_forward_f32,
+      &avg_pool2d_forward_f64,
+      &avg_pool2d_backward_f32,
+      &avg_pool2d_backward_f64,
+      &adaptive_avg_pool2d_forward_f32,
+      &adaptive_avg_pool2d_forward_f64,
+      &adaptive_avg_pool2d_backward_f32,
+      &adaptive_avg_pool2d_backward_f64,
+      &lrn_forward_f32,
+      &lrn_forward_f64,
+      &lrn_backward_f32,
+      &lrn_backward_f64,
+      &batch_norm_forward_f32,
+      &batch_norm_forward_f64,
+      &batch_norm_backward_f32,
+      &batch_norm_backward_f64,
   };
   return table;
 }

@@ -1,0 +1,50 @@
+"""Argument helpers shared by the convolution, pooling and normalisation wrappers.
+
+The Functions call the compiled entry points (``cnnx._C``) directly, as the design asks (one `_C`
+call per op): the wrappers here have already normalised the Python-level arguments, and the
+bindings validate arrays, shapes and ranges. Going through ``cnnx.kernels`` would repeat the
+argument checks on every call, which costs tens of microseconds per small-model step.
+"""
+from __future__ import annotations
+
+import numbers
+
+from .. import _C
+from ..tensor import Tensor
+
+
+def _is_int(v) -> bool:
+    return type(v) is int or (isinstance(v, numbers.Integral) and not isinstance(v, bool))
+
+
+def pair(fn: str, name: str, value, minimum: int | None = None) -> tuple:
+    """An int or a pair of ints as ``(h, w)``; a TypeError naming the argument otherwise, and a
+    ValueError when an entry is below ``minimum``."""
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int:
+        p = value  # the common case (modules store pairs): no further conversion
+    elif _is_int(value):
+        p = (int(value), int(value))
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
+        p = (int(value[0]), int(value[1]))
+    else:
+        raise TypeError(f"{fn}(): argument '{name}' must be an int or a pair of ints, got {value!r}")
+    if minimum is not None and (p[0] < minimum or p[1] < minimum):
+        what = "positive" if minimum == 1 else f">= {minimum}"
+        raise ValueError(f"{fn}(): argument '{name}' must be {what}, got {value!r}")
+    return p
+
+
+def check_tensor(fn: str, name: str, value, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, Tensor):
+        kind = "a Tensor or None" if optional else "a Tensor"
+        raise TypeError(f"{fn}(): argument '{name}' must be {kind}, got {type(value).__name__}")
+
+
+def kernel(name: str):
+    """``cnnx._C.<name>``, or a RuntimeError saying this build lacks that kernel."""
+    try:
+        return getattr(_C, name)
+    except AttributeError:
+        raise RuntimeError(f"the {name} kernel is not available in this build of cnnx") from None

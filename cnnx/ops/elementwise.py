@@ -1,0 +1,178 @@
+"""Elementwise arithmetic with numpy broadcasting: add, sub, mul, div, pow, neg, exp, log, sqrt, abs.
+
+Either operand may be a Tensor, a numpy array or a Python number (numbers are "weak": float32 op
+2.5 stays float32). Gradients are summed back to each operand's shape and cast to its dtype, so a
+broadcast bias or a float32 tensor combined with a float64 one gets a gradient it can hold.
+Forward saves only what its backward reads (operand values for mul/div/pow, outputs for exp/sqrt).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Function
+
+__all__ = ["Add", "Sub", "Mul", "Div", "Pow", "Neg", "Exp", "Log", "Sqrt", "Abs"]
+
+
+def _meta(x, needed: bool):
+    """(shape, dtype) of an operand whose gradient is wanted, for ``_sum_to``."""
+    return (x.shape, x.dtype) if needed else None
+
+
+def _sum_to(g, meta):
+    """Reduce a broadcast gradient ``g`` to the operand's (shape, dtype)."""
+    shape, dtype = meta
+    if g.shape != shape:
+        lead = g.ndim - len(shape)
+        axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape)
+                                          if n == 1 and g.shape[lead + i] != 1)
+        g = g.sum(axis=axes, keepdims=True).reshape(shape)
+    if g.dtype != dtype:
+        g = g.astype(dtype)
+    return g
+
+
+class Add(Function):
+    __slots__ = ("meta",)
+
+    def forward(ctx, a, b):
+        n = ctx.needs_input_grad
+        ctx.meta = (_meta(a, n[0]), _meta(b, n[1]))
+        return a + b
+
+    def backward(ctx, g):
+        ma, mb = ctx.meta
+        return (_sum_to(g, ma) if ma else None, _sum_to(g, mb) if mb else None)
+
+
+class Sub(Function):
+    __slots__ = ("meta",)
+
+    def forward(ctx, a, b):
+        n = ctx.needs_input_grad
+        ctx.meta = (_meta(a, n[0]), _meta(b, n[1]))
+        return a - b
+
+    def backward(ctx, g):
+        ma, mb = ctx.meta
+        return (_sum_to(g, ma) if ma else None, _sum_to(-g, mb) if mb else None)
+
+
+class Mul(Function):
+    __slots__ = ("meta",)
+
+    def forward(ctx, a, b):
+        n = ctx.needs_input_grad
+        ctx.meta = (_meta(a, n[0]), _meta(b, n[1]))
+        ctx.save_for_backward(b if n[0] else None, a if n[1] else None)
+        return a * b
+
+    def backward(ctx, g):
+        ma, mb = ctx.meta
+        b, a = ctx.saved_tensors
+        return (_sum_to(g * b, ma) if ma else None, _sum_to(g * a, mb) if mb else None)
+
+
+class Div(Function):
+    __slots__ = ("meta",)
+
+    def forward(ctx, a, b):
+        n = ctx.needs_input_grad
+        ctx.meta = (_meta(a, n[0]), _meta(b, n[1]))
+        ctx.save_for_backward(a if n[1] else None, b)
+        return a / b
+
+    def backward(ctx, g):
+        ma, mb = ctx.meta
+        a, b = ctx.saved_tensors
+        ga = g / b
+        # d(a/b)/db = -a/b^2 = -(g/b) * a/b
+        return (_sum_to(ga, ma) if ma else None, _sum_to(-ga * a / b, mb) if mb else None)
+
+
+class Pow(Function):
+    """``a ** b``; either side may be a number. d/da = b a^(b-1); d/db = a^b log(a), taken as 0
+    where a == 0 and b >= 0 (PyTorch's convention, so 0 ** 2 has a finite gradient)."""
+
+    __slots__ = ("meta",)
+
+    def forward(ctx, a, b):
+        n = ctx.needs_input_grad
+        ctx.meta = (_meta(a, n[0]), _meta(b, n[1]))
+        out = a ** b
+        ctx.save_for_backward(a, b, out if n[1] else None)
+        return out
+
+    def backward(ctx, g):
+        ma, mb = ctx.meta
+        a, b, out = ctx.saved_tensors
+        ga = gb = None
+        if ma:
+            ga = _sum_to(g * (2 * a if isinstance(b, (int, float)) and b == 2 else b * a ** (b - 1)), ma)
+        if mb:
+            log_a = np.log(np.where(a == 0, 1, a)) if np.any(a == 0) else np.log(a)
+            gb = g * out * log_a
+            gb = _sum_to(np.where((a == 0) & (b >= 0), 0, gb), mb)
+        return ga, gb
+
+
+class Neg(Function):
+    __slots__ = ()
+
+    def forward(ctx, a):
+        return -a
+
+    def backward(ctx, g):
+        return -g
+
+
+class Exp(Function):
+    __slots__ = ()
+
+    def forward(ctx, a):
+        out = np.exp(a)
+        ctx.save_for_backward(out)
+        return out
+
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        return g * out
+
+
+class Log(Function):
+    __slots__ = ()
+
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        return np.log(a)
+
+    def backward(ctx, g):
+        (a,) = ctx.saved_tensors
+        return g / a
+
+
+class Sqrt(Function):
+    __slots__ = ()
+
+    def forward(ctx, a):
+        out = np.sqrt(a)
+        ctx.save_for_backward(out)
+        return out
+
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        return g / (2 * out)
+
+
+class Abs(Function):
+    """|a|; the gradient at 0 is 0 (sign(0) = 0), as in PyTorch."""
+
+    __slots__ = ()
+
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        return np.abs(a)
+
+    def backward(ctx, g):
+        (a,) = ctx.saved_tensors
+        return g * np.sign(a)

@@ -1,0 +1,314 @@
+"""The tape: gradient accumulation, graph shapes, grad mode, freeing, errors, custom Functions."""
+import gc
+import threading
+import tracemalloc
+import weakref
+
+import numpy as np
+import pytest
+
+import cnnx
+from cnnx.autograd import Function
+from cnnx.testing import assert_close
+
+
+def leaf(*shape, seed=0):
+    return cnnx.tensor(np.random.default_rng(seed).standard_normal(shape), requires_grad=True)
+
+
+def test_tensor_used_twice_accumulates():
+    x = leaf(3)
+    (x * x).sum().backward()  # d/dx x^2 = 2x: both uses of x contribute
+    assert_close(x.grad, 2 * x.detach())
+
+
+def test_gradients_accumulate_across_backward_calls():
+    x = leaf(4)
+    (3 * x).sum().backward()
+    (2 * x).sum().backward()
+    assert_close(x.grad, cnnx.full((4,), 5.0, dtype=cnnx.float64))
+
+
+def test_diamond_graph_waits_for_all_consumers():
+    # b consumes a, c consumes a and b: a's node must run after both b and c have sent gradients.
+    x = leaf(5)
+    a = x * 2
+    b = a * 3
+    c = a + b
+    c.sum().backward()
+    assert_close(x.grad, cnnx.full((5,), 8.0, dtype=cnnx.float64))
+
+
+def test_long_chain_and_deep_graph_have_no_recursion_limit():
+    x = leaf(2)
+    y = x
+    for _ in range(5000):
+        y = y + 1
+    y.sum().backward()
+    assert_close(x.grad, cnnx.ones(2, dtype=cnnx.float64))
+
+
+def test_broadcast_gradients_reduce_to_input_shapes():
+    x = leaf(4, 1, 3)
+    b = leaf(3, seed=1)
+    s = cnnx.tensor(2.0, dtype=cnnx.float64, requires_grad=True)
+    out = (x + b) * s  # (4, 1, 3) + (3,) -> (4, 1, 3); scalar s broadcasts everywhere
+    out.backward(cnnx.ones(4, 1, 3, dtype=cnnx.float64))
+    assert x.grad.shape == (4, 1, 3) and b.grad.shape == (3,) and s.grad.shape == ()
+    assert_close(b.grad, cnnx.full((3,), 8.0, dtype=cnnx.float64))
+    assert_close(s.grad.item(), float((x.detach().numpy() + b.detach().numpy()).sum()), rtol=1e-12, atol=1e-12)
+
+
+def test_mixed_dtypes_give_each_leaf_its_own_dtype():
+    x32 = cnnx.ones(3, requires_grad=True)
+    x64 = cnnx.ones(3, dtype=cnnx.float64, requires_grad=True)
+    out = x32 * x64
+    assert out.dtype == cnnx.float64
+    out.sum().backward()
+    assert x32.grad.dtype == cnnx.float32 and x64.grad.dtype == cnnx.float64
+
+
+def test_no_grad_records_nothing():
+    x = leaf(3)
+    with cnnx.no_grad():
+        y = (x * 2).relu().sum()
+    assert y.grad_fn is None and not y.requires_grad
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        y.backward()
+
+
+def test_no_grad_as_decorator_and_enable_grad_inside():
+    x = leaf(3)
+
+    @cnnx.no_grad()
+    def f(t):
+        return t * 2
+
+    assert f(x).grad_fn is None
+    assert cnnx.is_grad_enabled()
+    with cnnx.no_grad():
+        with cnnx.enable_grad():
+            assert (x * 2).requires_grad
+        assert not (x * 2).requires_grad
+    with cnnx.set_grad_enabled(False):
+        assert not cnnx.is_grad_enabled()
+    assert cnnx.is_grad_enabled()
+
+
+def test_grad_mode_is_per_thread():
+    seen = {}
+
+    def worker():
+        seen["enabled"] = cnnx.is_grad_enabled()
+
+    with cnnx.no_grad():
+        t = threading.Thread(target=worker)
+        t.start()
+        t.join()
+    assert seen["enabled"] is True
+
+
+def test_backward_on_non_scalar_needs_gradient():
+    y = leaf(2, 3) * 2
+    with pytest.raises(RuntimeError, match=r"only for scalar outputs.*\(2, 3\)"):
+        y.backward()
+    with pytest.raises(RuntimeError, match="gradient has shape"):
+        y.backward(cnnx.ones(3, 2, dtype=cnnx.float64))
+
+
+def test_second_backward_without_retain_graph_raises_and_retain_graph_allows_it():
+    x = leaf(3)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    assert_close(x.grad, 4 * x.detach())
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward()
+
+
+def test_backward_of_a_leaf_seeds_its_grad():
+    x = cnnx.tensor(3.0, requires_grad=True)
+    x.backward()
+    assert x.grad.item() == 1.0
+
+
+def test_only_float_tensors_can_require_grad():
+    with pytest.raises(RuntimeError, match="floating point"):
+        cnnx.tensor([1, 2], requires_grad=True)
+
+
+def test_graph_is_freed_after_backward():
+    x = leaf(100)
+    y = x * x  # Mul saves x for backward
+    node = y.grad_fn
+    saved = weakref.ref(node.saved_tensors[0]) if node.saved_tensors[0] is not None else None
+    y.sum().backward()
+    assert node.parents is None and node.saved_tensors is None
+    del x
+    gc.collect()
+    assert saved is None or saved() is None
+
+
+class CountingSquare(Function):
+    calls = 0
+
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.save_for_backward(x)
+        ctx.scale = scale
+        return scale * x * x
+
+    @staticmethod
+    def backward(ctx, g):
+        CountingSquare.calls += 1
+        (x,) = ctx.saved_tensors
+        return 2 * ctx.scale * x * g, None
+
+
+def test_custom_function_with_staticmethods_and_extra_args():
+    x = leaf(4)
+    y = CountingSquare.apply(x, 3.0)
+    y.sum().backward()
+    assert_close(x.grad, 6 * x.detach())
+    assert cnnx.testing.gradcheck(lambda t: CountingSquare.apply(t, 0.5), (leaf(3),))
+
+
+class NeedsProbe(Function):
+    seen = None
+
+    def forward(ctx, a, b):
+        NeedsProbe.seen = ctx.needs_input_grad
+        return a + b
+
+    def backward(ctx, g):
+        return (g if ctx.needs_input_grad[0] else None, g if ctx.needs_input_grad[1] else None)
+
+
+def test_needs_input_grad_marks_only_tensors_that_require_grad():
+    x, c = leaf(2), cnnx.ones(2, dtype=cnnx.float64)
+    NeedsProbe.apply(x, c)
+    assert NeedsProbe.seen == (True, False)
+    NeedsProbe.apply(x, 1.0)
+    assert NeedsProbe.seen == (True, False)
+    with cnnx.no_grad():
+        NeedsProbe.apply(x, x)
+    assert NeedsProbe.seen == (False, False)
+
+
+class WrongShape(Function):
+    def forward(ctx, x):
+        return x.sum()
+
+    def backward(ctx, g):
+        return np.ones(3)
+
+
+def test_a_backward_returning_the_wrong_shape_is_reported():
+    with pytest.raises(RuntimeError, match=r"WrongShapeBackward returned a gradient of shape \(3,\)"):
+        WrongShape.apply(leaf(2, 2)).backward()
+
+
+def test_gradient_does_not_flow_into_detached_tensors():
+    x = leaf(3)
+    y = x.detach() * 2 + x
+    y.sum().backward()
+    assert_close(x.grad, cnnx.ones(3, dtype=cnnx.float64))
+    assert not x.detach().requires_grad
+
+
+def test_inplace_on_tensor_requiring_grad_is_refused_but_allowed_under_no_grad():
+    w = leaf(3)
+    with pytest.raises(RuntimeError, match="in-place"):
+        w.add_(1.0)
+    with pytest.raises(RuntimeError, match="in-place"):
+        w += 1
+    before = w.detach().numpy().copy()
+    with cnnx.no_grad():
+        w.sub_(cnnx.ones(3, dtype=cnnx.float64), alpha=0.5)
+    assert_close(w.detach().numpy(), before - 0.5)
+    assert w.grad_fn is None and w.requires_grad
+
+
+def test_relu_inplace_moves_history_and_gives_the_right_gradient():
+    x = leaf(6)
+    h = x * 1.0
+    out = cnnx.nn.functional.relu(h, inplace=True)
+    assert out is h and h.grad_fn.name() == "ReLUInplaceBackward"
+    (out * 2).sum().backward()
+    assert_close(x.grad, 2.0 * (x.detach() > 0).to(cnnx.float64))
+    with pytest.raises(RuntimeError, match="leaf"):
+        cnnx.nn.functional.relu(leaf(2), inplace=True)
+    with pytest.raises(RuntimeError, match="saved output"):
+        cnnx.nn.functional.relu(leaf(2).tanh(), inplace=True)
+
+
+def _train_steps(model, x, y, steps):
+    loss_fn = cnnx.nn.CrossEntropyLoss()
+    for _ in range(steps):
+        model.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        with cnnx.no_grad():
+            for p in model.parameters():
+                p.sub_(p.grad, alpha=0.01)
+
+
+def _small_cnn():
+    nn = cnnx.nn
+    kernels = ("conv2d_forward", "max_pool2d_forward", "batch_norm_forward", "local_response_norm_forward",
+               "adaptive_avg_pool2d_forward")
+    if not all(hasattr(cnnx.kernels, k) for k in kernels):
+        return None
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+                         nn.LocalResponseNorm(3), nn.Conv2d(8, 8, 3, groups=2), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+                         nn.Flatten(), nn.Dropout(0.1), nn.Linear(32, 10))
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_memory_stays_flat_over_200_training_steps(kind):
+    cnnx.manual_seed(0)
+    if kind == "mlp":
+        model = cnnx.nn.Sequential(cnnx.nn.Linear(64, 128), cnnx.nn.ReLU(), cnnx.nn.Dropout(0.1),
+                                   cnnx.nn.Linear(128, 10))
+        x = cnnx.randn(32, 64)
+    else:
+        model = _small_cnn()
+        if model is None:
+            pytest.skip("conv/pool/norm kernels not in this build yet")
+        x = cnnx.randn(8, 3, 12, 12)
+    y = cnnx.randint(0, 10, (x.shape[0],))
+    _train_steps(model, x, y, 20)  # warm up allocator and caches
+    gc.collect()
+    tracemalloc.start()
+    try:
+        _train_steps(model, x, y, 20)
+        first, _ = tracemalloc.get_traced_memory()
+        _train_steps(model, x, y, 200)
+        second, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # One step's activations are ~50 KB; a graph kept per step would add ~10 MB over 200 steps.
+    assert second - first < 64 * 1024, (first, second)
+
+
+def test_kept_losses_do_not_keep_their_graphs():
+    # Users keep losses around (logging); backward must free what each one's graph held.
+    cnnx.manual_seed(0)
+    model = cnnx.nn.Sequential(cnnx.nn.Linear(64, 256), cnnx.nn.ReLU(), cnnx.nn.Linear(256, 10))
+    x, y = cnnx.randn(64, 64), cnnx.randint(0, 10, (64,))
+    loss_fn = cnnx.nn.CrossEntropyLoss()
+    kept = []
+    gc.collect()
+    tracemalloc.start()
+    try:
+        start, _ = tracemalloc.get_traced_memory()
+        for _ in range(200):
+            model.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            kept.append(loss)
+        end, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Each step's graph holds ~200 KB (input, hidden activations, masks); 200 kept graphs would be 40 MB.
+    assert end - start < 1024 * 1024, (start, end)
