@@ -44,7 +44,7 @@ def _encode(obj, path: str, tensors: dict, where: str):
             while f"{name}#{n}" in tensors:
                 n += 1
             name = f"{name}#{n}"
-        tensors[name] = np.ascontiguousarray(array)
+        tensors[name] = array if array.flags.c_contiguous else array.copy()  # (ascontiguousarray makes 0-d arrays 1-d)
         return {"$tensor" if isinstance(obj, Tensor) else "$ndarray": name}
     if obj is None or isinstance(obj, (bool, str)):
         return obj
