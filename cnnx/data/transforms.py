@@ -27,7 +27,7 @@ import numpy as np
 from ..tensor import Tensor, _wrap
 
 __all__ = ["Compose", "ToTensor", "Normalize", "Pad", "RandomCrop", "CenterCrop", "RandomHorizontalFlip",
-           "RandomRotation", "Resize", "Lambda", "sample_rng", "using_rng"]
+           "RandomRotation", "Resize", "Grayscale", "Lambda", "sample_rng", "using_rng"]
 
 _local = threading.local()
 
@@ -413,3 +413,35 @@ class Resize:
 
     def __repr__(self) -> str:
         return f"Resize(size={self.size}, interpolation={self.interpolation})"
+
+
+class Grayscale:
+    """Convert between grey and colour: ``num_output_channels=1`` takes the ITU-R 601 luma of an RGB
+    image (0.299 R + 0.587 G + 0.114 B, as PIL and torchvision); ``3`` repeats a grey channel (or
+    the luma of a colour image) three times."""
+
+    def __init__(self, num_output_channels: int = 1):
+        if num_output_channels not in (1, 3):
+            raise ValueError(f"Grayscale: num_output_channels must be 1 or 3, got {num_output_channels!r}")
+        self.num_output_channels = num_output_channels
+
+    def __call__(self, img):
+        a, was_tensor, cl = _unwrap(img, "Grayscale")
+        chw = _to_chw(a, cl)
+        if chw.shape[0] == 3:
+            dtype = chw.dtype if chw.dtype.kind == "f" else np.float32
+            w = np.array([0.299, 0.587, 0.114], dtype=dtype).reshape(3, 1, 1)
+            grey = (chw.astype(dtype, copy=False) * w).sum(axis=0, keepdims=True)
+            if chw.dtype.kind in "iu":
+                grey = np.clip(np.rint(grey), 0, np.iinfo(chw.dtype).max).astype(chw.dtype)
+        elif chw.shape[0] == 1:
+            grey = chw
+        else:
+            raise ValueError(f"Grayscale: expected 1 or 3 channels, got {chw.shape[0]}")
+        out = np.repeat(grey, self.num_output_channels, axis=0)
+        if a.ndim == 2 and self.num_output_channels == 3:  # a 2-D image gains a channel axis
+            return _wrap(np.ascontiguousarray(out)) if was_tensor else np.ascontiguousarray(np.moveaxis(out, 0, -1))
+        return _from_chw(out, a, cl, was_tensor)
+
+    def __repr__(self) -> str:
+        return f"Grayscale(num_output_channels={self.num_output_channels})"

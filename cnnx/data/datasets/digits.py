@@ -11,7 +11,8 @@ pixel values then the label.
 ``Digits(train=True)`` is a fixed, stratified 80% of the images (1,438) and ``Digits(train=False)``
 the held-out 20% (359), the same split everywhere (``cnnx train`` reports accuracy on the latter).
 Images come resized to ``size`` x ``size`` (32 for LeNet-5) with bilinear interpolation, as float32
-``1 x size x size`` arrays scaled to [0, 1].
+``channels x size x size`` arrays scaled to [0, 1] (``channels=3`` repeats the grey image for
+networks that take colour input).
 """
 from __future__ import annotations
 
@@ -70,25 +71,29 @@ def split_indices(labels: np.ndarray, test_fraction: float = _TEST_FRACTION, see
 
 
 class Digits(Dataset):
-    """The bundled handwritten digits: ``Digits(train=True, size=32, transform=None)``.
+    """The bundled handwritten digits: ``Digits(train=True, size=32, transform=None, channels=1)``.
 
-    Samples are ``(image, label)``: a float32 ``1 x size x size`` array in [0, 1] (after
+    Samples are ``(image, label)``: a float32 ``channels x size x size`` array in [0, 1] (after
     ``transform`` if given) and an int. ``images`` / ``targets`` hold the whole split.
     """
 
     classes = [str(d) for d in range(10)]
 
-    def __init__(self, train: bool = True, size: int = 32, transform=None):
+    def __init__(self, train: bool = True, size: int = 32, transform=None, channels: int = 1):
         from ..transforms import Resize
 
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValueError(f"Digits: size must be a positive int, got {size!r}")
+        if channels not in (1, 3):
+            raise ValueError(f"Digits: channels must be 1 or 3, got {channels!r}")
         images, labels = load_digits()
         train_idx, test_idx = split_indices(labels)
         idx = train_idx if train else test_idx
         x = images[idx].astype(np.float32)[:, None] / np.float32(16.0)
         if size != 8:
             x = Resize((size, size))(x)
+        if channels == 3:
+            x = np.repeat(x, 3, axis=1)
         self.images = np.ascontiguousarray(x, dtype=np.float32)
         self.targets = labels[idx]
         self.train = train
