@@ -26,6 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="show the build and runtime configuration")
     info.set_defaults(func=_cmd_info)
 
+    from . import _cli_train
+
+    _cli_train.add_parsers(sub)
+
     bench_parser = sub.add_parser("bench", help="benchmark kernels against numpy and PyTorch (when installed)")
     from . import bench
 

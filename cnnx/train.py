@@ -172,10 +172,12 @@ class EarlyStopping(Callback):
 
 class Checkpoint(Callback):
     """Save the whole training state to ``path`` every ``every`` epochs (and after the last), so
-    ``fit(..., resume=path)`` continues the run. With ``best_path`` and ``monitor``, the model's
-    weights at the best epoch also go to ``best_path``."""
+    ``fit(..., resume=path)`` continues the run; ``extra`` (JSON-able) is stored with it. With
+    ``best_path`` and ``monitor``, the model's weights at the best epoch also go to ``best_path``.
+    (Callbacks' own counters, such as EarlyStopping's patience, are not part of the state.)"""
 
-    def __init__(self, path, every: int = 1, best_path=None, monitor: str = "val_loss", mode: str = "auto"):
+    def __init__(self, path, every: int = 1, best_path=None, monitor: str = "val_loss", mode: str = "auto",
+                 extra: dict | None = None):
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"Checkpoint: every must be a positive int, got {every!r}")
         self.path = Path(path)
@@ -184,10 +186,11 @@ class Checkpoint(Callback):
         self.monitor = monitor
         self.mode = _resolve_mode(monitor, mode)
         self.best = math.inf if self.mode == "min" else -math.inf
+        self.extra = extra
 
     def on_epoch_end(self, epoch, logs, run):
         if (epoch + 1) % self.every == 0 or epoch + 1 == run.epochs or run.stop_training:
-            run.save(self.path)
+            run.save(self.path, self.extra)
         if self.best_path is not None and logs.get(self.monitor) is not None:
             value = logs[self.monitor]
             if value < self.best if self.mode == "min" else value > self.best:
@@ -305,11 +308,11 @@ class _Run:
         self.epoch = 0
         self.stop_training = False
 
-    def save(self, path) -> None:
+    def save(self, path, extra: dict | None = None) -> None:
         """Save the training state after the current epoch (``fit(resume=path)`` continues from it)."""
         save_training_state(path, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
                             epoch=self.epoch + 1, history=self.history,
-                            loaders={"train": self.train_loader, "val": self.val_loader})
+                            loaders={"train": self.train_loader, "val": self.val_loader}, extra=extra)
 
 
 def _progress(loader, epoch: int, epochs: int, verbose: int):
