@@ -57,7 +57,8 @@ def test_digits_split_is_fixed_stratified_and_disjoint():
     assert len(train) + len(test) == 1797 and len(test) == 359
     assert np.all(np.bincount(test.targets) >= 35)
     x, y = train[0]
-    assert x.shape == (1, 32, 32) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+    assert isinstance(x, cnnx.Tensor) and x.shape == (1, 32, 32) and x.dtype == np.float32
+    assert 0 <= x.numpy().min() and x.numpy().max() <= 1
     # the splits do not share an image (compare at 8x8)
     small_train = {a.tobytes() for a in Digits(True, size=8).images}
     assert sum(a.tobytes() in small_train for a in Digits(False, size=8).images) < 5  # (a few duplicates exist)
@@ -112,7 +113,7 @@ class _Samples:
     def __getitem__(self, i):
         if i == self.fail_at:
             raise KeyError(f"sample {i} is broken")
-        img = np.full((1, 4, 4), i, dtype=np.float32)
+        img = cnnx.full((1, 4, 4), float(i))
         return (self.transform(img) if self.transform else img), i
 
 
@@ -195,23 +196,24 @@ def test_to_tensor_accepts_pil_images():
 
 
 def test_pad_and_random_crop():
-    img = np.arange(16, dtype=np.float32).reshape(1, 4, 4)
-    padded = T.Pad(2)(img)
-    assert padded.shape == (1, 8, 8) and padded[0, 2:6, 2:6].tolist() == img[0].tolist()
-    assert T.Pad((1, 2))(img).shape == (1, 8, 6)
+    img = np.arange(16, dtype=np.float32).reshape(4, 4)
+    padded = T.Pad(2)(cnnx.tensor(img[None])).numpy()
+    assert padded.shape == (1, 8, 8) and padded[0, 2:6, 2:6].tolist() == img.tolist()
+    assert T.Pad((1, 2))(img).shape == (8, 6)
+    assert T.Pad(1)(np.zeros((4, 4, 3), np.uint8)).shape == (6, 6, 3)
     seen = set()
     with T.using_rng(np.random.default_rng(0)):
         for _ in range(200):
             out = T.RandomCrop(4, padding=1)(img)
-            assert out.shape == (1, 4, 4)
-            r, c = np.argwhere(out[0] == 5.0)[0] if (out[0] == 5.0).any() else (None, None)
+            assert out.shape == (4, 4)
+            r, c = np.argwhere(out == 5.0)[0] if (out == 5.0).any() else (None, None)
             seen.add((r, c))
     assert len(seen) == 9  # all 3x3 offsets are drawn
     hwc = np.zeros((10, 10, 3), np.uint8)
     assert T.RandomCrop((6, 8))(hwc).shape == (6, 8, 3)
     with pytest.raises(ValueError, match="larger"):
         T.RandomCrop(5)(img)
-    assert T.CenterCrop(2)(img)[0].tolist() == [[5, 6], [9, 10]]
+    assert T.CenterCrop(2)(img).tolist() == [[5, 6], [9, 10]]
 
 
 def test_horizontal_flip():
@@ -226,13 +228,15 @@ def test_horizontal_flip():
 def test_rotation_by_right_angles_is_exact_and_counter_clockwise():
     img = np.random.default_rng(0).random((2, 5, 5)).astype(np.float32)
     for interpolation in ("nearest", "bilinear"):
-        out = T.RandomRotation((90, 90), interpolation=interpolation)(img)
+        out = T.RandomRotation((90, 90), interpolation=interpolation)(cnnx.tensor(img)).numpy()
         np.testing.assert_allclose(out, np.rot90(img, 1, axes=(1, 2)), atol=1e-5)
+        hwc = T.RandomRotation((90, 90), interpolation=interpolation)(img.transpose(1, 2, 0))
+        np.testing.assert_allclose(hwc, np.rot90(img.transpose(1, 2, 0), 1, axes=(0, 1)), atol=1e-5)
     zero = T.RandomRotation(0)(img)
     np.testing.assert_array_equal(zero, img)
     # a 45-degree rotation leaves the corners uncovered: they get the fill value
-    out = T.RandomRotation((45, 45), fill=-1.0)(np.ones((1, 9, 9), np.float32))
-    assert out[0, 0, 0] == -1.0 and out[0, 4, 4] == 1.0
+    out = T.RandomRotation((45, 45), fill=-1.0)(np.ones((9, 9), np.float32))
+    assert out[0, 0] == -1.0 and out[4, 4] == 1.0
     u8 = T.RandomRotation(30, interpolation="bilinear")(np.full((8, 8), 200, np.uint8))
     assert u8.dtype == np.uint8 and u8.max() <= 200
     with pytest.raises(ValueError, match="degrees"):
@@ -240,7 +244,7 @@ def test_rotation_by_right_angles_is_exact_and_counter_clockwise():
 
 
 def test_resize_upsamples_like_torch_bilinear():
-    x = np.random.default_rng(0).random((3, 1, 8, 8)).astype(np.float32)
+    x = np.random.default_rng(0).random((3, 1, 8, 8)).astype(np.float32)  # 4-D: a batch, N x C x H x W
     out = T.Resize((32, 32))(x)
     assert out.shape == (3, 1, 32, 32)
     if torch is not None:
@@ -253,6 +257,7 @@ def test_resize_upsamples_like_torch_bilinear():
         np.testing.assert_allclose(down, want, atol=1e-5)
     assert T.Resize(16)(np.zeros((20, 40, 3), np.uint8)).shape == (16, 32, 3)
     assert isinstance(T.Resize(4)(cnnx.zeros(1, 8, 8)), cnnx.Tensor)
+    assert T.Resize((4, 6))(cnnx.zeros(3, 8, 8)).shape == (3, 4, 6)
 
 
 # ---- files: MNIST ---------------------------------------------------------------------------------
@@ -438,3 +443,24 @@ def test_extract_tar_refuses_escaping_members(tmp_path):
         tar.addfile(info, io.BytesIO(b""))
     with pytest.raises(ValueError, match="escape"):
         extract_tar(bad, tmp_path / "y")
+
+
+def test_grayscale_both_ways():
+    rgb = np.zeros((4, 5, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 100, 200, 50
+    grey = T.Grayscale(1)(rgb)
+    assert grey.shape == (4, 5, 1) and grey[0, 0, 0] == round(0.299 * 100 + 0.587 * 200 + 0.114 * 50)
+    assert T.Grayscale(3)(np.zeros((4, 5), np.uint8)).shape == (4, 5, 3)
+    t = T.Grayscale(3)(cnnx.ones(1, 4, 5))
+    assert isinstance(t, cnnx.Tensor) and t.shape == (3, 4, 5)
+    assert T.Grayscale(1)(cnnx.ones(3, 4, 5)).shape == (1, 4, 5)
+    with pytest.raises(ValueError, match="num_output_channels"):
+        T.Grayscale(2)
+
+
+def test_digits_in_three_channels():
+    d = Digits(False, channels=3)
+    assert d.images.shape == (359, 3, 32, 32)
+    np.testing.assert_array_equal(d.images[:, 0], d.images[:, 2])
+    with pytest.raises(ValueError, match="channels"):
+        Digits(channels=2)

@@ -3,8 +3,8 @@
 Images are ``C x H x W`` (after ``ToTensor``) or ``H x W`` / ``H x W x C`` uint8 arrays (what the
 datasets return, like PIL images in torchvision); ``ToTensor`` converts the latter to a float32
 ``C x H x W`` Tensor in [0, 1]. The geometric transforms accept either layout and return the kind
-they were given (a Tensor stays a Tensor). A Tensor is always ``C x H x W``; a 3-D numpy array is
-read as ``H x W x C`` when its last dimension is 1, 3 or 4 and its first is not, else ``C x H x W``.
+they were given (a Tensor stays a Tensor). The layout follows the type, as in torchvision: a 3-D
+Tensor is ``C x H x W``, a 3-D numpy array ``H x W x C`` (an image as PIL and the datasets give it).
 
 Randomness. Random transforms draw from ``sample_rng()``: inside a ``DataLoader`` that is a
 generator seeded by (loader seed, epoch, batch index), so augmentation is reproducible whatever
@@ -63,8 +63,7 @@ def _unwrap(img, owner: str):
         raise TypeError(f"{owner}: expected an image as a cnnx Tensor or numpy array, got {type(img).__name__}")
     if a.ndim not in (2, 3):
         raise ValueError(f"{owner}: expected an image of shape (H, W), (H, W, C) or (C, H, W), got {a.shape}")
-    # Tensors are C x H x W; 3-D arrays are H x W x C when the last dim looks like channels.
-    channels_last = a.ndim == 3 and not was_tensor and a.shape[-1] in (1, 3, 4) and a.shape[0] not in (1, 3, 4)
+    channels_last = a.ndim == 3 and not was_tensor  # Tensors are C x H x W, arrays H x W x C
     return a, was_tensor, channels_last
 
 

@@ -11,7 +11,7 @@ pixel values then the label.
 ``Digits(train=True)`` is a fixed, stratified 80% of the images (1,438) and ``Digits(train=False)``
 the held-out 20% (359), the same split everywhere (``cnnx train`` reports accuracy on the latter).
 Images come resized to ``size`` x ``size`` (32 for LeNet-5) with bilinear interpolation, as float32
-``channels x size x size`` arrays scaled to [0, 1] (``channels=3`` repeats the grey image for
+``channels x size x size`` Tensors scaled to [0, 1] (``channels=3`` repeats the grey image for
 networks that take colour input).
 """
 from __future__ import annotations
@@ -73,8 +73,8 @@ def split_indices(labels: np.ndarray, test_fraction: float = _TEST_FRACTION, see
 class Digits(Dataset):
     """The bundled handwritten digits: ``Digits(train=True, size=32, transform=None, channels=1)``.
 
-    Samples are ``(image, label)``: a float32 ``channels x size x size`` array in [0, 1] (after
-    ``transform`` if given) and an int. ``images`` / ``targets`` hold the whole split.
+    Samples are ``(image, label)``: a float32 ``channels x size x size`` Tensor in [0, 1] (after
+    ``transform`` if given) and an int. ``images`` / ``targets`` hold the whole split (numpy arrays).
     """
 
     classes = [str(d) for d in range(10)]
@@ -104,7 +104,7 @@ class Digits(Dataset):
 
     def __getitem__(self, index):
         i = _check_index(index, len(self), "Digits")
-        img = self.images[i]
+        img = _wrap(self.images[i])
         if self.transform is not None:
             img = self.transform(img)
         return img, int(self.targets[i])
