@@ -18,6 +18,7 @@ SUITES = {
     "gemm": "cnnx.bench.gemm",
     "conv": "cnnx.bench.conv",
     "step": "cnnx.bench.step",
+    "models": "cnnx.bench.models",
 }
 
 
