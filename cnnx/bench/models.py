@@ -239,8 +239,9 @@ lib, threads = sys.argv[1], int(sys.argv[2])
 x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
 if lib == "cnnx":
     import cnnx
+    from cnnx import models
     cnnx.set_num_threads(threads)
-    model = cnnx.models.vgg16().eval()
+    model = models.vgg16().eval()
     with cnnx.no_grad():
         model(cnnx.tensor(x))
 else:
