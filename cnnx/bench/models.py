@@ -11,7 +11,7 @@ definitions (and without torchvision).
   training mode) + backward + ``SGD(momentum=0.9)`` step, in training mode.
 - ``infer``: forward in eval mode without autograd (``no_grad`` / ``torch.inference_mode``).
 
-``--peak-memory`` adds the peak resident memory of VGG16 inference at batch 1, measured in a fresh
+``--mode fwd`` times inference only, ``--mode fwdbwd`` the training step only. ``--peak-memory`` adds the peak resident memory of VGG16 inference at batch 1, measured in a fresh
 process per library (weights 553 MB + activations 61 MB is the floor the seed gives).
 """
 from __future__ import annotations
@@ -265,8 +265,6 @@ def peak_memory_mb(lib: str, threads: int) -> float:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--peak-memory", action="store_true",
                         help="models suite: also measure VGG16 batch-1 inference peak memory")
-    parser.add_argument("--mode", choices=("train", "infer", "both"), default="both",
-                        help="models suite: training step, inference or both (default)")
 
 
 def run(args: argparse.Namespace) -> str:
@@ -274,7 +272,8 @@ def run(args: argparse.Namespace) -> str:
     if not cases:
         raise SystemExit(f"cnnx bench models: no case matches {args.case!r}; cases: "
                          f"{', '.join(c.name for c in CASES)}")
-    modes = ("train", "infer") if args.mode == "both" else (args.mode,)
+    # --mode is shared with the conv suite: fwd = inference, fwdbwd = training step.
+    modes = {"fwd": ("infer",), "fwdbwd": ("train",)}.get(getattr(args, "mode", "both"), ("train", "infer"))
     text = format_models(bench_models(args.threads, args.rounds, cases, modes), markdown=args.markdown)
     if args.peak_memory:
         lines = [f"VGG16 inference, batch 1, peak resident memory: cnnx {peak_memory_mb('cnnx', args.threads):.0f} MB"]
