@@ -10,7 +10,7 @@ For each parameter ``p`` with gradient ``g`` at step ``t`` (1, 2, ...)::
     p = p - lr / (1 - beta1^t) * m / (sqrt(vhat) / sqrt(1 - beta2^t) + eps)
 
 The moments live in the optimizer state as ``exp_avg`` / ``exp_avg_sq`` (``max_exp_avg_sq``) with the
-parameter's dtype, and ``step`` counts updates. The update uses one scratch array per parameter.
+parameter's dtype, and ``step`` counts updates. The update runs block by block with two reused scratch arrays (``Optimizer._blocks``).
 """
 from __future__ import annotations
 
@@ -59,34 +59,49 @@ class Adam(Optimizer):
                     if amsgrad:
                         s["max_exp_avg_sq"] = np.zeros_like(d)
                 s["step"] = step = s["step"] + 1
-                if maximize:
-                    g = -g
-                if weight_decay:
-                    if self._decoupled:
-                        d *= 1.0 - lr * weight_decay
-                    else:
-                        g = g + weight_decay * d
-                m, v = s["exp_avg"], s["exp_avg_sq"]
-                tmp = np.subtract(g, m)
-                tmp *= 1.0 - beta1
-                m += tmp
-                v *= beta2
-                np.multiply(g, g, out=tmp)
-                tmp *= 1.0 - beta2
-                v += tmp
+                step_size = lr / (1.0 - beta1 ** step)
+                bc2_sqrt = math.sqrt(1.0 - beta2 ** step)
+                vmax = None
                 if amsgrad:
                     vmax = s.get("max_exp_avg_sq")
                     if vmax is None:
                         vmax = s["max_exp_avg_sq"] = np.zeros_like(d)
-                    np.maximum(vmax, v, out=vmax)
-                    v = vmax
-                step_size = lr / (1.0 - beta1 ** step)
-                np.sqrt(v, out=tmp)
-                tmp /= math.sqrt(1.0 - beta2 ** step)
-                tmp += eps
-                np.divide(m, tmp, out=tmp)
-                tmp *= -step_size
-                d += tmp
+                arrays = (d, g, s["exp_avg"], s["exp_avg_sq"]) + (() if vmax is None else (vmax,))
+                t1, t2 = self._scratch(d.dtype)
+                for blk in self._blocks(*arrays):
+                    db, gb, mb, vb = blk[:4]
+                    n = db.size
+                    a, b = (t1[:n].reshape(db.shape), t2[:n].reshape(db.shape)) if n <= t1.size else (
+                        np.empty_like(db), np.empty_like(db))
+                    if maximize:
+                        np.negative(gb, out=b)
+                        gb = b
+                    if weight_decay:
+                        if self._decoupled:
+                            db *= 1.0 - lr * weight_decay
+                        elif gb is b:
+                            np.multiply(db, weight_decay, out=a)
+                            b += a
+                        else:
+                            np.multiply(db, weight_decay, out=b)
+                            b += gb
+                            gb = b
+                    np.subtract(gb, mb, out=a)  # first moment: m + (1 - beta1) (g - m)
+                    a *= 1.0 - beta1
+                    mb += a
+                    vb *= beta2  # second moment: beta2 v + (1 - beta2) g^2
+                    np.multiply(gb, gb, out=a)
+                    a *= 1.0 - beta2
+                    vb += a
+                    if vmax is not None:
+                        np.maximum(blk[4], vb, out=blk[4])
+                        vb = blk[4]
+                    np.sqrt(vb, out=a)
+                    a /= bc2_sqrt
+                    a += eps
+                    np.divide(mb, a, out=a)
+                    a *= -step_size
+                    db += a
 
 
 class AdamW(Adam):

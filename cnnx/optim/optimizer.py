@@ -23,6 +23,11 @@ from ..tensor import Tensor, _wrap
 
 __all__ = ["Optimizer"]
 
+# Updates run block by block over each parameter's flat array, so that every pass of an update
+# (scale, add, multiply, ...) finds its operands in L2 instead of streaming whole arrays from memory
+# once per pass, and no temporaries are allocated (large ones cost page faults on every step).
+BLOCK = 1 << 14
+
 
 def _check_number(owner: str, name: str, value, *, low: float = 0.0, high: float | None = None,
                   high_open: bool = False) -> float:
@@ -187,3 +192,26 @@ class Optimizer:
             g = p._grad
             if g is not None:
                 yield p._data, g._data, p
+
+    def _scratch(self, dtype, count: int = 2) -> list[np.ndarray]:
+        """``count`` reusable BLOCK-sized work arrays of ``dtype`` (kept across steps)."""
+        cache = self.__dict__.setdefault("_scratch_cache", {})
+        key = np.dtype(dtype)
+        if key not in cache or len(cache[key]) < count:
+            cache[key] = [np.empty(BLOCK, dtype=key) for _ in range(count)]
+        return cache[key]
+
+    @staticmethod
+    def _blocks(*arrays: np.ndarray):
+        """Matching BLOCK-element slices of same-shaped arrays (flat views: writes reach the arrays).
+        Non-contiguous arrays are handed over whole."""
+        if not all(a.flags.c_contiguous for a in arrays):
+            yield arrays
+            return
+        flat = [a.reshape(-1) for a in arrays]
+        n = flat[0].size
+        if n <= BLOCK:
+            yield flat
+            return
+        for i in range(0, n, BLOCK):
+            yield [f[i:i + BLOCK] for f in flat]

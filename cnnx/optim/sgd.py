@@ -47,22 +47,47 @@ class SGD(Optimizer):
             lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
             weight_decay, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
             for d, g, p in self._grads(group):
-                if maximize:
-                    g = -g
-                if weight_decay:
-                    g = g + weight_decay * d
+                buf, first = None, False
                 if momentum:
                     s = state.get(p)
                     if s is None:
                         s = state[p] = {}
                     buf = s.get("momentum_buffer")
                     if buf is None:
-                        buf = s["momentum_buffer"] = np.array(g, copy=True)
-                    else:
-                        buf *= momentum
-                        if dampening:
-                            buf += (1.0 - dampening) * g
+                        buf = s["momentum_buffer"] = np.empty_like(d)
+                        first = True
+                t1, t2 = self._scratch(d.dtype)
+                for blk in self._blocks(d, g) if buf is None else self._blocks(d, g, buf):
+                    db, gb = blk[0], blk[1]
+                    n = db.size
+                    a, b = (t1[:n].reshape(db.shape), t2[:n].reshape(db.shape)) if n <= t1.size else (
+                        np.empty_like(db), np.empty_like(db))
+                    if maximize:
+                        np.negative(gb, out=a)
+                        gb = a
+                    if weight_decay:
+                        np.multiply(db, weight_decay, out=b)
+                        b += gb
+                        gb = b
+                    if buf is not None:
+                        bb = blk[2]
+                        if first:
+                            np.copyto(bb, gb)
                         else:
-                            buf += g
-                    g = g + momentum * buf if nesterov else buf
-                d -= lr * g
+                            bb *= momentum
+                            if dampening:
+                                c = a if gb is not a else b
+                                np.multiply(gb, 1.0 - dampening, out=c)
+                                bb += c
+                            else:
+                                bb += gb
+                        if nesterov:
+                            c = b if gb is a else a
+                            np.multiply(bb, momentum, out=c)
+                            c += gb
+                            gb = c
+                        else:
+                            gb = bb
+                    c = a if gb is not a else b
+                    np.multiply(gb, lr, out=c)
+                    db -= c
