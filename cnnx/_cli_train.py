@@ -23,7 +23,7 @@ DATASETS = ("digits", "mnist:DIR", "cifar10:DIR", "folder:DIR")
 
 # epochs, batch size, optimizer and learning rate per model (others: FALLBACK_DEFAULTS).
 MODEL_DEFAULTS = {
-    "lenet5": dict(epochs=30, batch_size=32, optimizer="sgd", lr=0.05),
+    "lenet5": dict(epochs=50, batch_size=32, optimizer="sgd", lr=0.05),
     "resnet18": dict(epochs=8, batch_size=64, optimizer="sgd", lr=0.05),
     "mobilenet_v1": dict(epochs=15, batch_size=64, optimizer="sgd", lr=0.05),
 }
