@@ -11,6 +11,7 @@ settings that reach the accuracies in docs/training.md on the digits.
 from __future__ import annotations
 
 import argparse
+import copy
 import inspect
 import json
 import sys
@@ -90,7 +91,7 @@ def _build_data(kind: str, root: Path | None, channels: int, size: int, augment:
                        datasets.Digits(False, size=size, channels=channels))
         n_classes = 10
         if val_fraction:
-            plain = datasets.Digits(True, size=size, channels=channels)
+            plain = _with_transform(train, None)
             return _split(train, plain, val_fraction, split_seed, Subset) + (test, n_classes)
         return train, None, test, n_classes
     if root is not None and not root.is_dir():
@@ -120,23 +121,22 @@ def _build_data(kind: str, root: Path | None, channels: int, size: int, augment:
             augs.append(T.RandomHorizontalFlip())
     plain_tf = T.Compose(fit + tail)
     train_tf = T.Compose(fit + tail + augs)
-    if kind == "mnist":
-        train, plain, test = (datasets.MNIST(root, True, train_tf), datasets.MNIST(root, True, plain_tf),
-                              datasets.MNIST(root, False, plain_tf))
-        n_classes = 10
-    elif kind == "cifar10":
-        train, plain, test = (datasets.CIFAR10(root, True, train_tf), datasets.CIFAR10(root, True, plain_tf),
-                              datasets.CIFAR10(root, False, plain_tf))
+    if kind in ("mnist", "cifar10"):
+        cls = datasets.MNIST if kind == "mnist" else datasets.CIFAR10
+        train, test = cls(root, True, train_tf), cls(root, False, plain_tf)
+        plain = _with_transform(train, plain_tf)
         n_classes = 10
     else:
         test_dir = next((root / d for d in ("test", "val") if (root / d).is_dir()), None)
         if (root / "train").is_dir() and test_dir is not None:
-            train, plain = datasets.ImageFolder(root / "train", train_tf), datasets.ImageFolder(root / "train", plain_tf)
+            train = datasets.ImageFolder(root / "train", train_tf)
+            plain = _with_transform(train, plain_tf)
             test = datasets.ImageFolder(test_dir, plain_tf)
             if test.classes != train.classes:
                 raise CliError(f"--data folder: {root / 'train'} and {test_dir} have different classes")
         else:
-            train, plain = datasets.ImageFolder(root, train_tf), datasets.ImageFolder(root, plain_tf)
+            train = datasets.ImageFolder(root, train_tf)
+            plain = _with_transform(train, plain_tf)
             idx_train, idx_test = _stratified(train.targets, 0.2, split_seed)
             train, test = Subset(train, idx_train), Subset(plain, idx_test)
             plain = Subset(plain, idx_train)
@@ -144,6 +144,13 @@ def _build_data(kind: str, root: Path | None, channels: int, size: int, augment:
     if val_fraction:
         return _split(train, plain, val_fraction, split_seed, Subset) + (test, n_classes)
     return train, None, test, n_classes
+
+
+def _with_transform(dataset, transform):
+    """The same samples (arrays shared, not reloaded) with another transform."""
+    other = copy.copy(dataset)
+    other.transform = transform
+    return other
 
 
 def _stratified(targets: np.ndarray, fraction: float, seed: int):
