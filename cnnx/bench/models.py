@@ -251,7 +251,11 @@ else:
     model = torch_twin("vgg16", torch).eval()
     with torch.inference_mode():
         model(torch.from_numpy(x))
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+try:  # VmHWM: this process's own peak (ru_maxrss would carry over the parent's peak across exec)
+    with open("/proc/self/status") as f:
+        print(next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")))
+except (OSError, StopIteration):
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
@@ -259,7 +263,7 @@ def peak_memory_mb(lib: str, threads: int) -> float:
     """Peak resident memory (MB) of a fresh process that builds VGG16 and runs one batch-1 inference."""
     out = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, lib, str(threads)], capture_output=True, text=True,
                          check=True)
-    return int(out.stdout.split()[-1]) / 1024 * 1.048576  # ru_maxrss is in KiB on Linux
+    return int(out.stdout.split()[-1]) * 1024 / 1e6  # KiB -> MB
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
