@@ -17,6 +17,7 @@ AlexNet's augmentation (seed: flips and rotations, with crops) is ``RandomCrop(s
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import numbers
 import threading
@@ -186,7 +187,13 @@ class Normalize:
 
 
 def _pad_chw(chw: np.ndarray, left: int, top: int, right: int, bottom: int, fill) -> np.ndarray:
-    return np.pad(chw, ((0, 0), (top, bottom), (left, right)), mode="constant", constant_values=fill)
+    """Constant padding (one allocation and one copy: several times faster than ``np.pad`` on the
+    small images a loader transforms one by one)."""
+    c, h, w = chw.shape
+    out = np.empty((c, h + top + bottom, w + left + right), dtype=chw.dtype)
+    out[...] = fill
+    out[:, top:top + h, left:left + w] = chw
+    return out
 
 
 def _padding4(padding, owner: str) -> tuple[int, int, int, int]:
@@ -293,13 +300,14 @@ def _bilinear_sample(chw: np.ndarray, ys: np.ndarray, xs: np.ndarray, fill, near
     the image get ``fill``."""
     c, h, w = chw.shape
     src = chw.astype(np.float32) if chw.dtype.kind != "f" else chw
+    fill = src.dtype.type(fill)
     if nearest:
         yi, xi = np.floor(ys + 0.5).astype(np.int64), np.floor(xs + 0.5).astype(np.int64)
         inside = (yi >= 0) & (yi < h) & (xi >= 0) & (xi < w)
         out = src[:, np.clip(yi, 0, h - 1), np.clip(xi, 0, w - 1)]
         out = np.where(inside, out, np.asarray(fill, dtype=src.dtype))
     else:
-        padded = np.pad(src, ((0, 0), (1, 1), (1, 1)), mode="constant", constant_values=fill)
+        padded = _pad_chw(src, 1, 1, 1, 1, fill)
         ys, xs = ys + 1, xs + 1  # coordinates in the padded image
         y0, x0 = np.floor(ys), np.floor(xs)
         wy, wx = (ys - y0).astype(src.dtype), (xs - x0).astype(src.dtype)
@@ -314,6 +322,15 @@ def _bilinear_sample(chw: np.ndarray, ys: np.ndarray, xs: np.ndarray, fill, near
         info = np.iinfo(chw.dtype)
         out = np.clip(np.rint(out), info.min, info.max)
     return out.astype(chw.dtype)
+
+
+@functools.lru_cache(maxsize=16)
+def _centred_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column offsets of every pixel from the image centre (read-only, cached per size)."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    dy, dx = yy - (h - 1) / 2, xx - (w - 1) / 2
+    dy.flags.writeable = dx.flags.writeable = False
+    return dy, dx
 
 
 class RandomRotation:
@@ -342,12 +359,12 @@ class RandomRotation:
         h, w = chw.shape[1:]
         cy, cx = (h - 1) / 2, (w - 1) / 2
         t = math.radians(angle)
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+        dy, dx = _centred_grid(h, w)
         # Inverse map: the source of output pixel (y, x) for a counter-clockwise rotation on screen
         # (y grows downwards).
-        dy, dx = yy - cy, xx - cx
-        xs = cx + dx * math.cos(t) - dy * math.sin(t)
-        ys = cy + dx * math.sin(t) + dy * math.cos(t)
+        cos, sin = math.cos(t), math.sin(t)
+        xs = cx + dx * cos - dy * sin
+        ys = cy + dx * sin + dy * cos
         out = _bilinear_sample(chw, ys, xs, self.fill, self.interpolation == "nearest")
         return _from_chw(out, a, cl, was_tensor)
 
