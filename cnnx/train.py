@@ -73,15 +73,13 @@ class History:
     def plot(self, path) -> Path:
         """Draw loss, accuracy and learning rate curves to a PNG at ``path`` (needs matplotlib, the
         ``plot`` extra). Returns the path."""
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg", force=False)
-            import matplotlib.pyplot as plt
+        try:  # a bare Figure: no pyplot, so the user's backend and open figures are left alone
+            from matplotlib.figure import Figure
         except ImportError:
             raise ImportError("plotting training curves needs matplotlib: pip install 'cnnx[plot]'") from None
         epochs = [e.get("epoch", i + 1) for i, e in enumerate(self.epochs)]
-        fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+        fig = Figure(figsize=(13, 3.8))
+        axes = fig.subplots(1, 3)
         for ax, (title, keys) in zip(axes, [("loss", ["loss", "val_loss"]),
                                             ("top-1 accuracy (%)", ["acc1", "val_acc1"]),
                                             ("learning rate", ["lr"])]):
@@ -99,7 +97,6 @@ class History:
         fig.tight_layout()
         path = Path(path)
         fig.savefig(path, dpi=100)
-        plt.close(fig)
         return path
 
     def __repr__(self) -> str:
