@@ -10,11 +10,7 @@
 // Pointwise layers (1x1, stride 1, no padding) need no column matrix at all: col is x itself.
 // Depthwise layers (groups == C) go to the direct kernels of conv_depthwise.cpp.
 //
-// Threads: when there are enough independent (image, group, tile) items, each thread takes whole
-// items and runs single-threaded GEMMs ("items" mode: no barriers, each core keeps its own tile in
-// its own L2). Otherwise items run one after another and each GEMM uses every thread. The weight
-// gradient always runs items in order (its sum over the batch is never split between threads), so
-// every result is bitwise identical for a given thread count.
+// Threads: see the comment above forward().
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -111,8 +107,8 @@ void im2col(T* col, const T* x, const Conv2dParams& p, int64_t oh0, int64_t oh1,
   }
 }
 
-// The adjoint of im2col for whole channels [c0, c1): dx[c] += dcol rows of c. Different channels
-// touch disjoint memory, so threads may split the channels.
+// The adjoint of im2col for whole channels [c0, c1): dx[c] += the dcol rows of c (dcol starts at
+// channel c0's first row). Different channels touch disjoint memory, so threads may split them.
 template <class T>
 void col2im_add(T* dx, const T* dcol, const Conv2dParams& p, int64_t oh0, int64_t oh1, int64_t c0,
                 int64_t c1) {
@@ -121,7 +117,7 @@ void col2im_add(T* dx, const T* dcol, const Conv2dParams& p, int64_t oh0, int64_
     T* dxc = dx + c * p.h * p.w;
     for (int64_t i = 0; i < p.kh; ++i)
       for (int64_t j = 0; j < p.kw; ++j) {
-        const T* src = dcol + ((c * p.kh + i) * p.kw + j) * ncols;
+        const T* src = dcol + (((c - c0) * p.kh + i) * p.kw + j) * ncols;
         int64_t lo, hi;
         valid_range(p.w, p.ow, p.stride_w, p.pad_w, j * p.dil_w, &lo, &hi);
         for (int64_t oh = oh0; oh < oh1; ++oh, src += p.ow) {
@@ -146,100 +142,146 @@ void add_bias(T* y, const T* bias, int64_t rows, int64_t cols, int64_t ld) {
   }
 }
 
-// Runs run_item(i, threads) for every item. With at least two items per thread, threads take whole
-// items (run_item gets threads = 1); otherwise items run in order, each on all threads.
-template <class F>
-void run_items(int64_t items, F&& run_item) {
-  const int threads = get_num_threads();
-  if (threads > 1 && items >= 2 * int64_t(threads)) {
-    parallel::region(threads, [&](int tid, int nt) {
-      const parallel::Range mine = parallel::split(items, tid, nt);
-      for (int64_t it = mine.begin; it < mine.end; ++it) run_item(it, 1);
-    });
-  } else {
-    for (int64_t it = 0; it < items; ++it) run_item(it, threads);
-  }
+// Share [begin, end) of `total` rows for thread tid of nt, cut at multiples of `unit` (a GEMM
+// register tile, or a whole channel's rows) so no thread gets a ragged middle piece.
+inline parallel::Range split_units(int64_t total, int64_t unit, int tid, int nt) {
+  const int64_t units = (total + unit - 1) / unit;
+  const parallel::Range r = parallel::split(units, tid, nt);
+  return {std::min(total, r.begin * unit), std::min(total, r.end * unit)};
 }
 
-// Builds rows [0, ckk) of the column tile for output rows [oh0, oh1), `threads` threads splitting
-// the rows (1 = inline on the calling thread).
-template <class T>
-void im2col_tile(T* col, const T* xg, const Conv2dParams& p, const Shape& s, int64_t oh0, int64_t oh1,
-                 int threads) {
-  const int64_t ncols = (oh1 - oh0) * p.ow;
-  parallel::region(threads, [&](int tid, int nt) {
-    const parallel::Range rows = parallel::split(s.ckk, tid, nt);
-    im2col(col + rows.begin * ncols, xg, p, oh0, oh1, rows.begin, rows.end);
-  });
+// Threads for a job of `macs` multiply-adds that splits `units` ways: below ~0.5 M MACs a thread,
+// waking a second one costs more than it saves.
+inline int threads_for(double macs, int64_t units) {
+  const double by_work = std::max(1.0, macs / double(1 << 19));
+  return int(std::max<int64_t>(1, std::min<int64_t>({int64_t(get_num_threads()), int64_t(by_work), units})));
 }
 
+// Threading. Conv never lets the GEMM split itself (its blocks synchronise several times per call,
+// which is costly when a shared host briefly takes a core away); each thread runs single-threaded
+// GEMMs on work of its own:
+//   forward          whole (image, group, row tile) items when there are at least two per thread;
+//                    otherwise, per item, threads build the column tile together (one barrier) and
+//                    each multiplies its own rows of output channels.
+//   backward_input   whole image groups per thread; otherwise each thread owns a range of input
+//                    channels: its rows of dcol and its planes of dx (no barrier at all).
+//   backward_weight  each thread owns a range of dw columns (input channel, kernel tap): it builds
+//                    only those rows of the column matrix and sums the batch in order (no barrier).
+// Every output element is therefore summed by one thread in an order fixed by the shapes alone, so
+// results are bitwise identical for any thread count.
 template <class T>
 void forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p) {
   const Shape s = shape_of<T>(p);
   const int64_t tiles = s.pointwise ? 1 : s.tiles;
   const int64_t items = p.n * p.groups * tiles;
+  constexpr int64_t kRowUnit = 16;
 
-  // One (image, group, tile) item on `threads` threads.
-  auto run_item = [&](int64_t item, int threads) {
-    const int64_t t = item % tiles, ng = item / tiles, n = ng / p.groups, g = ng % p.groups;
-    const T* xg = x + (n * p.c + g * s.cg) * s.hw;
-    const int64_t oh0 = t * s.rows_per_tile, oh1 = s.pointwise ? p.oh : std::min(p.oh, oh0 + s.rows_per_tile);
+  // Output channels [k0, k1) of group g for the column tile `b` (row stride ldb) of output rows [oh0, oh1).
+  auto multiply = [&](int64_t n, int64_t g, int64_t oh0, int64_t oh1, const T* b, int64_t ldb, int64_t k0,
+                      int64_t k1) {
+    if (k1 <= k0) return;
     const int64_t ncols = (oh1 - oh0) * p.ow;
-    T* yt = y + (n * p.k + g * s.kg) * s.ohw + oh0 * p.ow;
+    T* yt = y + (n * p.k + g * s.kg + k0) * s.ohw + oh0 * p.ow;
     GemmParams gp;
-    gp.m = s.kg, gp.n = ncols, gp.k = s.ckk, gp.lda = s.ckk, gp.ldc = s.ohw, gp.threads = threads;
-    const T* b = xg;  // pointwise: the image is the column matrix
-    gp.ldb = s.hw;
-    if (!s.pointwise) {
-      T* col = workspace_as<T>(kColSlot, s.ckk * ncols);
-      im2col_tile(col, xg, p, s, oh0, oh1, threads);
-      b = col, gp.ldb = ncols;
-    }
-    gemm(yt, w + g * s.kg * s.ckk, b, gp);
-    if (bias) add_bias(yt, bias + g * s.kg, s.kg, ncols, s.ohw);
+    gp.m = k1 - k0, gp.n = ncols, gp.k = s.ckk, gp.lda = s.ckk, gp.ldb = ldb, gp.ldc = s.ohw, gp.threads = 1;
+    gemm(yt, w + (g * s.kg + k0) * s.ckk, b, gp);
+    if (bias) add_bias(yt, bias + g * s.kg + k0, k1 - k0, ncols, s.ohw);
+  };
+  auto item_rows = [&](int64_t t, int64_t* oh0, int64_t* oh1) {
+    *oh0 = s.pointwise ? 0 : t * s.rows_per_tile;
+    *oh1 = s.pointwise ? p.oh : std::min(p.oh, *oh0 + s.rows_per_tile);
   };
 
-  run_items(items, run_item);
+  const int threads = get_num_threads();
+  if (threads > 1 && items >= 2 * int64_t(threads)) {
+    parallel::region(threads, [&](int tid, int nt) {
+      const parallel::Range mine = parallel::split(items, tid, nt);
+      for (int64_t it = mine.begin; it < mine.end; ++it) {
+        const int64_t t = it % tiles, ng = it / tiles, n = ng / p.groups, g = ng % p.groups;
+        int64_t oh0, oh1;
+        item_rows(t, &oh0, &oh1);
+        const T* xg = x + (n * p.c + g * s.cg) * s.hw;
+        if (s.pointwise) {
+          multiply(n, g, oh0, oh1, xg, s.hw, 0, s.kg);
+          continue;
+        }
+        const int64_t ncols = (oh1 - oh0) * p.ow;
+        T* col = workspace_as<T>(kColSlot, s.ckk * ncols);
+        im2col(col, xg, p, oh0, oh1, 0, s.ckk);
+        multiply(n, g, oh0, oh1, col, ncols, 0, s.kg);
+      }
+    });
+    return;
+  }
+  for (int64_t it = 0; it < items; ++it) {
+    const int64_t t = it % tiles, ng = it / tiles, n = ng / p.groups, g = ng % p.groups;
+    int64_t oh0, oh1;
+    item_rows(t, &oh0, &oh1);
+    const int64_t ncols = (oh1 - oh0) * p.ow;
+    const T* xg = x + (n * p.c + g * s.cg) * s.hw;
+    T* col = s.pointwise ? nullptr : workspace_as<T>(kColSlot, s.ckk * ncols);  // the caller's, shared
+    const int want = threads_for(double(s.kg) * double(s.ckk) * double(ncols), (s.kg + kRowUnit - 1) / kRowUnit);
+    parallel::region(want, [&](int tid, int nt) {
+      if (!s.pointwise) {
+        const parallel::Range rows = parallel::split(s.ckk, tid, nt);
+        im2col(col + rows.begin * ncols, xg, p, oh0, oh1, rows.begin, rows.end);
+        parallel::barrier(nt);  // the whole tile is built
+      }
+      const parallel::Range ks = split_units(s.kg, kRowUnit, tid, nt);
+      multiply(n, g, oh0, oh1, s.pointwise ? xg : col, s.pointwise ? s.hw : ncols, ks.begin, ks.end);
+    });
+  }
 }
 
 template <class T>
 void backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p) {
   const Shape s = shape_of<T>(p);
+  const int64_t khw = p.kh * p.kw;
   const int64_t items = p.n * p.groups;  // col2im of neighbouring tiles overlaps: an item is a whole image group
 
-  // dx[n,g] for one image group on `threads` threads (col2im splits the group's channels).
-  auto run_item = [&](int64_t item, int threads) {
-    const int64_t n = item / p.groups, g = item % p.groups;
+  // Input channels [c0, c1) of image group (n, g), on the calling thread.
+  auto channels = [&](int64_t n, int64_t g, int64_t c0, int64_t c1) {
+    if (c1 <= c0) return;
     T* dxg = dx + (n * p.c + g * s.cg) * s.hw;
     const T* dyg = dy + (n * p.k + g * s.kg) * s.ohw;
+    const T* wc = w + g * s.kg * s.ckk + c0 * khw;  // columns of w[g] from channel c0 on
     GemmParams gp;
-    gp.m = s.ckk, gp.k = s.kg, gp.trans_a = true, gp.lda = s.ckk, gp.threads = threads;
-    const T* wg = w + g * s.kg * s.ckk;
+    gp.m = (c1 - c0) * khw, gp.k = s.kg, gp.trans_a = true, gp.lda = s.ckk, gp.threads = 1;
     if (s.pointwise) {
       gp.n = s.hw, gp.ldb = s.ohw, gp.ldc = s.hw;
-      gemm(dxg, wg, dyg, gp);
+      gemm(dxg + c0 * s.hw, wc, dyg, gp);
       return;
     }
-    std::fill(dxg, dxg + s.cg * s.hw, T(0));
+    std::fill(dxg + c0 * s.hw, dxg + c1 * s.hw, T(0));
     for (int64_t oh0 = 0; oh0 < p.oh; oh0 += s.rows_per_tile) {
       const int64_t oh1 = std::min(p.oh, oh0 + s.rows_per_tile), ncols = (oh1 - oh0) * p.ow;
-      T* dcol = workspace_as<T>(kColSlot, s.ckk * ncols);
+      T* dcol = workspace_as<T>(kColSlot, gp.m * ncols);
       gp.n = ncols, gp.ldb = s.ohw, gp.ldc = ncols;
-      gemm(dcol, wg, dyg + oh0 * p.ow, gp);
-      parallel::region(threads, [&](int tid, int nt) {
-        const parallel::Range cs = parallel::split(s.cg, tid, nt);
-        col2im_add(dxg, dcol, p, oh0, oh1, cs.begin, cs.end);
-      });
+      gemm(dcol, wc, dyg + oh0 * p.ow, gp);
+      col2im_add(dxg, dcol, p, oh0, oh1, c0, c1);
     }
   };
 
-  run_items(items, run_item);
+  const int threads = get_num_threads();
+  if (threads > 1 && items >= 2 * int64_t(threads)) {
+    parallel::region(threads, [&](int tid, int nt) {
+      const parallel::Range mine = parallel::split(items, tid, nt);
+      for (int64_t it = mine.begin; it < mine.end; ++it) channels(it / p.groups, it % p.groups, 0, s.cg);
+    });
+    return;
+  }
+  const int want = threads_for(double(s.kg) * double(s.ckk) * double(s.ohw), s.cg);
+  for (int64_t it = 0; it < items; ++it)
+    parallel::region(want, [&](int tid, int nt) {
+      const parallel::Range cs = parallel::split(s.cg, tid, nt);
+      channels(it / p.groups, it % p.groups, cs.begin, cs.end);
+    });
 }
 
 template <class T>
 void backward_bias(T* db, const T* dy, const Conv2dParams& p) {
   const int64_t ohw = p.oh * p.ow;
-  parallel::region(get_num_threads(), [&](int tid, int nt) {
+  parallel::region(threads_for(double(p.n) * double(p.k) * double(ohw) / 8, p.k), [&](int tid, int nt) {
     const parallel::Range ks = parallel::split(p.k, tid, nt);
     for (int64_t k = ks.begin; k < ks.end; ++k) {
       T acc = T(0);
@@ -255,29 +297,37 @@ void backward_bias(T* db, const T* dy, const Conv2dParams& p) {
 template <class T>
 void backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
   const Shape s = shape_of<T>(p);
-  const int threads = get_num_threads();
-  for (int64_t g = 0; g < p.groups; ++g) {
-    T* dwg = dw + g * s.kg * s.ckk;
-    if (p.n == 0) std::fill(dwg, dwg + s.kg * s.ckk, T(0));
-    for (int64_t n = 0; n < p.n; ++n) {
-      const T* xg = x + (n * p.c + g * s.cg) * s.hw;
-      const T* dyg = dy + (n * p.k + g * s.kg) * s.ohw;
-      GemmParams gp;
-      gp.m = s.kg, gp.n = s.ckk, gp.trans_b = true, gp.lda = s.ohw, gp.ldc = s.ckk, gp.threads = threads;
-      if (s.pointwise) {
-        gp.k = s.hw, gp.ldb = s.hw, gp.beta = n == 0 ? 0.0 : 1.0;
-        gemm(dwg, dyg, xg, gp);
-        continue;
-      }
-      for (int64_t oh0 = 0; oh0 < p.oh; oh0 += s.rows_per_tile) {
-        const int64_t oh1 = std::min(p.oh, oh0 + s.rows_per_tile), ncols = (oh1 - oh0) * p.ow;
-        T* col = workspace_as<T>(kColSlot, s.ckk * ncols);
-        im2col_tile(col, xg, p, s, oh0, oh1, threads);
-        gp.k = ncols, gp.ldb = ncols, gp.beta = n == 0 && oh0 == 0 ? 0.0 : 1.0;
-        gemm(dwg, dyg + oh0 * p.ow, col, gp);
+  constexpr int64_t kColUnit = 32;  // a GEMM register tile's width
+  const int want = threads_for(double(p.n) * double(p.k) * double(s.ckk) * double(s.ohw),
+                               (s.ckk + kColUnit - 1) / kColUnit);
+  parallel::region(want, [&](int tid, int nt) {
+    const parallel::Range rs = split_units(s.ckk, kColUnit, tid, nt);  // my dw columns
+    const int64_t r0 = rs.begin, nr = rs.end - rs.begin;
+    if (nr <= 0) return;
+    for (int64_t g = 0; g < p.groups; ++g) {
+      T* dwg = dw + g * s.kg * s.ckk + r0;
+      if (p.n == 0)
+        for (int64_t k = 0; k < s.kg; ++k) std::fill(dwg + k * s.ckk, dwg + k * s.ckk + nr, T(0));
+      for (int64_t n = 0; n < p.n; ++n) {
+        const T* xg = x + (n * p.c + g * s.cg) * s.hw;
+        const T* dyg = dy + (n * p.k + g * s.kg) * s.ohw;
+        GemmParams gp;
+        gp.m = s.kg, gp.n = nr, gp.trans_b = true, gp.lda = s.ohw, gp.ldc = s.ckk, gp.threads = 1;
+        if (s.pointwise) {  // columns are input channels: rows r0.. of x are the column matrix
+          gp.k = s.hw, gp.ldb = s.hw, gp.beta = n == 0 ? 0.0 : 1.0;
+          gemm(dwg, dyg, xg + r0 * s.hw, gp);
+          continue;
+        }
+        for (int64_t oh0 = 0; oh0 < p.oh; oh0 += s.rows_per_tile) {
+          const int64_t oh1 = std::min(p.oh, oh0 + s.rows_per_tile), ncols = (oh1 - oh0) * p.ow;
+          T* col = workspace_as<T>(kColSlot, nr * ncols);
+          im2col(col, xg, p, oh0, oh1, r0, r0 + nr);
+          gp.k = ncols, gp.ldb = ncols, gp.beta = n == 0 && oh0 == 0 ? 0.0 : 1.0;
+          gemm(dwg, dyg + oh0 * p.ow, col, gp);
+        }
       }
     }
-  }
+  });
 }
 
 inline bool is_depthwise(const Conv2dParams& p) { return p.groups > 1 && p.groups == p.c; }
