@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "cnnx/conv.h"
 #include "cnnx/runtime.h"
@@ -36,6 +37,8 @@ constexpr int kRowSlot = 2;    // scratch rows
 
 struct Layout {
   int64_t hp, sw, owv, len, max_off;  // padded rows, phases, OW rounded up to Vec, entries per phase
+  std::vector<int64_t> tap;           // tap[i*KW + j]: where output (0, 0) reads tap (i, j)
+  int64_t out_row;                    // distance between the reads of consecutive output rows
 
   // Entries of the whole buffer.
   int64_t size() const { return hp * sw * len; }
@@ -53,6 +56,13 @@ Layout layout_of(const Conv2dParams& p) {
   const int64_t wp = p.w + 2 * p.pad_w;
   // Every phase holds its real columns and the reads of a Vec-rounded output row.
   L.len = std::max((wp + L.sw - 1) / L.sw, L.owv + L.max_off);
+  // Offsets computed once, so the inner loops never divide.
+  for (int64_t i = 0; i < p.kh; ++i)
+    for (int64_t j = 0; j < p.kw; ++j) {
+      const int64_t t = j * p.dil_w;
+      L.tap.push_back(L.row(i * p.dil_h, t % L.sw) + t / L.sw);
+    }
+  L.out_row = p.stride_h * L.sw * L.len;
   return L;
 }
 
@@ -117,16 +127,15 @@ CNNX_INLINE void taps(typename simd::Vec<T>::reg* acc, const T* buf, const T* wk
   using V = simd::Vec<T>;
   constexpr int64_t W = V::width;
   for (int a = 0; a < R * NV; ++a) acc[a] = V::zero();
-  for (int64_t i = 0; i < p.kh; ++i)
-    for (int64_t j = 0; j < p.kw; ++j) {
-      const int64_t t = j * p.dil_w;
-      const T* src = buf + L.row(oh * p.stride_h + i * p.dil_h, t % L.sw) + t / L.sw + o;
-      const int64_t row_step = p.stride_h * L.sw * L.len;  // next output row
-      const typename V::reg wv = V::set1(wk[i * p.kw + j]);
-      for (int r = 0; r < R; ++r)
-        for (int v = 0; v < NV; ++v)
-          acc[r * NV + v] = V::fmadd(wv, V::load(src + r * row_step + v * W), acc[r * NV + v]);
-    }
+  const T* base = buf + oh * L.out_row + o;
+  const int64_t ntaps = p.kh * p.kw;
+  for (int64_t q = 0; q < ntaps; ++q) {
+    const T* src = base + L.tap[q];
+    const typename V::reg wv = V::set1(wk[q]);
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < NV; ++v)
+        acc[r * NV + v] = V::fmadd(wv, V::load(src + r * L.out_row + v * W), acc[r * NV + v]);
+  }
 }
 
 // Stores R rows x NV vectors of results plus the bias at out (row stride OW), dropping lanes >= OW.
@@ -217,10 +226,25 @@ void depthwise_forward(T* y, const T* x, const T* w, const T* bias, const Conv2d
   });
 }
 
-// dx is the scatter of dy through the same taps: buf[row(oh, i, j)][ow + off] += w[i, j] * dy[oh, ow],
-// into a phase-split padded plane that is then merged back (its padding entries are discarded).
+// dx. With stride 1 and one output channel per input channel (the common case) the input gradient
+// is itself a depthwise convolution: of dy, padded by d*(k-1) - p, with the kernels flipped; it runs
+// on the forward kernel. Otherwise dy is scattered through the taps,
+// buf[row(oh, i, j)][ow + off] += w[i, j] * dy[oh, ow], into a phase-split padded plane that is
+// then merged back (its padding entries are discarded).
 template <class T>
 void depthwise_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p) {
+  if (p.k == p.c && p.stride_h == 1 && p.stride_w == 1 && p.pad_h <= p.dil_h * (p.kh - 1) &&
+      p.pad_w <= p.dil_w * (p.kw - 1)) {
+    Conv2dParams q = p;
+    q.h = p.oh, q.w = p.ow, q.oh = p.h, q.ow = p.w;
+    q.pad_h = p.dil_h * (p.kh - 1) - p.pad_h, q.pad_w = p.dil_w * (p.kw - 1) - p.pad_w;
+    const int64_t ntaps = p.kh * p.kw;
+    std::vector<T> flipped(static_cast<size_t>(p.k * ntaps));
+    for (int64_t k = 0; k < p.k; ++k)
+      for (int64_t t = 0; t < ntaps; ++t) flipped[k * ntaps + t] = w[k * ntaps + ntaps - 1 - t];
+    depthwise_forward(dx, dy, flipped.data(), static_cast<const T*>(nullptr), q);
+    return;
+  }
   using V = simd::Vec<T>;
   constexpr int64_t W = V::width;
   const Layout L = layout_of<T>(p);
@@ -238,15 +262,11 @@ void depthwise_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams
         const T* wk = w + k * ntaps;
         for (int64_t oh = 0; oh < p.oh; ++oh) {
           std::memcpy(row, dy + (n * p.k + k) * ohw + oh * p.ow, size_t(p.ow) * sizeof(T));
-          for (int64_t i = 0; i < p.kh; ++i) {
-            const int64_t r = oh * p.stride_h + i * p.dil_h;
-            for (int64_t j = 0; j < p.kw; ++j) {
-              const int64_t t = j * p.dil_w;
-              T* dst = buf + L.row(r, t % L.sw) + t / L.sw;
-              const typename V::reg wv = V::set1(wk[i * p.kw + j]);
-              for (int64_t o = 0; o < L.owv; o += W)
-                V::store(dst + o, V::fmadd(wv, V::load(row + o), V::load(dst + o)));
-            }
+          for (int64_t q = 0; q < ntaps; ++q) {
+            T* dst = buf + oh * L.out_row + L.tap[q];
+            const typename V::reg wv = V::set1(wk[q]);
+            for (int64_t o = 0; o < L.owv; o += W)
+              V::store(dst + o, V::fmadd(wv, V::load(row + o), V::load(dst + o)));
           }
         }
       }
@@ -255,9 +275,9 @@ void depthwise_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams
   });
 }
 
-// dw[k, i, j] = sum over images, then output positions, of dy[k, oh, ow] * x tap (i, j). One
-// channel's images run in order on one thread; per image the positions are summed in Vec lanes and
-// the lanes reduced in a fixed order.
+// dw[k, i, j] = sum over images and output positions of dy[k, oh, ow] * x tap (i, j). One channel's
+// images run in order on one thread; the sums are kept per Vec lane (four rotating accumulators per
+// image) and the lanes reduced once at the end, in a fixed order.
 template <class T>
 void depthwise_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
   using V = simd::Vec<T>;
@@ -268,9 +288,10 @@ void depthwise_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParam
   parallel::region(get_num_threads(), [&](int tid, int nt) {
     T* buf = workspace_as<T>(kPlaneSlot, L.size());
     T* dyp = workspace_as<T>(kRowSlot, p.oh * L.owv);  // dy plane, rows padded with zeros to owv
+    std::vector<T> lanes(static_cast<size_t>(mult * ntaps * W));  // per weight, its partial sums by lane
     const parallel::Range chans = parallel::split(p.c, tid, nt);
     for (int64_t c = chans.begin; c < chans.end; ++c) {
-      for (int64_t m = 0; m < mult; ++m) std::fill(dw + (c * mult + m) * ntaps, dw + (c * mult + m + 1) * ntaps, T(0));
+      std::fill(lanes.begin(), lanes.end(), T(0));
       for (int64_t n = 0; n < p.n; ++n) {
         split_plane(buf, x + (n * p.c + c) * p.h * p.w, p, L);
         for (int64_t m = 0; m < mult; ++m) {
@@ -280,23 +301,22 @@ void depthwise_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParam
             std::memcpy(d, dy + (n * p.k + k) * ohw + oh * p.ow, size_t(p.ow) * sizeof(T));
             std::fill(d + p.ow, d + L.owv, T(0));
           }
-          for (int64_t i = 0; i < p.kh; ++i)
-            for (int64_t j = 0; j < p.kw; ++j) {
-              const int64_t t = j * p.dil_w;
-              R acc = V::zero();
-              for (int64_t oh = 0; oh < p.oh; ++oh) {
-                const T* src = buf + L.row(oh * p.stride_h + i * p.dil_h, t % L.sw) + t / L.sw;
-                const T* d = dyp + oh * L.owv;
-                for (int64_t o = 0; o < L.owv; o += W) acc = V::fmadd(V::load(d + o), V::load(src + o), acc);
-              }
-              alignas(64) T lanes[W];
-              V::store(lanes, acc);
-              T sum = T(0);
-              for (int64_t l = 0; l < W; ++l) sum += lanes[l];
-              dw[k * ntaps + i * p.kw + j] += sum;
+          for (int64_t q = 0; q < ntaps; ++q) {
+            // Four accumulators in rotation: one chain of dependent FMAs would wait on each other.
+            R acc[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
+            int64_t at = 0;
+            for (int64_t oh = 0; oh < p.oh; ++oh) {
+              const T* src = buf + oh * L.out_row + L.tap[q];
+              const T* d = dyp + oh * L.owv;
+              for (int64_t o = 0; o < L.owv; o += W, ++at)
+                acc[at & 3] = V::fmadd(V::load(d + o), V::load(src + o), acc[at & 3]);
             }
+            T* l = lanes.data() + (m * ntaps + q) * W;
+            V::store(l, V::add(V::load(l), V::add(V::add(acc[0], acc[1]), V::add(acc[2], acc[3]))));
+          }
         }
       }
+      for (int64_t i = 0; i < mult * ntaps; ++i) dw[c * mult * ntaps + i] = V::reduce_add(V::load(lanes.data() + i * W));
     }
   });
 }
