@@ -298,12 +298,13 @@ def first_tensor(value):
 
 
 class _Frame:
-    __slots__ = ("module", "name", "leaf", "input_shape", "calls", "ops")
+    __slots__ = ("module", "name", "leaf", "input_shape", "calls", "t0", "stop")
 
     def __init__(self, module, name, leaf, input_shape):
         self.module, self.name, self.leaf, self.input_shape = module, name, leaf, input_shape
-        self.calls = []   # kernel calls (a leaf's)
-        self.ops = 0      # kernel calls made directly by a container
+        self.calls = []   # a leaf's kernel calls
+        self.t0 = 0.0     # the profiler's start time
+        self.stop = None  # the profiler's set of graph nodes that made the inputs
 
 
 class ModuleTracer:
