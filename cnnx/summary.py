@@ -455,7 +455,9 @@ def trace(model: Module, sizes: list, dtype, batch_size: int = 1, tracer_cls=Mod
     tracer.attach()
     try:
         model.eval()
-        with no_grad(), intercept(sink=tracer.sink):
+        # Zeros through uninitialised weights (nn.init.no_init) may make inf/nan in a user's own
+        # elementwise code: irrelevant to shapes, so numpy's warnings are silenced.
+        with no_grad(), intercept(sink=tracer.sink), np.errstate(all="ignore"):
             model(*inputs)
     finally:
         tracer.detach()
