@@ -33,6 +33,11 @@ GRID = {
     "many_tiles": (1, 32, 40, 70, 8, 3, 3, 1, 1, 1, 1),
     "many_tiles_batch": (4, 32, 24, 70, 5, 3, 3, 2, 1, 1, 1),
     "alexnet_like": (2, 3, 31, 31, 8, 11, 11, 4, 2, 1, 1),
+    # padding wider than the input: some kernel columns see only zeros (AlexNet's conv2 on a 1x1 map)
+    "pad_exceeds_input": (1, 4, 1, 1, 3, 5, 5, 1, 2, 1, 1),
+    "pad_exceeds_input_s2": (2, 3, 1, 2, 2, 7, 7, 2, 3, 1, 1),
+    "pad_exceeds_input_groups": (1, 4, 2, 1, 4, 5, 5, 1, 2, 1, 2),
+    "pad_exceeds_input_depthwise": (1, 3, 1, 1, 3, 5, 5, 1, 2, 1, 3),
 }
 GRID_IDS = list(GRID)
 

@@ -91,12 +91,27 @@ def _rng(generator):
     return generator if generator is not None else _random.generator()
 
 
+def _drawable(array: np.ndarray) -> bool:
+    """Whether numpy's generator can fill ``array`` in place: a writable, C-contiguous float32 or
+    float64 array. Drawing in the array's own dtype skips a float64 temporary and, for float32, is
+    several times faster (a VGG16 classifier holds 120 M weights)."""
+    return array.dtype in (np.float32, np.float64) and array.flags.c_contiguous and array.flags.writeable
+
+
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
     """Fill with values drawn uniformly from [a, b)."""
     array = _check("uniform_", tensor)
     if _mode.skip:
         return tensor
-    return _fill(tensor, _rng(generator).uniform(a, b, array.shape))
+    rng = _rng(generator)
+    if not _drawable(array):
+        return _fill(tensor, rng.uniform(a, b, array.shape))
+    rng.random(dtype=array.dtype, out=array)
+    array *= array.dtype.type(b - a)
+    array += array.dtype.type(a)
+    if a < b:  # rounding in the array's dtype may reach b; keep the interval half-open
+        np.minimum(array, np.nextafter(array.dtype.type(b), array.dtype.type(a)), out=array)
+    return tensor
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
@@ -104,7 +119,13 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None)
     array = _check("normal_", tensor)
     if _mode.skip:
         return tensor
-    return _fill(tensor, _rng(generator).normal(mean, std, array.shape))
+    rng = _rng(generator)
+    if not _drawable(array):
+        return _fill(tensor, rng.normal(mean, std, array.shape))
+    rng.standard_normal(dtype=array.dtype, out=array)
+    array *= array.dtype.type(std)
+    array += array.dtype.type(mean)
+    return tensor
 
 
 def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,

@@ -73,11 +73,13 @@ Shape shape_of(const Conv2dParams& p) {
   return s;
 }
 
-// The output columns ow whose input column ow*s - p + j*d lies inside [0, w): [lo, hi).
+// The output columns ow whose input column ow*s - p + j*d lies inside [0, w): [lo, hi), with
+// 0 <= lo <= hi <= out (lo is clamped: with padding wider than the input, a kernel column may see
+// only padding, and im2col fills dst[0, lo) and dst[hi, out) with zeros).
 inline void valid_range(int64_t size, int64_t out, int64_t s, int64_t pad, int64_t offset, int64_t* lo,
                         int64_t* hi) {
   const int64_t first = pad - offset;  // ow*s >= first
-  *lo = first <= 0 ? 0 : (first + s - 1) / s;
+  *lo = first <= 0 ? 0 : std::min(out, (first + s - 1) / s);
   const int64_t last = size - 1 + pad - offset;  // ow*s <= last
   *hi = last < 0 ? 0 : std::min(out, last / s + 1);
   if (*hi < *lo) *hi = *lo;
