@@ -176,7 +176,8 @@ class Summary:
         return head, body, align, rows
 
     def _hidden_note(self, shown) -> str | None:
-        hidden = Counter(r.type for r in self.rows if r not in shown)
+        shown = {id(r) for r in shown}
+        hidden = Counter(r.type for r in self.rows if id(r) not in shown)
         if not hidden:
             return None
         kinds = ", ".join(f"{t} x{n}" if n > 1 else t for t, n in hidden.most_common())
@@ -417,7 +418,6 @@ class ModuleTracer:
         params = self._take_params(frame.module) if frame is not None else (0, 0)
         self.rows.append(self._row(self._unique_name(prefix + call.op), "F." + call.op, call.input_shape,
                                    call.output_shape, self.itemsize, [call], params))
-
 
 
 def _input_sizes(input_size) -> list:
