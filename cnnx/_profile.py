@@ -175,7 +175,12 @@ def profile_model(model, summary, sizes, dtype, runs: int = 3, warmup: int = 1) 
             row.backward_ms = median_ms([b.get(row.name, 0.0) for b in bwd_rows])
     other_f = [t - sum(f.values()) for t, f in zip(fwd_total, fwd_rows)]
     other_b = [t - sum(b.values()) for t, b in zip(bwd_total, bwd_rows)]
+    # Layers that run in training mode only (GoogLeNet's auxiliary heads) have no row in the table.
+    names = {row.name for row in summary.rows}
+    extra_f = [sum(v for k, v in f.items() if k not in names) for f in fwd_rows]
+    extra_b = [sum(v for k, v in b.items() if k not in names) for b in bwd_rows]
     return {"runs": runs, "warmup": warmup, "mode": "training", "batch_size": batch,
             "forward_ms": median_ms(fwd_total), "backward_ms": median_ms(bwd_total),
-            "other_forward_ms": max(0.0, median_ms(other_f)), "other_backward_ms": max(0.0, median_ms(other_b))}
+            "other_forward_ms": max(0.0, median_ms(other_f)), "other_backward_ms": max(0.0, median_ms(other_b)),
+            "training_only_forward_ms": median_ms(extra_f), "training_only_backward_ms": median_ms(extra_b)}
 

@@ -211,6 +211,10 @@ class Summary:
                                       f"(median of {p['runs']}, batch {b}, {p['mode']} mode; outside layers: "
                                       f"forward {p['other_forward_ms']:.2f} ms, backward "
                                       f"{p['other_backward_ms']:.2f} ms)"))
+            if p["training_only_forward_ms"] or p["training_only_backward_ms"]:
+                lines.append(("", f"and layers that run in training mode only (not in the table): forward "
+                                  f"{p['training_only_forward_ms']:.2f} ms, backward "
+                                  f"{p['training_only_backward_ms']:.2f} ms"))
         return lines
 
     def _title(self) -> str:

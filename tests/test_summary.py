@@ -488,6 +488,21 @@ def test_profile_attributes_functional_kernels_in_containers():
     assert s.profile["other_backward_ms"] >= 0
 
 
+def test_profile_reports_training_only_layers():
+    class AuxHead(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body, self.aux = nn.Linear(4, 3), nn.Linear(4, 2)
+
+        def forward(self, x):
+            return (self.body(x), self.aux(x)) if self.training else self.body(x)
+
+    s = cnnx.summary(AuxHead(), (4,), profile=True, profile_runs=1)
+    assert [r.name for r in s.rows] == ["input", "body"] and s.untraced_params == 10
+    assert s.profile["training_only_forward_ms"] > 0 and s.profile["training_only_backward_ms"] > 0
+    assert "training mode only (not in the table)" in str(s)
+
+
 def test_no_init_draws_nothing():
     rng = cnnx_random.get_rng_state()
     with no_init():
