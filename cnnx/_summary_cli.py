@@ -27,7 +27,22 @@ SEED_TABLES = {"alexnet": "the seed's AlexNet table", "vgg": "the seed's VGG16 t
                "mobilenet_v1": "depthwise-separable ratios per block"}
 
 
+EXAMPLES = """examples:
+  cnnx summary vgg16
+  cnnx summary mobilenet_v1 --width 0.5 --input 3,160,160
+  cnnx summary alexnet -k variant=torchvision --batch 32 --optimizer adam --markdown
+  cnnx summary alexnet --seed-table     the seed's AlexNet table, recomputed (Norm2 typo flagged)
+  cnnx summary resnet18 --profile       measured forward/backward ms per layer
+  cnnx summary mypackage.nets:MyNet --input 3,32,32
+
+MACs count convolution and FC multiply-accumulates per image; FLOPs = 2 x MACs. Conventions: docs/summary.md."""
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = ("Per-layer shapes, parameters, MACs, activations and memory of a model, traced without "
+                     "running its convolutions (milliseconds for any zoo model).")
+    p.epilog = EXAMPLES
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("model", help="zoo model name (see cnnx.models.list_models()) or package.module:name of your "
                                  "own Module class or factory")
     p.add_argument("--input", metavar="C,H,W", help="input size without the batch (default: the model's "

@@ -114,7 +114,7 @@ class TrainingMemory:
         return {**asdict(self), "total": self.total}
 
 
-@dataclass
+@dataclass(repr=False)
 class Summary:
     """What ``summary()`` returns: ``rows``, totals, memory, and renderers (``str``, Markdown, dict)."""
 
@@ -234,6 +234,8 @@ class Summary:
 
     def __str__(self) -> str:
         return self.to_string()
+
+    __repr__ = __str__  # the table, also when a REPL echoes the result
 
     def to_markdown(self, all_rows: bool = False) -> str:
         """The same table and totals as Markdown."""
