@@ -124,8 +124,12 @@ def _seed_alexnet() -> nn.Sequential:
 def alexnet_seed_table() -> Table:
     """The seed's AlexNet table recomputed from the output-size formula by a trace; the last
     columns compare each output with the seed's and flag the ones that differ (Norm2)."""
+    from . import models
+
     model = _seed_alexnet()
     s = summary(model, (3, 227, 227))
+    with nn.init.no_init():
+        grouped = summary(models.alexnet(groups=2), (3, 227, 227))
     rows = {r.name: r for r in s.rows}
     body, records, mismatches = [], [], []
     for name, _, _, _, _, _, seed_text, seed_value in SEED_ALEXNET:
@@ -158,7 +162,8 @@ def alexnet_seed_table() -> Table:
         "prints 27 there (copied from Norm1)." if "Norm2" in mismatches else "All outputs agree with the seed.",
         "The seed's order (max-pool, then LRN) is CS231n's; the paper normalises before pooling, with the "
         "same sizes. The paper also splits conv2, conv4 and conv5 into two groups (one per GPU): same "
-        "shapes, half the weights there (cnnx.models.alexnet(variant='paper')).",
+        f"shapes, half the weights there: cnnx.models.alexnet(groups=2) has {count(grouped.total_params)} "
+        f"parameters and {count(grouped.total_macs)} MACs.",
         f"Why 227 and not the paper's 224: {output_size_formula(224, 11, 4, 0)}; "
         f"{output_size_formula(227, 11, 4, 0)}.",
         f"This network: {count(s.total_params)} params, {count(s.total_macs)} MACs per image "
@@ -239,15 +244,17 @@ def vgg16_seed_table() -> Table:
     act_bytes, param_bytes = s.activation_bytes, s.param_bytes
     first_two = rows["Conv1-1"].activations + rows["Conv1-2"].activations
     fc = sum(rows[n].params for n in ("FC6", "FC7", "FC8"))
+    fc6, fc7 = (model.get_submodule(n).weight.numel() for n in ("FC6", "FC7"))
     body.append(["total", "", count(s.total_activations), "", count(weights_total), count(s.total_params), ""])
     notes = [
         f"Forward activations: {count(s.total_activations)} per image x 4 B = {nbytes(act_bytes)}: the seed's "
         "\"at least 60 MB\" holds (decimal MB). About twice that with their gradients in backward.",
         f"Weights: {count(s.total_params)} parameters x 4 B = {nbytes(param_bytes)}: the seed's \"526 MB\" is "
-        f"138 M x 4 B in MiB (526.4 MiB); the exact count gives {param_bytes / 2**20:.1f} MiB, "
+        f"138 M x 4 B in MiB ({138e6 * 4 / 2**20:.1f} MiB); the exact count gives {param_bytes / 2**20:.1f} MiB, "
         f"{param_bytes / 1e6:.1f} MB.",
         f"The seed's param column counts weights only; biases add {count(s.total_params - weights_total)}. "
-        "Its FC figures are in binary millions: 7x7x512x4096 = 102,760,448 = 98.0 Mi, 4096x4096 = 16 Mi.",
+        f"Its FC figures are in binary millions: 7x7x512x4096 = {count(fc6)} = {fc6 / 2**20:.1f} Mi, "
+        f"4096x4096 = {count(fc7)} = {fc7 / 2**20:.1f} Mi.",
         f"Most activations are in the first two convolutions ({count(first_two)}, "
         f"{100 * first_two / s.total_activations:.0f} %); most parameters in the FC layers ({count(fc)}, "
         f"{100 * fc / s.total_params:.1f} %); the convolutions do "
@@ -306,7 +313,7 @@ def depthwise_separable_table(model: nn.Module, input_size=(3, 224, 224), source
     one in ``model``: their measured MACs, the MACs of the standard convolution with the same
     input, output and window (traced on its own), the ratio, and the seed's ``1/Dk^2 + 1/Co``."""
     s = source if source is not None else summary(model, input_size)
-    convs = [r for r in s.rows if r.type == "Conv2d" or "conv" in r.kinds]
+    convs = [r for r in s.rows if "conv" in r.kinds]
     body, records = [], []
     tot_sep = tot_std = 0
     for i, dw in enumerate(convs[:-1]):
