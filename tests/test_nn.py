@@ -226,6 +226,26 @@ def test_init_constants_gains_and_errors():
     assert w.requires_grad and w.grad_fn is None
 
 
+def test_init_draws_in_the_tensors_dtype():
+    # uniform_/normal_ fill float32/float64 tensors in place (no float64 temporary); other layouts fall back
+    cnnx.manual_seed(2)
+    for dtype in (cnnx.float32, cnnx.float64):
+        t = cnnx.empty(200, 100, dtype=dtype)
+        data = t.numpy()
+        nn.init.uniform_(t, -0.5, 0.25)
+        assert t.dtype == dtype and np.shares_memory(t.numpy(), data)
+        assert data.min() >= -0.5 and data.max() < 0.25 and abs(data.mean() + 0.125) < 0.01
+        nn.init.normal_(t, 3.0, 0.5)
+        assert abs(data.mean() - 3.0) < 0.01 and abs(data.std() / 0.5 - 1) < 0.02
+    # a float32 interval whose upper end rounding could reach stays half-open
+    u = nn.init.uniform_(cnnx.empty(100000), -2.0, -1.0).numpy()
+    assert u.min() >= -2 and u.max() < -1
+    strided = cnnx.empty(10, 10)
+    view = strided[:, ::2]
+    nn.init.uniform_(view, 1.0, 2.0)
+    assert view.numpy().min() >= 1 and view.numpy().max() < 2
+
+
 def test_init_gains_match_torch():
     torch = pytest.importorskip("torch")
     for name, param in [("linear", None), ("conv2d", None), ("sigmoid", None), ("tanh", None), ("relu", None),
