@@ -50,6 +50,12 @@ Conv2dParams make_params(const char* fn, std::int64_t n, std::int64_t c, std::in
   if (p.kh < 1 || p.kw < 1)
     throw py::value_error(f + "weight of shape " + shape_str(ws) + " has an empty kernel");
   const std::string err = conv2d_check(p);
+  if (err.rfind("sizes overflow", 0) == 0)
+    throw py::value_error(f + "input size " + std::to_string(h) + "x" + std::to_string(w) + " with weight " +
+                          shape_str(ws) + ", padding " + std::to_string(p.pad_h) + "x" + std::to_string(p.pad_w) +
+                          ", dilation " + std::to_string(p.dil_h) + "x" + std::to_string(p.dil_w) + " and stride " +
+                          std::to_string(p.stride_h) + "x" + std::to_string(p.stride_w) +
+                          " gives sizes that overflow 64-bit indexing");
   if (err.rfind("kernel size", 0) == 0)
     throw py::value_error(f + "kernel " + std::to_string(p.kh) + "x" + std::to_string(p.kw) + " (dilation " +
                           std::to_string(p.dil_h) + "x" + std::to_string(p.dil_w) +
