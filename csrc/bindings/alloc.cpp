@@ -12,6 +12,8 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <new>
+#include <string>
 #include <vector>
 
 #include "arrays.h"
@@ -103,7 +105,16 @@ py::array new_array(const py::dtype& dtype, const std::vector<py::ssize_t>& shap
   for (py::ssize_t d : shape) count *= static_cast<std::size_t>(d);
   const std::size_t bytes = count * static_cast<std::size_t>(dtype.itemsize());
   if (bytes < kMinCached) return py::array(dtype, shape);
-  Block* block = cache().take(bytes);
+  Block* block = nullptr;
+  try {
+    block = cache().take(bytes);
+  } catch (const std::bad_alloc&) {
+    std::string dims;
+    for (py::ssize_t d : shape) dims += (dims.empty() ? "" : ", ") + std::to_string(d);
+    PyErr_SetString(PyExc_MemoryError, ("cannot allocate " + std::to_string(bytes) + " bytes for an output of shape (" +
+                                        dims + ")").c_str());
+    throw py::error_already_set();
+  }
   py::capsule owner(block, [](void* p) { cache().give(static_cast<Block*>(p)); });
   return py::array(dtype, shape, {}, block->data, owner);
 }
