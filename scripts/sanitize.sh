@@ -49,7 +49,7 @@ status=0
 (
   cd "$build"
   LD_PRELOAD=$preload PYTHONMALLOC=malloc PYTHONPATH=$PWD/pkg \
-  ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=0:log_path=$PWD/sanitizer.log \
+  ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=0:allocator_may_return_null=1:log_path=$PWD/sanitizer.log \
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$PWD/sanitizer.log \
   CNNX_SANITIZED=1 python -m pytest -q -p no:cacheprovider -x "$@"
 ) || status=$?
