@@ -261,8 +261,11 @@ void forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p)
   // The block's column matrix: the image itself for a single pointwise image, else built.
   auto direct = [&](const Block& b) { return s.pointwise && b.single(); };
 
+  // Whole blocks per thread when they divide evenly or are many (5 blocks on 2 threads would leave
+  // one idle for a fifth of the time).
   const int threads = get_num_threads();
-  if (threads > 1 && items >= 2 * int64_t(threads)) {
+  const int64_t nt64 = threads;
+  if (threads > 1 && items >= 2 * nt64 && (items % nt64 == 0 || items >= 8 * nt64)) {
     parallel::region(threads, [&](int tid, int nt) {
       const parallel::Range mine = parallel::split(items, tid, nt);
       for (int64_t it = mine.begin; it < mine.end; ++it) {
