@@ -4,7 +4,9 @@
 //
 // Vec<T> (T = float, double) gives: reg, width, zero, set1, load, store, add, sub, mul, div, sqrt,
 // fmadd(a, b, c) = a * b + c, reduce_add (sum of the lanes in a fixed order), mask, gt_or_nan(a, b)
-// (lanes where a > b or a is NaN), select(m, a, b) (a where m, else b), load_strided(p, s)
+// (lanes where a > b or a is NaN), select(m, a, b) (a where m, else b), any(m), rsqrt(a) (1/sqrt(a)
+// for finite positive lanes: within a few ulp for float on AVX2/AVX-512, a hardware estimate and
+// a Newton step; 1 / sqrt elsewhere; other lanes undefined), load_strided(p, s)
 // (p[0], p[s], ..., reading nothing else), load_partial(p, n) (n < width lanes, the rest zero,
 // reading nothing past p[n-1]), store_index(dst, off, base, step) (dst[l] = base + l*step +
 // int64(off[l]) for whole-number lanes in [0, 2^31)) and, on Vec<double>, load_widen(const float*).

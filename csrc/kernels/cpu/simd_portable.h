@@ -30,6 +30,7 @@ struct Vec {
     for (int i = 0; i < width; ++i) a[i] = std::sqrt(a[i]);
     return a;
   }
+  static CNNX_INLINE reg rsqrt(reg a) { return reg{} + T(1) / sqrt(a); }
   static CNNX_INLINE T reduce_add(reg a) {
     T s = a[0];
     for (int i = 1; i < width; ++i) s += a[i];
@@ -38,6 +39,11 @@ struct Vec {
   using mask = decltype(reg{} > reg{});  // all-ones integer lanes
   static CNNX_INLINE mask gt_or_nan(reg a, reg b) { return (a > b) | (a != a); }
   static CNNX_INLINE reg select(mask m, reg a, reg b) { return m ? a : b; }
+  static CNNX_INLINE bool any(mask m) {
+    for (int i = 0; i < width; ++i)
+      if (m[i]) return true;
+    return false;
+  }
   static CNNX_INLINE reg load_partial(const T* p, int n) {
     reg r{};
     for (int i = 0; i < n; ++i) r[i] = p[i];
