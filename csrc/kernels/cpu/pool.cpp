@@ -127,6 +127,28 @@ void window_add(T* x, int64_t w, int64_t r0, int64_t r1, int64_t c0, int64_t c1,
   for (int64_t i = r0; i < r1; ++i) add_contiguous(x + i * w + c0, c1 - c0, g);
 }
 
+// Global pooling: plane q of x (plane elements each) averages into y[q] (one contiguous run per
+// plane, summed in a tight loop over planes).
+template <class T>
+void global_forward(T* y, const T* x, int64_t planes, int64_t plane, T divisor) {
+  for_each_plane(planes, planes * plane, [&](int64_t q) { y[q] = sum_contiguous(x + q * plane, plane) / divisor; });
+}
+
+// Its gradient: every element of plane q receives gy[q] / divisor (plus zero, as the reference
+// adds it to a zeroed plane: -0 becomes +0 there too).
+template <class T>
+void global_backward(T* gx, const T* gy, int64_t planes, int64_t plane, T divisor) {
+  using V = simd::Vec<T>;
+  for_each_plane(planes, planes * plane, [&](int64_t q) {
+    const T v = gy[q] / divisor + T(0);
+    const typename V::reg vv = V::set1(v);
+    T* g = gx + q * plane;
+    int64_t i = 0;
+    for (; i + V::width <= plane; i += V::width) V::store(g + i, vv);
+    for (; i < plane; ++i) g[i] = v;
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 // max pooling
 
@@ -335,13 +357,8 @@ struct AvgPool {
   static void forward(T* y, const T* x, const Pool2dParams& p) {
     const int64_t in_plane = p.h * p.w, out_plane = p.oh * p.ow;
     const AvgWindow r = avg_window(0, p.kh, p.sh, p.ph, p.h), c = avg_window(0, p.kw, p.sw, p.pw, p.w);
-    if (out_plane == 1 && r.begin == 0 && r.end == p.h && c.begin == 0 && c.end == p.w) {
-      // Global pooling: each plane is one contiguous run, summed in a tight loop over planes.
-      const T divisor = static_cast<T>(avg_divisor(p, r, c));
-      for_each_plane(p.n * p.c, p.n * p.c * in_plane,
-                     [&](int64_t q) { y[q] = sum_contiguous(x + q * in_plane, in_plane) / divisor; });
-      return;
-    }
+    if (out_plane == 1 && r.begin == 0 && r.end == p.h && c.begin == 0 && c.end == p.w)
+      return global_forward(y, x, p.n * p.c, in_plane, static_cast<T>(avg_divisor(p, r, c)));
     const Interior in = interior_columns(p);
     for_each_plane(p.n * p.c, p.n * p.c * in_plane,
                    [&](int64_t q) { plane(y + q * out_plane, x + q * in_plane, p, in); });
@@ -349,6 +366,9 @@ struct AvgPool {
 
   static void backward(T* gx, const T* gy, const Pool2dParams& p) {
     const int64_t in_plane = p.h * p.w, out_plane = p.oh * p.ow;
+    const AvgWindow r = avg_window(0, p.kh, p.sh, p.ph, p.h), c = avg_window(0, p.kw, p.sw, p.pw, p.w);
+    if (out_plane == 1 && r.begin == 0 && r.end == p.h && c.begin == 0 && c.end == p.w)
+      return global_backward(gx, gy, p.n * p.c, in_plane, static_cast<T>(avg_divisor(p, r, c)));
     for_each_plane(p.n * p.c, p.n * p.c * in_plane, [&](int64_t q) {
       T* g = gx + q * in_plane;
       const T* go = gy + q * out_plane;
@@ -366,6 +386,7 @@ struct AvgPool {
 
   static void adaptive_forward(T* y, const T* x, const AdaptivePool2dParams& p) {
     const int64_t in_plane = p.h * p.w, out_plane = p.oh * p.ow;
+    if (out_plane == 1) return global_forward(y, x, p.n * p.c, in_plane, static_cast<T>(in_plane));
     for_each_plane(p.n * p.c, p.n * p.c * in_plane, [&](int64_t q) {
       const T* xq = x + q * in_plane;
       T* yq = y + q * out_plane;
@@ -382,6 +403,7 @@ struct AvgPool {
 
   static void adaptive_backward(T* gx, const T* gy, const AdaptivePool2dParams& p) {
     const int64_t in_plane = p.h * p.w, out_plane = p.oh * p.ow;
+    if (out_plane == 1) return global_backward(gx, gy, p.n * p.c, in_plane, static_cast<T>(in_plane));
     for_each_plane(p.n * p.c, p.n * p.c * in_plane, [&](int64_t q) {
       T* g = gx + q * in_plane;
       const T* go = gy + q * out_plane;
