@@ -128,10 +128,18 @@ void window_add(T* x, int64_t w, int64_t r0, int64_t r1, int64_t c0, int64_t c1,
 }
 
 // Global pooling: plane q of x (plane elements each) averages into y[q] (one contiguous run per
-// plane, summed in a tight loop over planes).
+// plane, summed in a tight loop over planes). The loops copy their arguments into locals first:
+// read through the closure, they would be reloaded after every store (which might alias them).
 template <class T>
 void global_forward(T* y, const T* x, int64_t planes, int64_t plane, T divisor) {
-  for_each_plane(planes, planes * plane, [&](int64_t q) { y[q] = sum_contiguous(x + q * plane, plane) / divisor; });
+  parallel::region(threads_for(planes, planes * plane), [&](int tid, int nt) {
+    const parallel::Range r = parallel::split(planes, tid, nt);
+    const int64_t n = plane;
+    const T d = divisor;
+    const T* xs = x;
+    T* ys = y;
+    for (int64_t q = r.begin; q < r.end; ++q) ys[q] = sum_contiguous(xs + q * n, n) / d;
+  });
 }
 
 // Its gradient: every element of plane q receives gy[q] / divisor (plus zero, as the reference
@@ -139,13 +147,19 @@ void global_forward(T* y, const T* x, int64_t planes, int64_t plane, T divisor) 
 template <class T>
 void global_backward(T* gx, const T* gy, int64_t planes, int64_t plane, T divisor) {
   using V = simd::Vec<T>;
-  for_each_plane(planes, planes * plane, [&](int64_t q) {
-    const T v = gy[q] / divisor + T(0);
-    const typename V::reg vv = V::set1(v);
-    T* g = gx + q * plane;
-    int64_t i = 0;
-    for (; i + V::width <= plane; i += V::width) V::store(g + i, vv);
-    for (; i < plane; ++i) g[i] = v;
+  parallel::region(threads_for(planes, planes * plane), [&](int tid, int nt) {
+    const parallel::Range r = parallel::split(planes, tid, nt);
+    const int64_t n = plane;
+    const T d = divisor;
+    const T* gys = gy;
+    T* g = gx + r.begin * n;
+    for (int64_t q = r.begin; q < r.end; ++q, g += n) {
+      const T v = gys[q] / d + T(0);
+      const typename V::reg vv = V::set1(v);
+      int64_t i = 0;
+      for (; i + V::width <= n; i += V::width) V::store(g + i, vv);
+      if (i < n) V::store_partial(g + i, vv, static_cast<int>(n - i));
+    }
   });
 }
 

@@ -49,6 +49,10 @@ struct Vec<float> {
     const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lanes));
   }
+  static CNNX_INLINE void store_partial(float* p, reg v, int n) {
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lanes), v);
+  }
   // dst[l] = base + l * step + int64(off[l]) for whole-number lanes 0 <= off < 2^31.
   static CNNX_INLINE void store_index(std::int64_t* dst, reg off, std::int64_t base, std::int64_t step) {
     const __m256i o = _mm256_cvttps_epi32(off);
@@ -106,6 +110,10 @@ struct Vec<double> {
   static CNNX_INLINE reg load_partial(const double* p, int n) {
     const __m256i lanes = _mm256_setr_epi64x(0, 1, 2, 3);
     return _mm256_maskload_pd(p, _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), lanes));
+  }
+  static CNNX_INLINE void store_partial(double* p, reg v, int n) {
+    const __m256i lanes = _mm256_setr_epi64x(0, 1, 2, 3);
+    _mm256_maskstore_pd(p, _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), lanes), v);
   }
   static CNNX_INLINE void store_index(std::int64_t* dst, reg off, std::int64_t base, std::int64_t step) {
     const __m256i b = _mm256_setr_epi64x(base, base + step, base + 2 * step, base + 3 * step);

@@ -57,6 +57,9 @@ struct Vec<float> {
   static CNNX_INLINE reg load_partial(const float* p, int n) {
     return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), p);
   }
+  static CNNX_INLINE void store_partial(float* p, reg v, int n) {
+    _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), v);
+  }
   // dst[l] = base + l * step + int64(off[l]) for whole-number lanes 0 <= off < 2^31.
   static CNNX_INLINE void store_index(std::int64_t* dst, reg off, std::int64_t base, std::int64_t step) {
     const __m512i o = _mm512_cvttps_epi32(off);
@@ -113,6 +116,9 @@ struct Vec<double> {
   static CNNX_INLINE bool any(mask m) { return m != 0; }
   static CNNX_INLINE reg load_partial(const double* p, int n) {
     return _mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1), p);
+  }
+  static CNNX_INLINE void store_partial(double* p, reg v, int n) {
+    _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1), v);
   }
   static CNNX_INLINE void store_index(std::int64_t* dst, reg off, std::int64_t base, std::int64_t step) {
     const __m512i b = _mm512_setr_epi64(base, base + step, base + 2 * step, base + 3 * step, base + 4 * step,

@@ -49,6 +49,9 @@ struct Vec {
     for (int i = 0; i < n; ++i) r[i] = p[i];
     return r;
   }
+  static CNNX_INLINE void store_partial(T* p, reg v, int n) {
+    for (int i = 0; i < n; ++i) p[i] = v[i];
+  }
   static CNNX_INLINE void store_index(std::int64_t* dst, reg off, std::int64_t base, std::int64_t step) {
     for (int i = 0; i < width; ++i) dst[i] = base + i * step + static_cast<std::int64_t>(off[i]);
   }
