@@ -194,10 +194,6 @@ struct MaxPool {
     }
   }
 
-  // The interior columns of one output row, `width` outputs at a time. The row's taps (the same
-  // for every column) come as offsets from the window corner, in int64 for addressing and in T for
-  // the argmax register. S is the column stride when it is 1 or 2 (fixed load sequences), else 0.
-  // A plane without NaN needs only `v > best` per tap (one compare instead of two).
   // The running (max, position) pair absorbs a later tap under the reference's rule.
   static CNNX_INLINE void absorb(reg& best, reg& pos, reg v, reg v_pos) {
     const typename V::mask m = V::gt_or_nan(v, best);
@@ -258,11 +254,13 @@ struct MaxPool {
     // Two tap tables: rows with every tap inside the input share the first; clipped rows (top and
     // bottom padding) rebuild the second.
     const int64_t kk = p.kh * p.kw;
-    int64_t* full = vectors ? workspace_as<int64_t>(1, 2 * kk) : nullptr;
-    T* full_t = vectors ? workspace_as<T>(2, 2 * kk) : nullptr;
-    int64_t *clipped = full + kk, full_taps = 0;
-    T* clipped_t = full_t + kk;
-    if (vectors) full_taps = tap_table(p, TapRange{0, p.kh}, full, full_t);
+    int64_t *full = nullptr, *clipped = nullptr, full_taps = 0;
+    T *full_t = nullptr, *clipped_t = nullptr;
+    if (vectors) {
+      full = workspace_as<int64_t>(1, 2 * kk), clipped = full + kk;
+      full_t = workspace_as<T>(2, 2 * kk), clipped_t = full_t + kk;
+      full_taps = tap_table(p, TapRange{0, p.kh}, full, full_t);
+    }
     for (int64_t oh = 0; oh < p.oh; ++oh) {
       const int64_t hs = oh * p.sh - p.ph;
       const TapRange rows = pool_taps(hs, p.kh, p.dh, p.h);
