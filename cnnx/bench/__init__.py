@@ -1,6 +1,6 @@
 """Benchmarks that compare cnnx with numpy and PyTorch in one process (``cnnx bench SUITE``).
 
-One module per suite (``gemm.py``, ...); each exposes ``run(args) -> str`` and is listed in
+One module per suite (``gemm.py``, ``layers.py``, ...); each exposes ``run(args) -> str`` and is listed in
 ``SUITES``. The timing method lives in ``_timing.py`` and is described in docs/benchmarks.md.
 
 numpy's OpenBLAS reads OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE at import; when they are set its
@@ -16,6 +16,7 @@ from ._timing import PEAK_GFLOPS, environment_line
 
 SUITES = {
     "gemm": "cnnx.bench.gemm",
+    "layers": "cnnx.bench.layers",
 }
 
 
