@@ -121,14 +121,32 @@ def test_num_classes_changes_only_the_classifier():
         assert n_params(a) - n_params(b) == 3 * (list(a.parameters())[-2].shape[1] + 1)
 
 
-def test_standard_inputs():
-    # the cheap models at the size their papers use
+def count_macs(model, x):
+    """Multiply-accumulates of the convolutions and linear layers for one forward of ``x`` (per image)."""
+    total = []
+
+    def hook(m, args, out):
+        if isinstance(m, nn.Conv2d):
+            total.append(out[0].numel() * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1])
+        else:
+            total.append(m.in_features * m.out_features)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     with cnnx.no_grad():
-        for name, kwargs in [("lenet5", {}), ("resnet18", {}), ("mobilenet_v1", {"width_mult": 0.25}),
-                             ("googlenet", {"variant": "torchvision", "aux_logits": False})]:
-            model = models.get_model(name, num_classes=5, **kwargs).eval()
-            x = cnnx.randn(1, *models.INPUT_SIZES[name])
-            assert model(x).shape == (1, 5)
+        out = model(x)
+    for h in handles:
+        h.remove()
+    return out, sum(total)
+
+
+def test_standard_inputs_and_macs():
+    # the cheap models at the size their papers use; MACs as reference_figures.md
+    for name, kwargs, macs in [("lenet5", {}, 416_520), ("resnet18", {}, 1_814_073_344),
+                               ("mobilenet_v1", {"width_mult": 0.25}, 41_030_272),
+                               ("googlenet", {"variant": "torchvision", "aux_logits": False}, 1_498_376_192)]:
+        model = models.get_model(name, **kwargs).eval()
+        out, n = count_macs(model, cnnx.randn(1, *models.INPUT_SIZES[name]))
+        assert out.shape == (1, 10 if name == "lenet5" else 1000) and n == macs, name
 
 
 def test_alexnet_layer_sizes_follow_the_seeds_table():
@@ -138,8 +156,8 @@ def test_alexnet_layer_sizes_follow_the_seeds_table():
     for layer in model.features:
         if isinstance(layer, (nn.Conv2d, nn.MaxPool2d, nn.LocalResponseNorm)):
             layer.register_forward_hook(lambda m, args, out: sizes.append((type(m).__name__, out.shape[1:])))
-    with cnnx.no_grad():
-        assert model(cnnx.randn(1, 3, 227, 227)).shape == (1, 4)
+    out, macs = count_macs(model, cnnx.randn(1, 3, 227, 227))
+    assert out.shape == (1, 4) and macs == 1_135_256_096 - 4096 * (1000 - 4)  # 1.135 G with 1000 classes
     assert sizes == [("Conv2d", (96, 55, 55)), ("LocalResponseNorm", (96, 55, 55)), ("MaxPool2d", (96, 27, 27)),
                      ("Conv2d", (256, 27, 27)), ("LocalResponseNorm", (256, 27, 27)),
                      ("MaxPool2d", (256, 13, 13)), ("Conv2d", (384, 13, 13)), ("Conv2d", (384, 13, 13)),
@@ -157,6 +175,10 @@ def test_googlenet_outputs_in_training_mode():
     plain = models.googlenet(num_classes=6, aux_logits=False).train()
     assert plain(cnnx.randn(2, 3, 64, 64)).shape == (2, 6)
     assert not any(k.startswith("aux") for k in plain.state_dict())
+    model.aux1 = model.aux2 = None  # dropping the heads after loading torchvision's weights (docs/models.md)
+    assert model.train()(cnnx.randn(2, 3, 64, 64)).shape == (2, 6)
+    assert sorted(model.state_dict()) == sorted(models.googlenet(variant="torchvision",
+                                                                 aux_logits=False).state_dict())
 
 
 def test_small_input_stems():
