@@ -51,12 +51,21 @@ CASES = {
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    """One kernel thread: results are bitwise the same for any count, and on a machine shared with
-    other jobs a second OpenMP thread mostly waits (these models are small at the test inputs)."""
-    previous = cnnx.get_num_threads()
+    """One kernel thread, for cnnx and PyTorch: cnnx's results are bitwise the same for any count, and
+    on a machine shared with other jobs a second OpenMP thread mostly waits (these models are small at
+    the test inputs; PyTorch's first double-precision forward took seconds that way)."""
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    previous = cnnx.get_num_threads(), torch.get_num_threads() if torch else None
     cnnx.set_num_threads(1)
+    if torch:
+        torch.set_num_threads(1)
     yield
-    cnnx.set_num_threads(previous)
+    cnnx.set_num_threads(previous[0])
+    if torch:
+        torch.set_num_threads(previous[1])
 
 
 def n_params(model):
