@@ -190,6 +190,26 @@ def test_googlenet_outputs_in_training_mode():
                                                                  aux_logits=False).state_dict())
 
 
+def test_googlenet_paper_aux_pooling():
+    # 5x5 / 3 average pooling where it gives 4 x 4 (the 14 x 14 maps of the 224 input), adaptive elsewhere
+    from cnnx.models.googlenet import InceptionAux
+    seen = []
+    for paper, size in ((True, 14), (True, 8), (False, 14)):
+        aux = InceptionAux(4, 3, batch_norm=False, paper_pooling=paper)
+        aux.conv.register_forward_hook(lambda m, args, out: seen.append(args[0].numpy()))
+        x = np.random.default_rng(size).standard_normal((1, 4, size, size)).astype(np.float32)
+        with cnnx.no_grad():
+            assert aux(cnnx.tensor(x)).shape == (1, 3)
+        if paper and size == 14:
+            want = np.array([[x[0, :, 3 * i:3 * i + 5, 3 * j:3 * j + 5].mean(axis=(1, 2)) for j in range(4)]
+                             for i in range(4)]).transpose(2, 0, 1)
+        else:  # adaptive: windows [floor(i * n / 4), ceil((i + 1) * n / 4))
+            b = [(i * size // 4, -(-(i + 1) * size // 4)) for i in range(4)]
+            want = np.array([[x[0, :, b[i][0]:b[i][1], b[j][0]:b[j][1]].mean(axis=(1, 2)) for j in range(4)]
+                             for i in range(4)]).transpose(2, 0, 1)
+        np.testing.assert_allclose(seen[-1][0], want, rtol=1e-5, atol=1e-6)
+
+
 def test_small_input_stems():
     r = models.resnet18(num_classes=10, small_input=True)
     assert r.conv1.kernel_size == (3, 3) and r.conv1.stride == (1, 1) and isinstance(r.maxpool, nn.Identity)
