@@ -35,6 +35,7 @@ GRID = {
     "row_tiles_batch": (3, 16, 48, 50, 6, 3, 3, 1, 1, 1, 1),
     "image_blocks_groups": (9, 4, 5, 6, 6, 3, 3, 1, 1, 1, 2),
     "image_blocks_pointwise": (7, 6, 4, 5, 5, 1, 1, 1, 0, 1, 1),
+    "pointwise_large_image": (2, 32, 100, 100, 8, 1, 1, 1, 0, 1, 1),
     "alexnet_like": (2, 3, 31, 31, 8, 11, 11, 4, 2, 1, 1),
     # padding wider than the input: some kernel columns see only zeros (AlexNet's conv2 on a 1x1 map)
     "pad_exceeds_input": (1, 4, 1, 1, 3, 5, 5, 1, 2, 1, 1),

@@ -75,7 +75,10 @@ Shape shape_of(const Conv2dParams& p) {
   const int64_t cols = std::max(kMinTileCols, kColBytes / int64_t(sizeof(T)) / std::max<int64_t>(1, s.ckk));
   s.imgs = s.ohw >= cols ? 1 : std::clamp<int64_t>(cols / std::max<int64_t>(1, s.ohw), 1, std::max<int64_t>(1, p.n));
   s.blocks = (p.n + s.imgs - 1) / s.imgs;
-  s.rows_per_tile = s.imgs > 1 ? p.oh : std::clamp<int64_t>(cols / p.ow, 1, p.oh);
+  // A pointwise image is its own column matrix (no copy to bound), so it is never cut into row
+  // tiles; the direct pointwise paths below rely on that.
+  const bool whole = s.imgs > 1 || s.pointwise;
+  s.rows_per_tile = whole ? p.oh : std::clamp<int64_t>(cols / p.ow, 1, p.oh);
   s.tiles = (p.oh + s.rows_per_tile - 1) / s.rows_per_tile;
   return s;
 }
