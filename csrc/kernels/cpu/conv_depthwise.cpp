@@ -66,6 +66,16 @@ Layout layout_of(const Conv2dParams& p) {
   return L;
 }
 
+// dst[0:n] = src[0:n] in vectors, the tail masked: the rows here are short (7 to 224 values), and
+// for a 7x7 plane a memcpy call per row cost more than the convolution itself.
+template <class T>
+CNNX_INLINE void copy_row(T* dst, const T* src, int64_t n) {
+  using V = simd::Vec<T>;
+  int64_t i = 0;
+  for (; i + V::width <= n; i += V::width) V::store(dst + i, V::load(src + i));
+  if (i < n) V::store_partial(dst + i, V::load_partial(src + i, int(n - i)), int(n - i));
+}
+
 // The entries [lo, hi) of phase ph that hold real input columns (padded column l*SW + ph, input
 // column l*SW + ph - PW in [0, W)).
 inline void phase_range(const Conv2dParams& p, const Layout& L, int64_t ph, int64_t* lo, int64_t* hi) {
@@ -84,7 +94,7 @@ void split_plane(T* buf, const T* x, const Conv2dParams& p, const Layout& L) {
     const T* src = x + ih * p.w;
     const int64_t r = ih + p.pad_h;
     if (L.sw == 1) {
-      std::memcpy(buf + L.row(r, 0) + p.pad_w, src, size_t(p.w) * sizeof(T));
+      copy_row(buf + L.row(r, 0) + p.pad_w, src, p.w);
       continue;
     }
     for (int64_t ph = 0; ph < L.sw; ++ph) {  // phase ph holds padded columns l*SW + ph
@@ -107,7 +117,7 @@ void merge_plane(T* dx, const T* buf, const Conv2dParams& p, const Layout& L) {
     T* dst = dx + ih * p.w;
     const int64_t r = ih + p.pad_h;
     if (L.sw == 1) {
-      std::memcpy(dst, buf + L.row(r, 0) + p.pad_w, size_t(p.w) * sizeof(T));
+      copy_row(dst, buf + L.row(r, 0) + p.pad_w, p.w);
       continue;
     }
     for (int64_t ph = 0; ph < L.sw; ++ph) {
@@ -138,7 +148,8 @@ CNNX_INLINE void taps(typename simd::Vec<T>::reg* acc, const T* buf, const T* wk
   }
 }
 
-// Stores R rows x NV vectors of results plus the bias at out (row stride OW), dropping lanes >= OW.
+// Stores R rows x NV vectors of results plus the bias at out (row stride OW), dropping lanes >= OW
+// (a masked store: a scalar tail loop here became a memmove call per row).
 template <class T, int R, int NV>
 CNNX_INLINE void store_rows(T* out, const typename simd::Vec<T>::reg* acc, T bias, int64_t o, const Conv2dParams& p) {
   using V = simd::Vec<T>;
@@ -151,9 +162,7 @@ CNNX_INLINE void store_rows(T* out, const typename simd::Vec<T>::reg* acc, T bia
       if (at + W <= p.ow) {
         V::store(dst, V::add(acc[r * NV + v], vb));
       } else if (at < p.ow) {
-        alignas(64) T tail[W];
-        V::store(tail, V::add(acc[r * NV + v], vb));
-        for (int64_t q = 0; q < p.ow - at; ++q) dst[q] = tail[q];
+        V::store_partial(dst, V::add(acc[r * NV + v], vb), int(p.ow - at));
       }
     }
 }
@@ -197,9 +206,20 @@ void output_plane(T* out, const T* buf, const T* wk, T bias, const Conv2dParams&
   constexpr int64_t W = simd::Vec<T>::width;
   const int64_t vecs = L.owv / W;
   int64_t oh = 0;
-  if (vecs == 1)
+  if (vecs == 1) {
     for (; oh + 8 <= p.oh; oh += 8) output_rows<T, 8, 1>(out + oh * p.ow, buf, wk, bias, oh, p, L);
-  else if (vecs == 2)
+    // The last rows together too (a 7x7 or 14x14 plane would otherwise end with lone rows).
+    switch (p.oh - oh) {
+#define CNNX_ROWS(r)                                                            \
+  case r:                                                                       \
+    output_rows<T, r, 1>(out + oh * p.ow, buf, wk, bias, oh, p, L);             \
+    return;
+      CNNX_ROWS(1) CNNX_ROWS(2) CNNX_ROWS(3) CNNX_ROWS(4) CNNX_ROWS(5) CNNX_ROWS(6) CNNX_ROWS(7)
+#undef CNNX_ROWS
+      default: return;
+    }
+  }
+  if (vecs == 2)
     for (; oh + 4 <= p.oh; oh += 4) output_rows<T, 4, 2>(out + oh * p.ow, buf, wk, bias, oh, p, L);
   else if (vecs <= 4)
     for (; oh + 2 <= p.oh; oh += 2) output_rows<T, 2, 4>(out + oh * p.ow, buf, wk, bias, oh, p, L);
@@ -261,7 +281,7 @@ void depthwise_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams
         const int64_t k = c * mult + m;
         const T* wk = w + k * ntaps;
         for (int64_t oh = 0; oh < p.oh; ++oh) {
-          std::memcpy(row, dy + (n * p.k + k) * ohw + oh * p.ow, size_t(p.ow) * sizeof(T));
+          copy_row(row, dy + (n * p.k + k) * ohw + oh * p.ow, p.ow);
           for (int64_t q = 0; q < ntaps; ++q) {
             T* dst = buf + oh * L.out_row + L.tap[q];
             const typename V::reg wv = V::set1(wk[q]);
@@ -296,10 +316,11 @@ void depthwise_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParam
         split_plane(buf, x + (n * p.c + c) * p.h * p.w, p, L);
         for (int64_t m = 0; m < mult; ++m) {
           const int64_t k = c * mult + m;
-          for (int64_t oh = 0; oh < p.oh; ++oh) {
+          for (int64_t oh = 0; oh < p.oh; ++oh) {  // rows of OW values, zero up to owv
             T* d = dyp + oh * L.owv;
-            std::memcpy(d, dy + (n * p.k + k) * ohw + oh * p.ow, size_t(p.ow) * sizeof(T));
-            std::fill(d + p.ow, d + L.owv, T(0));
+            const T* src = dy + (n * p.k + k) * ohw + oh * p.ow;
+            for (int64_t o = 0; o < L.owv; o += W)
+              V::store(d + o, o + W <= p.ow ? V::load(src + o) : V::load_partial(src + o, int(std::max<int64_t>(0, p.ow - o))));
           }
           for (int64_t q = 0; q < ntaps; ++q) {
             // Four accumulators in rotation: one chain of dependent FMAs would wait on each other.
