@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     _summary_cli.add_arguments(summary_parser)
     summary_parser.set_defaults(func=_cmd_summary)
 
+    from . import _cli_train
+
+    _cli_train.add_parsers(sub)
+
     bench_parser = sub.add_parser("bench", help="benchmark kernels against numpy and PyTorch (when installed)")
     from . import bench
 

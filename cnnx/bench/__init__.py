@@ -19,6 +19,7 @@ SUITES = {
     "conv": "cnnx.bench.conv",
     "step": "cnnx.bench.step",
     "layers": "cnnx.bench.layers",
+    "models": "cnnx.bench.models",
 }
 
 
