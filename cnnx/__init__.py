@@ -22,6 +22,8 @@ from .creation import float16, float32, float64, int32, int64, uint8
 from .ops.shape import flatten, reshape
 from .ops.linalg import matmul
 from . import nn, testing
+from . import models
+from .summary import summary
 from .io import load, save
 from . import data, optim, train
 
@@ -37,4 +39,5 @@ __all__ = ["__version__", "show_config", "set_num_threads", "get_num_threads", "
            "full_like", "randn", "rand", "randint", "randperm", "arange", "cat", "stack", "flatten", "reshape",
            "matmul", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "manual_seed", "seed",
            "initial_seed", "float16", "float32", "float64", "float", "double", "int32", "int64", "long",
-           "uint8", "bool", "nn", "testing", "optim", "data", "train", "save", "load"]
+           "uint8", "bool", "nn", "testing", "models", "summary", "optim", "data", "train", "save",
+           "load"]

@@ -18,6 +18,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return bench.main(args)
 
 
+def _cmd_summary(args: argparse.Namespace) -> int:
+    from . import _summary_cli
+
+    return _summary_cli.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cnnx", description="cnnx: a compact CNN library with a C++ core")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -25,6 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="show the build and runtime configuration")
     info.set_defaults(func=_cmd_info)
+
+    summary_parser = sub.add_parser("summary", help="per-layer shapes, parameters, MACs, activations and memory "
+                                                    "of a model (and the seed's tables: --seed-table)")
+    from . import _summary_cli
+
+    _summary_cli.add_arguments(summary_parser)
+    summary_parser.set_defaults(func=_cmd_summary)
 
     from . import _cli_train
 

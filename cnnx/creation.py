@@ -63,10 +63,13 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
         try:
             array = np.array(data, dtype=dtype)
         except (TypeError, ValueError) as e:
-            raise TypeError(f"tensor(): could not make a tensor from {type(data).__name__}: {e}") from None
-        if array.dtype == object:
-            raise TypeError(f"tensor(): could not make a tensor from {type(data).__name__} (ragged or "
-                            "non-numeric data)")
+            raise TypeError(f"tensor(): could not make a tensor: argument 'data' must be a number or a nested "
+                            f"sequence of numbers of a regular shape, got a ragged or non-numeric "
+                            f"{type(data).__name__}: {e}") from None
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"tensor(): could not make a tensor: argument 'data' must hold numbers (bool, int or "
+                            f"float), got a {type(data).__name__} giving dtype {array.dtype} (ragged or non-numeric "
+                            "data)")
         if dtype is None and array.dtype == np.float64 and not isinstance(data, np.generic):
             array = array.astype(_DEFAULT_FLOAT)
     return _finish(array, requires_grad, device)

@@ -27,6 +27,8 @@ _INT64_MAX = 2**63 - 1
 
 
 def _flag(fn: str, name: str, value) -> bool:
+    if value is True or value is False:  # the common case, kept cheap
+        return value
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{fn}(): argument '{name}' must be a bool, got {type(value).__name__}")
     return bool(value)
@@ -68,7 +70,9 @@ def _pair(fn: str, name: str, value, allow_none: bool = False) -> tuple:
 
 def _batched(fn: str, name: str, x):
     """A 3-D (C, H, W) array gets a batch axis, as PyTorch's pooling allows; (array, had_batch)."""
-    if isinstance(x, np.ndarray):
+    if type(x) is np.ndarray or isinstance(x, np.ndarray):
+        if x.ndim == 4:
+            return x, True
         if x.ndim == 3:
             return x[np.newaxis], False
         if x.ndim != 4:

@@ -32,10 +32,13 @@ def _wrap(array, requires_grad: bool = False) -> Tensor:
     return t
 
 
-def _shape_arg(args) -> tuple:
+def _shape_arg(args, name: str = "size") -> tuple:
     """``f(2, 3)``, ``f((2, 3))`` and ``f([2, 3])`` all mean shape (2, 3)."""
     if len(args) == 1 and not isinstance(args[0], numbers.Integral):
         args = args[0]
+    if not isinstance(args, (tuple, list)) or not all(
+            isinstance(a, numbers.Integral) and not isinstance(a, bool) for a in args):
+        raise TypeError(f"argument '{name}' must be ints or a tuple of ints, got {args!r}")
     return tuple(int(a) for a in args)
 
 
@@ -370,11 +373,11 @@ class Tensor:
     # ---- shape ----------------------------------------------------------------------------
     def reshape(self, *shape) -> Tensor:
         """The same elements in a new shape (one dimension may be -1); a view when possible."""
-        return _shape.reshape(self, _shape_arg(shape))
+        return _shape.reshape(self, _shape_arg(shape, "shape"))
 
     def view(self, *shape) -> Tensor:
         """Like ``reshape`` but never copies: raises when the layout does not allow a view."""
-        return _shape.view(self, _shape_arg(shape))
+        return _shape.view(self, _shape_arg(shape, "shape"))
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
         """Merge dimensions ``start_dim`` .. ``end_dim`` into one."""
@@ -397,7 +400,7 @@ class Tensor:
 
     def permute(self, *dims) -> Tensor:
         """Reorder the dimensions (a view)."""
-        return _shape.permute(self, _shape_arg(dims))
+        return _shape.permute(self, _shape_arg(dims, "dims"))
 
     def __getitem__(self, index) -> Tensor:
         return _shape.getitem(self, index)

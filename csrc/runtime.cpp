@@ -6,6 +6,7 @@
 
 #if defined(_OPENMP)
 #include <omp.h>
+#include <pthread.h>
 #endif
 
 namespace cnnx {
@@ -25,6 +26,16 @@ std::atomic<int>& thread_setting() {
   return n;
 }
 
+// GNU OpenMP is not fork-safe: a child forked after the parent ran a parallel region inherits a
+// thread pool whose threads do not exist, and its next parallel region hangs forever. So a forked
+// child (a DataLoader worker, multiprocessing's fork start method) runs every kernel on its calling
+// thread, as PyTorch does; set_num_threads cannot raise that again in the child.
+std::atomic<bool> in_forked_child{false};
+#if defined(_OPENMP)
+void mark_forked_child() { in_forked_child.store(true, std::memory_order_relaxed); }
+const int at_fork_registered = pthread_atfork(nullptr, nullptr, &mark_forked_child);
+#endif
+
 // Per-thread scratch buffers; freed when the thread exits.
 struct Workspace {
   void* ptr[kWorkspaceSlots] = {};
@@ -36,7 +47,9 @@ struct Workspace {
 
 }  // namespace
 
-int get_num_threads() { return thread_setting().load(std::memory_order_relaxed); }
+int get_num_threads() {
+  return in_forked_child.load(std::memory_order_relaxed) ? 1 : thread_setting().load(std::memory_order_relaxed);
+}
 
 void set_num_threads(int n) { thread_setting().store(n < 1 ? 1 : n, std::memory_order_relaxed); }
 

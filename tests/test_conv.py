@@ -32,6 +32,10 @@ GRID = {
     "batch0": (0, 3, 5, 5, 4, 3, 3, 1, 1, 1, 1),
     "many_tiles": (1, 32, 40, 70, 8, 3, 3, 1, 1, 1, 1),
     "many_tiles_batch": (4, 32, 24, 70, 5, 3, 3, 2, 1, 1, 1),
+    "row_tiles_batch": (3, 16, 48, 50, 6, 3, 3, 1, 1, 1, 1),
+    "image_blocks_groups": (9, 4, 5, 6, 6, 3, 3, 1, 1, 1, 2),
+    "image_blocks_pointwise": (7, 6, 4, 5, 5, 1, 1, 1, 0, 1, 1),
+    "pointwise_large_image": (2, 32, 100, 100, 8, 1, 1, 1, 0, 1, 1),
     "alexnet_like": (2, 3, 31, 31, 8, 11, 11, 4, 2, 1, 1),
     # padding wider than the input: some kernel columns see only zeros (AlexNet's conv2 on a 1x1 map)
     "pad_exceeds_input": (1, 4, 1, 1, 3, 5, 5, 1, 2, 1, 1),
@@ -211,7 +215,8 @@ def test_adjoint_identity_every_path(isa, name):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("name", ["many_tiles_batch", "groups2_items", "depthwise_k5_s3", "pointwise"])
+@pytest.mark.parametrize("name", ["many_tiles_batch", "row_tiles_batch", "groups2_items", "depthwise_k5_s3",
+                                  "pointwise", "image_blocks_pointwise"])
 def test_bitwise_repeatable(fast_isa, name, threads, restore_threads):
     case = GRID[name]
     x, wt, b, args = make(case, np.float32)

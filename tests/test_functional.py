@@ -257,7 +257,7 @@ BAD_INPUTS = [
     (lambda: F.linear(cnnx.ones(2, 3), cnnx.ones(4, 3, dtype=cnnx.float64)), TypeError, "float32 but weight is float64"),
     (lambda: F.linear(np.ones((2, 3)), cnnx.ones(4, 3)), TypeError, "'input' must be a Tensor"),
     (lambda: F.cross_entropy(cnnx.ones(3, 4), cnnx.tensor([0, 1])), ValueError, "expected target of shape"),
-    (lambda: F.cross_entropy(cnnx.ones(3, 4), cnnx.tensor([0, 1, 4])), IndexError, "target 4 is out of bounds"),
+    (lambda: F.cross_entropy(cnnx.ones(3, 4), cnnx.tensor([0, 1, 4])), IndexError, "target. holds 4, out of bounds"),
     (lambda: F.cross_entropy(cnnx.ones(3, 4), cnnx.tensor([0, 1, 2]), reduction="avg"), ValueError, "reduction"),
     (lambda: F.cross_entropy(cnnx.ones(3, 4), cnnx.tensor([0, 1, 2]), label_smoothing=2.0), ValueError, "label_smoothing"),
     (lambda: F.cross_entropy(cnnx.ones(3, 4), cnnx.tensor([0, 1, 2]), weight=cnnx.ones(3)), ValueError, "weight"),

@@ -237,10 +237,11 @@ def test_avg_pool_backward_is_the_adjoint(isa, dtype, case, count_include_pad):
     assert_within(gx.reshape(expected.shape), expected, bound, f"{isa} {case}")
 
 
-@pytest.mark.parametrize("shape,out", ADAPTIVE, ids=[f"{s}->{o}" for s, o in ADAPTIVE])
+ADAPTIVE_FD = [(s, o) for s, o in ADAPTIVE if s[0] > 0]
+
+
+@pytest.mark.parametrize("shape,out", ADAPTIVE_FD, ids=[f"{s}->{o}" for s, o in ADAPTIVE_FD])
 def test_adaptive_backward_finite_differences(isa, shape, out):
-    if shape[0] == 0:
-        pytest.skip("nothing to differentiate")
     x = sample((1, 2) + shape[2:], np.float64, 9)
     g = sample((1, 2) + out, np.float64, 10)
     gx = K.adaptive_avg_pool2d_backward(g, shape[2:])

@@ -1,6 +1,6 @@
 """Benchmarks that compare cnnx with numpy and PyTorch in one process (``cnnx bench SUITE``).
 
-One module per suite (``gemm.py``, ...); each exposes ``run(args) -> str`` and is listed in
+One module per suite (``gemm.py``, ``layers.py``, ...); each exposes ``run(args) -> str`` and is listed in
 ``SUITES``. The timing method lives in ``_timing.py`` and is described in docs/benchmarks.md.
 
 numpy's OpenBLAS reads OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE at import; when they are set its
@@ -18,6 +18,7 @@ SUITES = {
     "gemm": "cnnx.bench.gemm",
     "conv": "cnnx.bench.conv",
     "step": "cnnx.bench.step",
+    "layers": "cnnx.bench.layers",
     "models": "cnnx.bench.models",
 }
 

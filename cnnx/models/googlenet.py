@@ -121,7 +121,8 @@ class GoogLeNet(nn.Module):
     ``variant="torchvision"``: torchvision's ``googlenet`` (conv + batch norm + ReLU, no LRN, 3x3 in
     the "5x5" branch, maxpool4 2x2 / 2, dropout 0.2): 6,624,904 / 13,004,888 parameters, same
     state-dict keys. All max poolings round up (``ceil_mode``), as Caffe did. The global average
-    pooling (the paper's 7x7 / 1) makes any input of at least 3 x 32 x 32 work.
+    pooling (the paper's 7x7 / 1) lets other input sizes through: at least 47 x 47 for the paper
+    variant, 31 x 31 for torchvision's.
 
     With ``aux_logits`` the model holds the two auxiliary classifiers ``aux1`` and ``aux2``; in
     training mode it then returns :data:`GoogLeNetOutputs` ``(logits, aux_logits2, aux_logits1)``, in

@@ -114,8 +114,8 @@ def load_torch_state_dict(model: nn.Module, state, strict: bool = True):
 
     ``state``: a mapping of names to numpy arrays, cnnx Tensors or PyTorch tensors, or the path of a
     ``.safetensors`` file (a ``.pth``/``.pt`` file too when PyTorch is installed). As PyTorch does for
-    checkpoints older than batch norm's ``num_batches_tracked`` (torchvision's original ResNet and
-    VGG-BN files), a missing counter keeps the model's value. Everything else is
+    checkpoints older than batch norm's ``num_batches_tracked`` (saved before PyTorch 0.4.1), a missing
+    counter keeps the model's value. Everything else is
     ``model.load_state_dict(state, strict)``: missing or unexpected keys and shape mismatches raise.
     Returns ``(missing_keys, unexpected_keys)``.
     """

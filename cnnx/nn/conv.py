@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 from .. import creation
 from ..ops._args import pair
@@ -25,18 +26,24 @@ class Conv2d(Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
         super().__init__()
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise TypeError(f"Conv2d(): argument '{name}' must be an int, got {value!r}")
+        if in_channels < 0 or out_channels < 0:
+            raise ValueError(f"Conv2d(): arguments 'in_channels' and 'out_channels' must be >= 0, got "
+                             f"{in_channels} and {out_channels}")
         if groups <= 0:
-            raise ValueError("groups must be a positive integer")
+            raise ValueError(f"Conv2d(): argument 'groups' must be a positive integer, got {groups}")
         if in_channels % groups != 0:
-            raise ValueError("in_channels must be divisible by groups")
+            raise ValueError(f"Conv2d(): in_channels ({in_channels}) must be divisible by groups ({groups})")
         if out_channels % groups != 0:
-            raise ValueError("out_channels must be divisible by groups")
+            raise ValueError(f"Conv2d(): out_channels ({out_channels}) must be divisible by groups ({groups})")
         if padding_mode != "zeros":
             raise ValueError(f"Conv2d(): only padding_mode='zeros' is supported, got {padding_mode!r}")
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.kernel_size = pair("Conv2d", "kernel_size", kernel_size)
-        self.stride = pair("Conv2d", "stride", stride)
+        self.kernel_size = pair("Conv2d", "kernel_size", kernel_size, minimum=1)
+        self.stride = pair("Conv2d", "stride", stride, minimum=1)
         if isinstance(padding, str):
             if padding not in ("valid", "same"):
                 raise ValueError(f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}")
@@ -44,8 +51,8 @@ class Conv2d(Module):
                 raise ValueError("padding='same' is not supported for strided convolutions")
             self.padding = padding
         else:
-            self.padding = pair("Conv2d", "padding", padding)
-        self.dilation = pair("Conv2d", "dilation", dilation)
+            self.padding = pair("Conv2d", "padding", padding, minimum=0)
+        self.dilation = pair("Conv2d", "dilation", dilation, minimum=1)
         self.groups = groups
         self.padding_mode = padding_mode
         self.weight = Parameter(creation.empty(out_channels, in_channels // groups, *self.kernel_size,

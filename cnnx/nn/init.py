@@ -6,8 +6,10 @@ and returns it. Random values come from cnnx's generator (``cnnx.manual_seed``) 
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
+import threading
 import warnings
 
 import numpy as np
@@ -15,8 +17,30 @@ import numpy as np
 from .. import random as _random
 from ..tensor import Tensor
 
-__all__ = ["calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_",
+__all__ = ["no_init", "calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_",
            "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_"]
+
+
+class _InitMode(threading.local):
+    skip = False
+
+
+_mode = _InitMode()
+
+
+@contextlib.contextmanager
+def no_init():
+    """Inside this block (on this thread) the fill functions check their arguments but leave the
+    tensor as allocated and draw no random numbers: for building a model only to inspect its
+    structure (``cnnx summary vgg16`` would otherwise spend seconds initialising 138 M weights).
+    The parameters then hold arbitrary values; initialise or load weights before using the model.
+    """
+    previous = _mode.skip
+    _mode.skip = True
+    try:
+        yield
+    finally:
+        _mode.skip = previous
 
 
 def _check(fn: str, tensor) -> np.ndarray:
@@ -77,6 +101,8 @@ def _drawable(array: np.ndarray) -> bool:
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
     """Fill with values drawn uniformly from [a, b)."""
     array = _check("uniform_", tensor)
+    if _mode.skip:
+        return tensor
     rng = _rng(generator)
     if not _drawable(array):
         return _fill(tensor, rng.uniform(a, b, array.shape))
@@ -91,6 +117,8 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
     """Fill with values drawn from N(mean, std^2)."""
     array = _check("normal_", tensor)
+    if _mode.skip:
+        return tensor
     rng = _rng(generator)
     if not _drawable(array):
         return _fill(tensor, rng.normal(mean, std, array.shape))
@@ -104,6 +132,8 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
                   generator=None) -> Tensor:
     """Fill with N(mean, std^2) values redrawn until they lie in [a, b]."""
     array = _check("trunc_normal_", tensor)
+    if _mode.skip:
+        return tensor
     if not a < b:
         raise ValueError(f"trunc_normal_(): need a < b, got a={a}, b={b}")
     if mean < a - 2 * std or mean > b + 2 * std:
@@ -124,6 +154,8 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
 def constant_(tensor: Tensor, val: float) -> Tensor:
     """Fill with ``val``."""
     _check("constant_", tensor)
+    if _mode.skip:
+        return tensor
     return _fill(tensor, val)
 
 

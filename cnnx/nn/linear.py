@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 from .. import creation
 from . import functional as F
@@ -31,6 +32,9 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None):
         super().__init__()
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise TypeError(f"Linear(): argument '{name}' must be an int, got {value!r}")
         if in_features < 0 or out_features < 0:
             raise ValueError(f"Linear(): features must be >= 0, got in_features={in_features}, "
                              f"out_features={out_features}")

@@ -1,6 +1,9 @@
 """Normalisation layers: ``BatchNorm2d`` and ``LocalResponseNorm``."""
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 from .. import creation
@@ -26,6 +29,13 @@ class BatchNorm2d(Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
                  track_running_stats: bool = True, device=None, dtype=None, *, bias: bool = True):
         super().__init__()
+        if isinstance(num_features, bool) or not isinstance(num_features, numbers.Integral) or num_features < 1:
+            raise ValueError(f"BatchNorm2d(): argument 'num_features' must be a positive int, got {num_features!r}")
+        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not math.isfinite(eps) or eps <= 0:
+            raise ValueError(f"BatchNorm2d(): argument 'eps' must be a finite number > 0, got {eps!r}")
+        if momentum is not None and (isinstance(momentum, bool) or not isinstance(momentum, numbers.Real)
+                                     or not math.isfinite(momentum)):
+            raise ValueError(f"BatchNorm2d(): argument 'momentum' must be a finite number or None, got {momentum!r}")
         self.num_features = num_features
         self.eps = eps
         self.momentum = momentum
@@ -92,6 +102,11 @@ class LocalResponseNorm(Module):
 
     def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0):
         super().__init__()
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+            raise ValueError(f"LocalResponseNorm(): argument 'size' must be a positive int, got {size!r}")
+        for name, value in (("alpha", alpha), ("beta", beta), ("k", k)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise ValueError(f"LocalResponseNorm(): argument '{name}' must be a finite number, got {value!r}")
         self.size = size
         self.alpha = alpha
         self.beta = beta

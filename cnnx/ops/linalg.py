@@ -123,7 +123,8 @@ def matmul(input: Tensor, other: Tensor) -> Tensor:
         raise TypeError(f"matmul(): expected both operands to have the same dtype, got {a.dtype} and {b.dtype}")
     if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
         raise ValueError(f"matmul(): shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be multiplied "
-                         f"({a.shape[-1]} != {b.shape[-2 if b.ndim > 1 else 0]})")
+                         f"({a.shape[-1]} != {b.shape[-2 if b.ndim > 1 else 0]}): argument 'other' must have "
+                         f"{a.shape[-1]} rows")
     if a.dtype not in _GEMM_DTYPES:  # integer matmul: no kernel and no gradient
         return _as_tensor(np.matmul(a, b))
     if a.ndim == 1 or b.ndim == 1:  # promote to matrices, then drop the added dimensions

@@ -197,6 +197,11 @@ def _reduction(fn: str, size_average, reduce, reduction: str) -> str:
     return reduction
 
 
+class TargetOutOfRange(IndexError, ValueError):
+    """A class label outside [0, C): an IndexError as in PyTorch, and a ValueError as cnnx's contract
+    for bad arguments asks."""
+
+
 def _check_class_target(fn: str, x, target, weight, ignore_index):
     """Validate input (N, C, ...) / (C,) against integer class targets; returns the class count."""
     if x.ndim == 0:
@@ -210,7 +215,8 @@ def _check_class_target(fn: str, x, target, weight, ignore_index):
     if t.size and (t.min() < 0 or t.max() >= classes):  # two reductions in the common, valid case
         bad = (t != ignore_index) & ((t < 0) | (t >= classes))
         if bad.any():
-            raise IndexError(f"{fn}(): target {int(t[bad].flat[0])} is out of bounds for {classes} classes")
+            raise TargetOutOfRange(f"{fn}(): argument 'target' holds {int(t[bad].flat[0])}, out of bounds for "
+                                   f"{classes} classes (expected 0 to {classes - 1} or ignore_index)")
     if weight is not None and weight.shape != (classes,):
         raise ValueError(f"{fn}(): weight must have shape ({classes},), got {weight.shape}")
     return classes

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 namespace cnnx {
 namespace bind {
@@ -41,6 +42,10 @@ py::array c_contiguous_copy(const py::array& a);
 
 // `a` itself when it is C-contiguous and aligned, else a C-ordered copy (values and dtype unchanged).
 py::array dense(const py::array& a);
+
+// A new C-order array for a kernel's output, contents undefined. Large ones come from a cache of
+// blocks freed by earlier outputs (alloc.cpp), so steady-state calls do not page-fault.
+py::array new_array(const py::dtype& dtype, const std::vector<py::ssize_t>& shape);
 
 // `obj` must be a numpy.ndarray of native int64 with `ndim` dimensions (argmax indices).
 py::array require_int64_array(py::handle obj, const char* fn, const char* name, int ndim);

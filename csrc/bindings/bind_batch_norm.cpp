@@ -82,8 +82,9 @@ py::tuple batch_norm_forward_py(py::handle x_obj, py::handle w_obj, py::handle b
     argument_error(fn, "input",
                    "must hold more than 1 value per channel when training (expected more than 1 value per channel "
                    "when training), got shape " + shape_str(x));
-  py::array y(x.dtype(), std::vector<py::ssize_t>{x.shape(0), x.shape(1), x.shape(2), x.shape(3)});
-  py::array save_mean(x.dtype(), std::vector<py::ssize_t>{p.c}), save_invstd(x.dtype(), std::vector<py::ssize_t>{p.c});
+  py::array y = new_array(x.dtype(), {x.shape(0), x.shape(1), x.shape(2), x.shape(3)});
+  py::array save_mean = new_array(x.dtype(), {p.c});
+  py::array save_invstd = new_array(x.dtype(), {p.c});
   if (dtype_of(x) == DType::f32) {
     float *yp = ptr<float>(y), *mp = ptr<float>(save_mean), *ip = ptr<float>(save_invstd);
     float *rmp = ptr<float>(rm), *rvp = ptr<float>(rv);
@@ -114,8 +115,9 @@ py::tuple batch_norm_backward_py(py::handle gy_obj, py::handle x_obj, py::handle
   const py::array si = *channel_vector(si_obj, fn, "save_invstd", x);
   BatchNormParams p;
   p.n = x.shape(0), p.c = x.shape(1), p.hw = x.shape(2) * x.shape(3), p.training = training;
-  py::array gx(x.dtype(), std::vector<py::ssize_t>{x.shape(0), x.shape(1), x.shape(2), x.shape(3)});
-  py::array gw(x.dtype(), std::vector<py::ssize_t>{p.c}), gb(x.dtype(), std::vector<py::ssize_t>{p.c});
+  py::array gx = new_array(x.dtype(), {x.shape(0), x.shape(1), x.shape(2), x.shape(3)});
+  py::array gw = new_array(x.dtype(), {p.c});
+  py::array gb = new_array(x.dtype(), {p.c});
   if (dtype_of(x) == DType::f32) {
     float *gxp = ptr<float>(gx), *gwp = ptr<float>(gw), *gbp = ptr<float>(gb);
     const float *gyp = cptr<float>(gy), *xp = cptr<float>(x), *wp = cptr<float>(w);

@@ -16,11 +16,6 @@ using Pair = std::array<std::int64_t, 2>;
 
 std::string shape_str(const py::array& a) { return std::string(py::str(py::tuple(a.attr("shape")))); }
 
-// The kernels read dense C-order arrays; other layouts are copied (never converted in dtype).
-py::array dense(const py::array& a) {
-  return (a.flags() & py::array::c_style) ? a : c_contiguous_copy(a);
-}
-
 // Builds and checks the parameters; the messages name the argument at fault.
 // `ws` is the weight's shape (K, C/G, KH, KW).
 using Shape4 = std::array<std::int64_t, 4>;
@@ -55,6 +50,12 @@ Conv2dParams make_params(const char* fn, std::int64_t n, std::int64_t c, std::in
   if (p.kh < 1 || p.kw < 1)
     throw py::value_error(f + "weight of shape " + shape_str(ws) + " has an empty kernel");
   const std::string err = conv2d_check(p);
+  if (err.rfind("sizes overflow", 0) == 0)
+    throw py::value_error(f + "input size " + std::to_string(h) + "x" + std::to_string(w) + " with weight " +
+                          shape_str(ws) + ", padding " + std::to_string(p.pad_h) + "x" + std::to_string(p.pad_w) +
+                          ", dilation " + std::to_string(p.dil_h) + "x" + std::to_string(p.dil_w) + " and stride " +
+                          std::to_string(p.stride_h) + "x" + std::to_string(p.stride_w) +
+                          " gives sizes that overflow 64-bit indexing");
   if (err.rfind("kernel size", 0) == 0)
     throw py::value_error(f + "kernel " + std::to_string(p.kh) + "x" + std::to_string(p.kw) + " (dilation " +
                           std::to_string(p.dil_h) + "x" + std::to_string(p.dil_w) +
@@ -95,7 +96,7 @@ py::array forward_py(py::handle x_obj, py::handle w_obj, py::handle b_obj, Pair 
   }
   const Conv2dParams p = make_params(fn, x.shape(0), x.shape(1), x.shape(2), x.shape(3), shape4(w), stride,
                                      padding, dilation, groups);
-  py::array y(x.dtype(), std::vector<py::ssize_t>{p.n, p.k, p.oh, p.ow});
+  py::array y = new_array(x.dtype(), std::vector<py::ssize_t>{p.n, p.k, p.oh, p.ow});
   const void *xd = x.data(), *wd = w.data(), *bd = has_bias ? b.data() : nullptr;
   void* yd = y.mutable_data();
   by_dtype(dtype_of(x), [&](auto t) {
@@ -120,7 +121,7 @@ py::array backward_input_py(py::handle dy_obj, py::handle w_obj, Pair input_size
   require_dim(fn, "grad_output", dy, 1, p.k, "channels");
   require_dim(fn, "grad_output", dy, 2, p.oh, "rows (the output height for this input_size)");
   require_dim(fn, "grad_output", dy, 3, p.ow, "columns (the output width for this input_size)");
-  py::array dx(dy.dtype(), std::vector<py::ssize_t>{p.n, p.c, p.h, p.w});
+  py::array dx = new_array(dy.dtype(), std::vector<py::ssize_t>{p.n, p.c, p.h, p.w});
   const void *dyd = dy.data(), *wd = w.data();
   void* dxd = dx.mutable_data();
   by_dtype(dtype_of(dy), [&](auto t) {
@@ -147,11 +148,11 @@ py::tuple backward_weight_py(py::handle x_obj, py::handle dy_obj, Pair kernel_si
   require_dim(fn, "grad_output", dy, 0, p.n, "images (the input's batch)");
   require_dim(fn, "grad_output", dy, 2, p.oh, "rows (the output height)");
   require_dim(fn, "grad_output", dy, 3, p.ow, "columns (the output width)");
-  py::array dw(x.dtype(), std::vector<py::ssize_t>{p.k, cg, p.kh, p.kw});
+  py::array dw = new_array(x.dtype(), std::vector<py::ssize_t>{p.k, cg, p.kh, p.kw});
   py::object db = py::none();
   void* dbd = nullptr;
   if (with_bias) {
-    py::array dba(x.dtype(), std::vector<py::ssize_t>{p.k});
+    py::array dba = new_array(x.dtype(), std::vector<py::ssize_t>{p.k});
     dbd = dba.mutable_data();
     db = dba;
   }

@@ -42,7 +42,7 @@ py::array gemm_py(py::handle a_obj, py::handle b_obj, py::handle out_obj, bool t
   if (out_obj.is_none()) {
     if (beta != 0.0)
       throw py::value_error("gemm(): beta must be 0 when out is not given, got " + std::to_string(beta));
-    out = py::array(a.dtype(), std::vector<py::ssize_t>{m, n});
+    out = new_array(a.dtype(), std::vector<py::ssize_t>{m, n});
     matrix_view(out, &cv);
   } else {
     out = require_float_array(out_obj, fn, "out", 2);

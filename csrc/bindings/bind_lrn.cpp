@@ -39,7 +39,7 @@ py::tuple lrn_forward_py(py::handle x_obj, int64_t size, double alpha, double be
   py::array x = dense(require_float_array(x_obj, fn, "input", 4));
   const LrnParams p = lrn_params(fn, x, size, alpha, beta, k);
   const std::vector<py::ssize_t> shape{p.n, p.c, p.h, p.w};
-  py::array y(x.dtype(), shape), scale(x.dtype(), shape);
+  py::array y = new_array(x.dtype(), shape), scale = new_array(x.dtype(), shape);
   if (dtype_of(x) == DType::f32) {
     float *yp = data<float>(y), *sp = data<float>(scale);
     const float* xp = cdata<float>(x);
@@ -68,7 +68,7 @@ py::array lrn_backward_py(py::handle gy_obj, py::handle x_obj, py::handle y_obj,
   require_shape(x, fn, "input", {p.n, p.c, p.h, p.w});
   require_shape(y, fn, "output", {p.n, p.c, p.h, p.w});
   require_shape(s, fn, "scale", {p.n, p.c, p.h, p.w});
-  py::array gx(gy.dtype(), std::vector<py::ssize_t>{p.n, p.c, p.h, p.w});
+  py::array gx = new_array(gy.dtype(), std::vector<py::ssize_t>{p.n, p.c, p.h, p.w});
   if (dtype_of(gy) == DType::f32) {
     float* gxp = data<float>(gx);
     const float *gyp = cdata<float>(gy), *xp = cdata<float>(x), *yp = cdata<float>(y), *sp = cdata<float>(s);

@@ -61,7 +61,7 @@ Pool2dParams pool_params(const char* fn, int64_t n, int64_t c, int64_t h, int64_
 }
 
 py::array new_like(const py::array& x, std::initializer_list<int64_t> shape) {
-  return py::array(x.dtype(), std::vector<py::ssize_t>(shape.begin(), shape.end()));
+  return new_array(x.dtype(), std::vector<py::ssize_t>(shape.begin(), shape.end()));
 }
 
 template <class T>
@@ -81,7 +81,7 @@ py::tuple max_pool2d_forward_py(py::handle x_obj, int64_t kh, int64_t kw, int64_
       pool_params(fn, x.shape(0), x.shape(1), x.shape(2), x.shape(3), {kh, kw, sh, sw, ph, pw, dh, dw, ceil_mode}, "input");
   checked_elements(fn, "input", {p.n, p.c, p.oh, p.ow}, 8);
   py::array y = new_like(x, {p.n, p.c, p.oh, p.ow});
-  py::array idx = py::array(py::dtype::of<int64_t>(), std::vector<py::ssize_t>{p.n, p.c, p.oh, p.ow});
+  py::array idx = new_array(py::dtype::of<int64_t>(), std::vector<py::ssize_t>{p.n, p.c, p.oh, p.ow});
   int64_t* ip = static_cast<int64_t*>(idx.mutable_data());
   if (dtype_of(x) == DType::f32) {
     float* yp = data<float>(y);

@@ -5,6 +5,7 @@
 namespace cnnx {
 namespace bind {
 void bind_runtime(pybind11::module_& m);
+void bind_alloc(pybind11::module_& m);
 void bind_gemm(pybind11::module_& m);
 void bind_conv(pybind11::module_& m);
 void bind_pool(pybind11::module_& m);
@@ -16,6 +17,7 @@ void bind_batch_norm(pybind11::module_& m);
 PYBIND11_MODULE(_C, m) {
   m.doc() = "cnnx compiled core: C++ kernels (OpenMP + SIMD) and their bindings";
   cnnx::bind::bind_runtime(m);
+  cnnx::bind::bind_alloc(m);
   cnnx::bind::bind_gemm(m);
   cnnx::bind::bind_conv(m);
   cnnx::bind::bind_pool(m);

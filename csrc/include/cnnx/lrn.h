@@ -11,7 +11,10 @@
 //                  - 2 alpha beta / size * x_j * sum over {c : j in window(c)} of grad_y_c * y_c / scale_c
 //   where j is in window(c) exactly when c is in [j - (size-1)/2, j + size/2]. Kernels overwrite
 //   their outputs. Results are bitwise identical for any thread count (threads split spatial
-//   blocks; every sum runs over channels in ascending order).
+//   blocks; every sum runs over channels in ascending order). scale is the reference's bit for
+//   bit on every path; the fast paths multiply by scale^-beta, for float from reciprocal square
+//   roots when beta is 0.5 or 0.75, so y and grad_x may differ from the reference in the last few
+//   bits.
 #pragma once
 
 #include <cstdint>

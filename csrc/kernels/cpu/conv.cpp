@@ -10,11 +10,7 @@
 // Pointwise layers (1x1, stride 1, no padding) need no column matrix at all: col is x itself.
 // Depthwise layers (groups == C) go to the direct kernels of conv_depthwise.cpp.
 //
-// Threads: when there are enough independent (image, group, tile) items, each thread takes whole
-// items and runs single-threaded GEMMs ("items" mode: no barriers, each core keeps its own tile in
-// its own L2). Otherwise items run one after another and each GEMM uses every thread. The weight
-// gradient always runs items in order (its sum over the batch is never split between threads), so
-// every result is bitwise identical for a given thread count.
+// Threads: see the comment above forward().
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -49,11 +45,20 @@ inline void gemm(double* c, const double* a, const double* b, const GemmParams& 
 constexpr int64_t kColBytes = 1 << 20;
 // Fewer columns than this make the GEMM's per-call costs (packing the weights) show.
 constexpr int64_t kMinTileCols = 256;
-// Workspace slot for the column tile (slots 0-2 belong to the GEMM).
+// Workspace slots (0-2 belong to the GEMM): the column tile, and a gathered/staged output block.
 constexpr int kColSlot = 3;
+constexpr int kStageSlot = 4;
 
+// How the work is cut. An image larger than a tile is split into tiles of output rows; images
+// smaller than a tile are put side by side in one column matrix (a "block" of images), so the
+// GEMMs of small late layers (14x14, 7x7) still get a few hundred columns. Both depend on the
+// shapes only, never on the thread count.
 struct Shape {
-  int64_t cg, kg, ckk, hw, ohw, rows_per_tile, tiles;
+  int64_t cg, kg, ckk, hw, ohw;
+  int64_t imgs;           // images per block (1 when an image fills a tile)
+  int64_t blocks;         // image blocks: ceil(N / imgs)
+  int64_t rows_per_tile;  // output rows per tile (all of them when imgs > 1)
+  int64_t tiles;          // row tiles per image
   bool pointwise;
 };
 
@@ -68,9 +73,30 @@ Shape shape_of(const Conv2dParams& p) {
   s.pointwise = p.kh == 1 && p.kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 &&
                 p.pad_w == 0;
   const int64_t cols = std::max(kMinTileCols, kColBytes / int64_t(sizeof(T)) / std::max<int64_t>(1, s.ckk));
-  s.rows_per_tile = std::clamp<int64_t>(cols / p.ow, 1, p.oh);
+  s.imgs = s.ohw >= cols ? 1 : std::clamp<int64_t>(cols / std::max<int64_t>(1, s.ohw), 1, std::max<int64_t>(1, p.n));
+  s.blocks = (p.n + s.imgs - 1) / s.imgs;
+  // A pointwise image is its own column matrix (no copy to bound), so it is never cut into row
+  // tiles; the direct pointwise paths below rely on that.
+  const bool whole = s.imgs > 1 || s.pointwise;
+  s.rows_per_tile = whole ? p.oh : std::clamp<int64_t>(cols / p.ow, 1, p.oh);
   s.tiles = (p.oh + s.rows_per_tile - 1) / s.rows_per_tile;
   return s;
+}
+
+// One unit of work: images [n0, n1) of group g, output rows [oh0, oh1) of each. Its column matrix
+// has cols() columns: image by image, row by row.
+struct Block {
+  int64_t g, n0, n1, oh0, oh1, ow;
+  int64_t per_image() const { return (oh1 - oh0) * ow; }
+  int64_t cols() const { return (n1 - n0) * per_image(); }
+  bool single() const { return n1 - n0 == 1; }
+};
+
+// Blocks are numbered group-major, then image block, then row tile.
+inline Block block_of(int64_t item, const Shape& s, const Conv2dParams& p) {
+  const int64_t t = item % s.tiles, b = (item / s.tiles) % s.blocks, g = item / (s.tiles * s.blocks);
+  const int64_t oh0 = t * s.rows_per_tile;
+  return {g, b * s.imgs, std::min(p.n, (b + 1) * s.imgs), oh0, std::min(p.oh, oh0 + s.rows_per_tile), p.ow};
 }
 
 // The output columns ow whose input column ow*s - p + j*d lies inside [0, w): [lo, hi), with
@@ -86,14 +112,15 @@ inline void valid_range(int64_t size, int64_t out, int64_t s, int64_t pad, int64
 }
 
 // Rows [r0, r1) of the column matrix for output rows [oh0, oh1) of one image group (x points at its
-// first channel). Row r = (c, i, j) holds (oh1 - oh0) * OW values.
+// first channel). Row r = (c, i, j) holds (oh1 - oh0) * OW values at col + (r - r0) * ld.
 template <class T>
-void im2col(T* col, const T* x, const Conv2dParams& p, int64_t oh0, int64_t oh1, int64_t r0, int64_t r1) {
-  const int64_t ncols = (oh1 - oh0) * p.ow, khw = p.kh * p.kw;
+void im2col(T* col, int64_t ld, const T* x, const Conv2dParams& p, int64_t oh0, int64_t oh1, int64_t r0,
+            int64_t r1) {
+  const int64_t khw = p.kh * p.kw;
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t c = r / khw, i = (r / p.kw) % p.kh, j = r % p.kw;
     const T* xc = x + c * p.h * p.w;
-    T* dst = col + (r - r0) * ncols;
+    T* dst = col + (r - r0) * ld;
     int64_t lo, hi;
     valid_range(p.w, p.ow, p.stride_w, p.pad_w, j * p.dil_w, &lo, &hi);
     for (int64_t oh = oh0; oh < oh1; ++oh, dst += p.ow) {
@@ -113,17 +140,25 @@ void im2col(T* col, const T* x, const Conv2dParams& p, int64_t oh0, int64_t oh1,
   }
 }
 
-// The adjoint of im2col for whole channels [c0, c1): dx[c] += dcol rows of c. Different channels
-// touch disjoint memory, so threads may split the channels.
+// Rows [r0, r1) of a block's column matrix (every image of the block), at col with row stride ld.
 template <class T>
-void col2im_add(T* dx, const T* dcol, const Conv2dParams& p, int64_t oh0, int64_t oh1, int64_t c0,
+void im2col_block(T* col, int64_t ld, const T* x, const Block& b, const Shape& s, const Conv2dParams& p,
+                  int64_t r0, int64_t r1) {
+  for (int64_t n = b.n0; n < b.n1; ++n)
+    im2col(col + (n - b.n0) * b.per_image(), ld, x + (n * p.c + b.g * s.cg) * s.hw, p, b.oh0, b.oh1, r0, r1);
+}
+
+// The adjoint of im2col for whole channels [c0, c1): dx[c] += the dcol rows of c (dcol starts at
+// channel c0's first row; row stride ld). Different channels touch disjoint memory, so threads may
+// split them.
+template <class T>
+void col2im_add(T* dx, const T* dcol, int64_t ld, const Conv2dParams& p, int64_t oh0, int64_t oh1, int64_t c0,
                 int64_t c1) {
-  const int64_t ncols = (oh1 - oh0) * p.ow;
   for (int64_t c = c0; c < c1; ++c) {
     T* dxc = dx + c * p.h * p.w;
     for (int64_t i = 0; i < p.kh; ++i)
       for (int64_t j = 0; j < p.kw; ++j) {
-        const T* src = dcol + ((c * p.kh + i) * p.kw + j) * ncols;
+        const T* src = dcol + (((c - c0) * p.kh + i) * p.kw + j) * ld;
         int64_t lo, hi;
         valid_range(p.w, p.ow, p.stride_w, p.pad_w, j * p.dil_w, &lo, &hi);
         for (int64_t oh = oh0; oh < oh1; ++oh, src += p.ow) {
@@ -139,6 +174,33 @@ void col2im_add(T* dx, const T* dcol, const Conv2dParams& p, int64_t oh0, int64_
   }
 }
 
+// Output-side rows [k0, k1) of a block, between the images' own layout (channel planes of `ch`
+// channels, group offset g * kg, output rows oh0..oh1) and the block's side-by-side layout
+// (row stride ld). to_block: gather (for dy); otherwise scatter plus bias (for y).
+template <class T>
+void gather_rows(T* blk, int64_t ld, const T* img, const Block& b, const Shape& s, int64_t ch, int64_t k0,
+                 int64_t k1) {
+  for (int64_t n = b.n0; n < b.n1; ++n)
+    for (int64_t k = k0; k < k1; ++k)
+      std::memcpy(blk + k * ld + (n - b.n0) * b.per_image(), img + (n * ch + b.g * s.kg + k) * s.ohw + b.oh0 * b.ow,
+                  size_t(b.per_image()) * sizeof(T));
+}
+template <class T>
+void scatter_rows(T* img, const T* blk, int64_t ld, const T* bias, const Block& b, const Shape& s, int64_t ch,
+                  int64_t k0, int64_t k1) {
+  for (int64_t n = b.n0; n < b.n1; ++n)
+    for (int64_t k = k0; k < k1; ++k) {
+      T* dst = img + (n * ch + b.g * s.kg + k) * s.ohw + b.oh0 * b.ow;
+      const T* src = blk + k * ld + (n - b.n0) * b.per_image();
+      if (bias) {
+        const T bk = bias[b.g * s.kg + k];
+        for (int64_t o = 0; o < b.per_image(); ++o) dst[o] = src[o] + bk;
+      } else {
+        std::memcpy(dst, src, size_t(b.per_image()) * sizeof(T));
+      }
+    }
+}
+
 template <class T>
 void add_bias(T* y, const T* bias, int64_t rows, int64_t cols, int64_t ld) {
   for (int64_t r = 0; r < rows; ++r) {
@@ -148,100 +210,164 @@ void add_bias(T* y, const T* bias, int64_t rows, int64_t cols, int64_t ld) {
   }
 }
 
-// Runs run_item(i, threads) for every item. With at least two items per thread, threads take whole
-// items (run_item gets threads = 1); otherwise items run in order, each on all threads.
-template <class F>
-void run_items(int64_t items, F&& run_item) {
-  const int threads = get_num_threads();
-  if (threads > 1 && items >= 2 * int64_t(threads)) {
-    parallel::region(threads, [&](int tid, int nt) {
-      const parallel::Range mine = parallel::split(items, tid, nt);
-      for (int64_t it = mine.begin; it < mine.end; ++it) run_item(it, 1);
-    });
-  } else {
-    for (int64_t it = 0; it < items; ++it) run_item(it, threads);
-  }
+// Share [begin, end) of `total` rows for thread tid of nt, cut at multiples of `unit` (a GEMM
+// register tile, or a whole channel's rows) so no thread gets a ragged middle piece.
+inline parallel::Range split_units(int64_t total, int64_t unit, int tid, int nt) {
+  const int64_t units = (total + unit - 1) / unit;
+  const parallel::Range r = parallel::split(units, tid, nt);
+  return {std::min(total, r.begin * unit), std::min(total, r.end * unit)};
 }
 
-// Builds rows [0, ckk) of the column tile for output rows [oh0, oh1), `threads` threads splitting
-// the rows (1 = inline on the calling thread).
-template <class T>
-void im2col_tile(T* col, const T* xg, const Conv2dParams& p, const Shape& s, int64_t oh0, int64_t oh1,
-                 int threads) {
-  const int64_t ncols = (oh1 - oh0) * p.ow;
-  parallel::region(threads, [&](int tid, int nt) {
-    const parallel::Range rows = parallel::split(s.ckk, tid, nt);
-    im2col(col + rows.begin * ncols, xg, p, oh0, oh1, rows.begin, rows.end);
-  });
+// Threads for a job of `macs` multiply-adds that splits `units` ways: below ~0.5 M MACs a thread,
+// waking a second one costs more than it saves.
+inline int threads_for(double macs, int64_t units) {
+  const double by_work = std::max(1.0, macs / double(1 << 19));
+  return int(std::max<int64_t>(1, std::min<int64_t>({int64_t(get_num_threads()), int64_t(by_work), units})));
 }
 
+// Threading. Conv never lets the GEMM split itself (its blocks synchronise several times per call,
+// which is costly when a shared host briefly takes a core away); each thread runs single-threaded
+// GEMMs on work of its own:
+//   forward          whole blocks when there are at least two per thread; otherwise, per block,
+//                    threads build the column matrix together (one barrier) and each multiplies
+//                    its own rows of output channels.
+//   backward_input   whole blocks of whole images per thread; otherwise each thread owns a range of
+//                    input channels: its rows of dcol and its planes of dx (no barrier at all).
+//   backward_weight  each thread owns a range of dw columns (input channel, kernel tap): it builds
+//                    only those rows of the column matrix and sums the blocks in order (no barrier).
+// Every output element is therefore summed by one thread in an order fixed by the shapes alone, so
+// results are bitwise identical for any thread count.
 template <class T>
 void forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p) {
   const Shape s = shape_of<T>(p);
-  const int64_t tiles = s.pointwise ? 1 : s.tiles;
-  const int64_t items = p.n * p.groups * tiles;
+  const int64_t items = p.groups * s.blocks * s.tiles;
+  constexpr int64_t kRowUnit = 16;
 
-  // One (image, group, tile) item on `threads` threads.
-  auto run_item = [&](int64_t item, int threads) {
-    const int64_t t = item % tiles, ng = item / tiles, n = ng / p.groups, g = ng % p.groups;
-    const T* xg = x + (n * p.c + g * s.cg) * s.hw;
-    const int64_t oh0 = t * s.rows_per_tile, oh1 = s.pointwise ? p.oh : std::min(p.oh, oh0 + s.rows_per_tile);
-    const int64_t ncols = (oh1 - oh0) * p.ow;
-    T* yt = y + (n * p.k + g * s.kg) * s.ohw + oh0 * p.ow;
+  // Output channels [k0, k1) of block b from its column matrix `col` (row stride ldb): straight
+  // into y for a single image, else into the staging block `stage` and scattered from there.
+  auto multiply = [&](const Block& b, const T* col, int64_t ldb, T* stage, int64_t k0, int64_t k1) {
+    if (k1 <= k0) return;
     GemmParams gp;
-    gp.m = s.kg, gp.n = ncols, gp.k = s.ckk, gp.lda = s.ckk, gp.ldc = s.ohw, gp.threads = threads;
-    const T* b = xg;  // pointwise: the image is the column matrix
-    gp.ldb = s.hw;
-    if (!s.pointwise) {
-      T* col = workspace_as<T>(kColSlot, s.ckk * ncols);
-      im2col_tile(col, xg, p, s, oh0, oh1, threads);
-      b = col, gp.ldb = ncols;
+    gp.m = k1 - k0, gp.n = b.cols(), gp.k = s.ckk, gp.lda = s.ckk, gp.ldb = ldb, gp.threads = 1;
+    const T* wk = w + (b.g * s.kg + k0) * s.ckk;
+    if (b.single()) {
+      T* yt = y + (b.n0 * p.k + b.g * s.kg + k0) * s.ohw + b.oh0 * p.ow;
+      gp.ldc = s.ohw;
+      gemm(yt, wk, col, gp);
+      if (bias) add_bias(yt, bias + b.g * s.kg + k0, k1 - k0, b.cols(), s.ohw);
+    } else {
+      gp.ldc = b.cols();
+      gemm(stage + k0 * b.cols(), wk, col, gp);
+      scatter_rows(y, stage, b.cols(), bias, b, s, p.k, k0, k1);
     }
-    gemm(yt, w + g * s.kg * s.ckk, b, gp);
-    if (bias) add_bias(yt, bias + g * s.kg, s.kg, ncols, s.ohw);
   };
+  // The block's column matrix: the image itself for a single pointwise image, else built.
+  auto direct = [&](const Block& b) { return s.pointwise && b.single(); };
 
-  run_items(items, run_item);
+  // Whole blocks per thread when they divide evenly or are many (5 blocks on 2 threads would leave
+  // one idle for a fifth of the time).
+  const int threads = get_num_threads();
+  const int64_t nt64 = threads;
+  if (threads > 1 && items >= 2 * nt64 && (items % nt64 == 0 || items >= 8 * nt64)) {
+    parallel::region(threads, [&](int tid, int nt) {
+      const parallel::Range mine = parallel::split(items, tid, nt);
+      for (int64_t it = mine.begin; it < mine.end; ++it) {
+        const Block b = block_of(it, s, p);
+        T* stage = b.single() ? nullptr : workspace_as<T>(kStageSlot, s.kg * b.cols());
+        if (direct(b)) {
+          multiply(b, x + (b.n0 * p.c + b.g * s.cg) * s.hw, s.hw, stage, 0, s.kg);
+          continue;
+        }
+        T* col = workspace_as<T>(kColSlot, s.ckk * b.cols());
+        im2col_block(col, b.cols(), x, b, s, p, 0, s.ckk);
+        multiply(b, col, b.cols(), stage, 0, s.kg);
+      }
+    });
+    return;
+  }
+  for (int64_t it = 0; it < items; ++it) {
+    const Block b = block_of(it, s, p);
+    // Buffers of the calling thread, shared by the team.
+    T* col = direct(b) ? nullptr : workspace_as<T>(kColSlot, s.ckk * b.cols());
+    T* stage = b.single() ? nullptr : workspace_as<T>(kStageSlot, s.kg * b.cols());
+    const int want = threads_for(double(s.kg) * double(s.ckk) * double(b.cols()), (s.kg + kRowUnit - 1) / kRowUnit);
+    parallel::region(want, [&](int tid, int nt) {
+      if (!direct(b)) {
+        const parallel::Range rows = parallel::split(s.ckk, tid, nt);
+        im2col_block(col + rows.begin * b.cols(), b.cols(), x, b, s, p, rows.begin, rows.end);
+        parallel::barrier(nt);  // the whole column matrix is built
+      }
+      const parallel::Range ks = split_units(s.kg, kRowUnit, tid, nt);
+      if (direct(b))
+        multiply(b, x + (b.n0 * p.c + b.g * s.cg) * s.hw, s.hw, stage, ks.begin, ks.end);
+      else
+        multiply(b, col, b.cols(), stage, ks.begin, ks.end);
+    });
+  }
 }
 
 template <class T>
 void backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p) {
   const Shape s = shape_of<T>(p);
-  const int64_t items = p.n * p.groups;  // col2im of neighbouring tiles overlaps: an item is a whole image group
+  const int64_t khw = p.kh * p.kw;
+  // col2im of neighbouring row tiles overlaps, so a unit of work is whole images: all row tiles of
+  // an image block.
+  const int64_t items = p.groups * s.blocks;
 
-  // dx[n,g] for one image group on `threads` threads (col2im splits the group's channels).
-  auto run_item = [&](int64_t item, int threads) {
-    const int64_t n = item / p.groups, g = item % p.groups;
-    T* dxg = dx + (n * p.c + g * s.cg) * s.hw;
-    const T* dyg = dy + (n * p.k + g * s.kg) * s.ohw;
-    GemmParams gp;
-    gp.m = s.ckk, gp.k = s.kg, gp.trans_a = true, gp.lda = s.ckk, gp.threads = threads;
-    const T* wg = w + g * s.kg * s.ckk;
-    if (s.pointwise) {
-      gp.n = s.hw, gp.ldb = s.ohw, gp.ldc = s.hw;
-      gemm(dxg, wg, dyg, gp);
-      return;
+  // Input channels [c0, c1) of image block `ib` of group g, on the calling thread.
+  auto channels = [&](int64_t g, int64_t ib, int64_t c0, int64_t c1) {
+    if (c1 <= c0) return;
+    const T* wc = w + g * s.kg * s.ckk + c0 * khw;  // columns of w[g] from channel c0 on
+    const int64_t n0 = ib * s.imgs, n1 = std::min(p.n, n0 + s.imgs);
+    for (int64_t n = n0; n < n1; ++n) {
+      T* dxc = dx + (n * p.c + g * s.cg + c0) * s.hw;
+      if (!(s.pointwise && n1 - n0 == 1)) std::fill(dxc, dxc + (c1 - c0) * s.hw, T(0));
     }
-    std::fill(dxg, dxg + s.cg * s.hw, T(0));
-    for (int64_t oh0 = 0; oh0 < p.oh; oh0 += s.rows_per_tile) {
-      const int64_t oh1 = std::min(p.oh, oh0 + s.rows_per_tile), ncols = (oh1 - oh0) * p.ow;
-      T* dcol = workspace_as<T>(kColSlot, s.ckk * ncols);
-      gp.n = ncols, gp.ldb = s.ohw, gp.ldc = ncols;
-      gemm(dcol, wg, dyg + oh0 * p.ow, gp);
-      parallel::region(threads, [&](int tid, int nt) {
-        const parallel::Range cs = parallel::split(s.cg, tid, nt);
-        col2im_add(dxg, dcol, p, oh0, oh1, cs.begin, cs.end);
-      });
+    for (int64_t t = 0; t < s.tiles; ++t) {
+      const Block b = block_of((g * s.blocks + ib) * s.tiles + t, s, p);
+      GemmParams gp;
+      gp.m = (c1 - c0) * khw, gp.n = b.cols(), gp.k = s.kg, gp.trans_a = true, gp.lda = s.ckk, gp.threads = 1;
+      const T* src = dy + (b.n0 * p.k + g * s.kg) * s.ohw + b.oh0 * p.ow;  // dy of the block, as a matrix
+      gp.ldb = s.ohw;
+      if (!b.single()) {
+        T* stage = workspace_as<T>(kStageSlot, s.kg * b.cols());
+        gather_rows(stage, b.cols(), dy, b, s, p.k, 0, s.kg);
+        src = stage, gp.ldb = b.cols();
+      }
+      if (s.pointwise && b.single()) {
+        gp.ldc = s.hw;
+        gemm(dx + (b.n0 * p.c + g * s.cg + c0) * s.hw, wc, src, gp);
+        continue;
+      }
+      T* dcol = workspace_as<T>(kColSlot, gp.m * b.cols());
+      gp.ldc = b.cols();
+      gemm(dcol, wc, src, gp);
+      for (int64_t n = b.n0; n < b.n1; ++n)
+        col2im_add(dx + (n * p.c + g * s.cg) * s.hw, dcol + (n - b.n0) * b.per_image(), b.cols(), p, b.oh0,
+                   b.oh1, c0, c1);
     }
   };
 
-  run_items(items, run_item);
+  const int threads = get_num_threads();
+  if (threads > 1 && items >= 2 * int64_t(threads)) {
+    parallel::region(threads, [&](int tid, int nt) {
+      const parallel::Range mine = parallel::split(items, tid, nt);
+      for (int64_t it = mine.begin; it < mine.end; ++it) channels(it / s.blocks, it % s.blocks, 0, s.cg);
+    });
+    return;
+  }
+  const int want = threads_for(double(s.kg) * double(s.ckk) * double(s.ohw) * double(s.imgs), s.cg);
+  for (int64_t it = 0; it < items; ++it)
+    parallel::region(want, [&](int tid, int nt) {
+      const parallel::Range cs = parallel::split(s.cg, tid, nt);
+      channels(it / s.blocks, it % s.blocks, cs.begin, cs.end);
+    });
 }
 
 template <class T>
 void backward_bias(T* db, const T* dy, const Conv2dParams& p) {
   const int64_t ohw = p.oh * p.ow;
-  parallel::region(get_num_threads(), [&](int tid, int nt) {
+  parallel::region(threads_for(double(p.n) * double(p.k) * double(ohw) / 8, p.k), [&](int tid, int nt) {
     const parallel::Range ks = parallel::split(p.k, tid, nt);
     for (int64_t k = ks.begin; k < ks.end; ++k) {
       T acc = T(0);
@@ -257,29 +383,41 @@ void backward_bias(T* db, const T* dy, const Conv2dParams& p) {
 template <class T>
 void backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
   const Shape s = shape_of<T>(p);
-  const int threads = get_num_threads();
-  for (int64_t g = 0; g < p.groups; ++g) {
-    T* dwg = dw + g * s.kg * s.ckk;
-    if (p.n == 0) std::fill(dwg, dwg + s.kg * s.ckk, T(0));
-    for (int64_t n = 0; n < p.n; ++n) {
-      const T* xg = x + (n * p.c + g * s.cg) * s.hw;
-      const T* dyg = dy + (n * p.k + g * s.kg) * s.ohw;
-      GemmParams gp;
-      gp.m = s.kg, gp.n = s.ckk, gp.trans_b = true, gp.lda = s.ohw, gp.ldc = s.ckk, gp.threads = threads;
-      if (s.pointwise) {
-        gp.k = s.hw, gp.ldb = s.hw, gp.beta = n == 0 ? 0.0 : 1.0;
-        gemm(dwg, dyg, xg, gp);
-        continue;
-      }
-      for (int64_t oh0 = 0; oh0 < p.oh; oh0 += s.rows_per_tile) {
-        const int64_t oh1 = std::min(p.oh, oh0 + s.rows_per_tile), ncols = (oh1 - oh0) * p.ow;
-        T* col = workspace_as<T>(kColSlot, s.ckk * ncols);
-        im2col_tile(col, xg, p, s, oh0, oh1, threads);
-        gp.k = ncols, gp.ldb = ncols, gp.beta = n == 0 && oh0 == 0 ? 0.0 : 1.0;
-        gemm(dwg, dyg + oh0 * p.ow, col, gp);
+  constexpr int64_t kColUnit = 32;  // a GEMM register tile's width
+  const int want = threads_for(double(p.n) * double(p.k) * double(s.ckk) * double(s.ohw),
+                               (s.ckk + kColUnit - 1) / kColUnit);
+  parallel::region(want, [&](int tid, int nt) {
+    const parallel::Range rs = split_units(s.ckk, kColUnit, tid, nt);  // my dw columns
+    const int64_t r0 = rs.begin, nr = rs.end - rs.begin;
+    if (nr <= 0) return;
+    for (int64_t g = 0; g < p.groups; ++g) {
+      T* dwg = dw + g * s.kg * s.ckk + r0;
+      if (p.n == 0)
+        for (int64_t k = 0; k < s.kg; ++k) std::fill(dwg + k * s.ckk, dwg + k * s.ckk + nr, T(0));
+      for (int64_t bt = 0; bt < s.blocks * s.tiles; ++bt) {
+        const Block b = block_of(g * s.blocks * s.tiles + bt, s, p);
+        GemmParams gp;
+        gp.m = s.kg, gp.n = nr, gp.k = b.cols(), gp.trans_b = true, gp.ldc = s.ckk, gp.threads = 1;
+        gp.beta = bt == 0 ? 0.0 : 1.0;
+        const T* a = dy + (b.n0 * p.k + g * s.kg) * s.ohw + b.oh0 * p.ow;  // dy of the block
+        gp.lda = s.ohw;
+        if (!b.single()) {
+          T* stage = workspace_as<T>(kStageSlot, s.kg * b.cols());
+          gather_rows(stage, b.cols(), dy, b, s, p.k, 0, s.kg);
+          a = stage, gp.lda = b.cols();
+        }
+        if (s.pointwise && b.single()) {  // columns are input channels: rows r0.. of x are the column matrix
+          gp.ldb = s.hw;
+          gemm(dwg, a, x + (b.n0 * p.c + g * s.cg + r0) * s.hw, gp);
+          continue;
+        }
+        T* col = workspace_as<T>(kColSlot, nr * b.cols());
+        im2col_block(col, b.cols(), x, b, s, p, r0, r0 + nr);
+        gp.ldb = b.cols();
+        gemm(dwg, a, col, gp);
       }
     }
-  }
+  });
 }
 
 inline bool is_depthwise(const Conv2dParams& p) { return p.groups > 1 && p.groups == p.c; }

@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "cnnx/conv.h"
 #include "cnnx/runtime.h"
@@ -36,6 +37,8 @@ constexpr int kRowSlot = 2;    // scratch rows
 
 struct Layout {
   int64_t hp, sw, owv, len, max_off;  // padded rows, phases, OW rounded up to Vec, entries per phase
+  std::vector<int64_t> tap;           // tap[i*KW + j]: where output (0, 0) reads tap (i, j)
+  int64_t out_row;                    // distance between the reads of consecutive output rows
 
   // Entries of the whole buffer.
   int64_t size() const { return hp * sw * len; }
@@ -53,7 +56,34 @@ Layout layout_of(const Conv2dParams& p) {
   const int64_t wp = p.w + 2 * p.pad_w;
   // Every phase holds its real columns and the reads of a Vec-rounded output row.
   L.len = std::max((wp + L.sw - 1) / L.sw, L.owv + L.max_off);
+  // Offsets computed once, so the inner loops never divide.
+  for (int64_t i = 0; i < p.kh; ++i)
+    for (int64_t j = 0; j < p.kw; ++j) {
+      const int64_t t = j * p.dil_w;
+      L.tap.push_back(L.row(i * p.dil_h, t % L.sw) + t / L.sw);
+    }
+  L.out_row = p.stride_h * L.sw * L.len;
   return L;
+}
+
+// dst[0:n] = src[0:n] in vectors, the tail masked: the rows here are short (7 to 224 values), and
+// for a 7x7 plane a memcpy call per row cost more than the convolution itself.
+template <class T>
+CNNX_INLINE void copy_row(T* dst, const T* src, int64_t n) {
+  using V = simd::Vec<T>;
+  int64_t i = 0;
+  for (; i + V::width <= n; i += V::width) V::store(dst + i, V::load(src + i));
+  if (i < n) V::store_partial(dst + i, V::load_partial(src + i, int(n - i)), int(n - i));
+}
+
+// The entries [lo, hi) of phase ph that hold real input columns (padded column l*SW + ph, input
+// column l*SW + ph - PW in [0, W)).
+inline void phase_range(const Conv2dParams& p, const Layout& L, int64_t ph, int64_t* lo, int64_t* hi) {
+  const int64_t first = p.pad_w - ph;  // l*SW >= first
+  *lo = first <= 0 ? 0 : (first + L.sw - 1) / L.sw;
+  const int64_t last = p.w - 1 + p.pad_w - ph;  // l*SW <= last
+  *hi = last < 0 ? 0 : last / L.sw + 1;
+  if (*hi < *lo) *hi = *lo;
 }
 
 // Fills buf with plane x (H x W) split into phases, padding and slack zeroed.
@@ -64,12 +94,18 @@ void split_plane(T* buf, const T* x, const Conv2dParams& p, const Layout& L) {
     const T* src = x + ih * p.w;
     const int64_t r = ih + p.pad_h;
     if (L.sw == 1) {
-      std::memcpy(buf + L.row(r, 0) + p.pad_w, src, size_t(p.w) * sizeof(T));
+      copy_row(buf + L.row(r, 0) + p.pad_w, src, p.w);
       continue;
     }
-    for (int64_t iw = 0; iw < p.w; ++iw) {
-      const int64_t c = iw + p.pad_w;
-      buf[L.row(r, c % L.sw) + c / L.sw] = src[iw];
+    for (int64_t ph = 0; ph < L.sw; ++ph) {  // phase ph holds padded columns l*SW + ph
+      int64_t lo, hi;
+      phase_range(p, L, ph, &lo, &hi);
+      T* dst = buf + L.row(r, ph);
+      const T* from = src + ph - p.pad_w;  // from[l * SW] is entry l
+      using V = simd::Vec<T>;
+      int64_t l = lo;
+      for (; l + V::width <= hi; l += V::width) V::store(dst + l, V::load_strided(from + l * L.sw, L.sw));
+      for (; l < hi; ++l) dst[l] = from[l * L.sw];
     }
   }
 }
@@ -81,54 +117,113 @@ void merge_plane(T* dx, const T* buf, const Conv2dParams& p, const Layout& L) {
     T* dst = dx + ih * p.w;
     const int64_t r = ih + p.pad_h;
     if (L.sw == 1) {
-      std::memcpy(dst, buf + L.row(r, 0) + p.pad_w, size_t(p.w) * sizeof(T));
+      copy_row(dst, buf + L.row(r, 0) + p.pad_w, p.w);
       continue;
     }
-    for (int64_t iw = 0; iw < p.w; ++iw) {
-      const int64_t c = iw + p.pad_w;
-      dst[iw] = buf[L.row(r, c % L.sw) + c / L.sw];
+    for (int64_t ph = 0; ph < L.sw; ++ph) {
+      int64_t lo, hi;
+      phase_range(p, L, ph, &lo, &hi);
+      const T* src = buf + L.row(r, ph);
+      for (int64_t l = lo; l < hi; ++l) dst[l * L.sw + ph - p.pad_w] = src[l];
     }
   }
 }
 
-// out[0:owv] = sum over (i, j) of wk[i, j] * the buffer row that output row oh reads for (i, j).
-// Four vectors of outputs stay in registers across all KH*KW taps.
-template <class T>
-void output_row(T* out, const T* buf, const T* wk, int64_t oh, const Conv2dParams& p, const Layout& L) {
+// Outputs [o, o + NV*W) of rows [oh, oh + R): the KH*KW taps accumulated in R*NV independent
+// registers (enough of them to hide the FMA latency; one row of a small plane has too few vectors).
+template <class T, int R, int NV>
+CNNX_INLINE void taps(typename simd::Vec<T>::reg* acc, const T* buf, const T* wk, int64_t oh, int64_t o,
+                      const Conv2dParams& p, const Layout& L) {
   using V = simd::Vec<T>;
-  using R = typename V::reg;
   constexpr int64_t W = V::width;
+  for (int a = 0; a < R * NV; ++a) acc[a] = V::zero();
+  const T* base = buf + oh * L.out_row + o;
+  const int64_t ntaps = p.kh * p.kw;
+  for (int64_t q = 0; q < ntaps; ++q) {
+    const T* src = base + L.tap[q];
+    const typename V::reg wv = V::set1(wk[q]);
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < NV; ++v)
+        acc[r * NV + v] = V::fmadd(wv, V::load(src + r * L.out_row + v * W), acc[r * NV + v]);
+  }
+}
+
+// Stores R rows x NV vectors of results plus the bias at out (row stride OW), dropping lanes >= OW
+// (a masked store: a scalar tail loop here became a memmove call per row).
+template <class T, int R, int NV>
+CNNX_INLINE void store_rows(T* out, const typename simd::Vec<T>::reg* acc, T bias, int64_t o, const Conv2dParams& p) {
+  using V = simd::Vec<T>;
+  constexpr int64_t W = V::width;
+  const typename V::reg vb = V::set1(bias);
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) {
+      const int64_t at = o + v * W;
+      T* dst = out + r * p.ow + at;
+      if (at + W <= p.ow) {
+        V::store(dst, V::add(acc[r * NV + v], vb));
+      } else if (at < p.ow) {
+        V::store_partial(dst, V::add(acc[r * NV + v], vb), int(p.ow - at));
+      }
+    }
+}
+
+// Output rows [oh, oh + R) starting at out: R x NV accumulators at a time along the row, and the
+// last (vecs mod NV) vectors in one narrower step.
+template <class T, int R, int NV>
+void output_rows(T* out, const T* buf, const T* wk, T bias, int64_t oh, const Conv2dParams& p, const Layout& L) {
+  using V = simd::Vec<T>;
+  constexpr int64_t W = V::width;
+  typename V::reg acc[R * NV];
   int64_t o = 0;
-  for (; o + 4 * W <= L.owv; o += 4 * W) {
-    R a0 = V::zero(), a1 = V::zero(), a2 = V::zero(), a3 = V::zero();
-    for (int64_t i = 0; i < p.kh; ++i) {
-      const int64_t r = oh * p.stride_h + i * p.dil_h;
-      for (int64_t j = 0; j < p.kw; ++j) {
-        const int64_t t = j * p.dil_w;
-        const T* src = buf + L.row(r, t % L.sw) + t / L.sw + o;
-        const R wv = V::set1(wk[i * p.kw + j]);
-        a0 = V::fmadd(wv, V::load(src), a0);
-        a1 = V::fmadd(wv, V::load(src + W), a1);
-        a2 = V::fmadd(wv, V::load(src + 2 * W), a2);
-        a3 = V::fmadd(wv, V::load(src + 3 * W), a3);
+  for (; o + NV * W <= L.owv; o += NV * W) {
+    taps<T, R, NV>(acc, buf, wk, oh, o, p, L);
+    store_rows<T, R, NV>(out, acc, bias, o, p);
+  }
+  if constexpr (NV > 1) {
+    const int64_t left = (L.owv - o) / W;
+    if (left > 0) {
+      // One step of `left` (< NV) vectors, with the same R rows.
+      switch (left) {
+#define CNNX_REST(n)                                                   \
+  case n:                                                              \
+    if constexpr (n < NV) {                                            \
+      taps<T, R, n>(acc, buf, wk, oh, o, p, L);                        \
+      store_rows<T, R, n>(out, acc, bias, o, p);                       \
+    }                                                                  \
+    break;
+        CNNX_REST(1) CNNX_REST(2) CNNX_REST(3) CNNX_REST(4) CNNX_REST(5) CNNX_REST(6) CNNX_REST(7)
+#undef CNNX_REST
+        default: break;
       }
     }
-    V::store(out + o, a0);
-    V::store(out + o + W, a1);
-    V::store(out + o + 2 * W, a2);
-    V::store(out + o + 3 * W, a3);
   }
-  for (; o < L.owv; o += W) {
-    R a0 = V::zero();
-    for (int64_t i = 0; i < p.kh; ++i) {
-      const int64_t r = oh * p.stride_h + i * p.dil_h;
-      for (int64_t j = 0; j < p.kw; ++j) {
-        const int64_t t = j * p.dil_w;
-        a0 = V::fmadd(V::set1(wk[i * p.kw + j]), V::load(buf + L.row(r, t % L.sw) + t / L.sw + o), a0);
-      }
+}
+
+// One output plane (OH x OW at out). A row of `vecs` vectors is computed vecs-wide (up to 8), and
+// rows are taken 8, 4 or 2 at a time when a row alone has too few vectors to keep 8 accumulators busy.
+template <class T>
+void output_plane(T* out, const T* buf, const T* wk, T bias, const Conv2dParams& p, const Layout& L) {
+  constexpr int64_t W = simd::Vec<T>::width;
+  const int64_t vecs = L.owv / W;
+  int64_t oh = 0;
+  if (vecs == 1) {
+    for (; oh + 8 <= p.oh; oh += 8) output_rows<T, 8, 1>(out + oh * p.ow, buf, wk, bias, oh, p, L);
+    // The last rows together too (a 7x7 or 14x14 plane would otherwise end with lone rows).
+    switch (p.oh - oh) {
+#define CNNX_ROWS(r)                                                            \
+  case r:                                                                       \
+    output_rows<T, r, 1>(out + oh * p.ow, buf, wk, bias, oh, p, L);             \
+    return;
+      CNNX_ROWS(1) CNNX_ROWS(2) CNNX_ROWS(3) CNNX_ROWS(4) CNNX_ROWS(5) CNNX_ROWS(6) CNNX_ROWS(7)
+#undef CNNX_ROWS
+      default: return;
     }
-    V::store(out + o, a0);
   }
+  if (vecs == 2)
+    for (; oh + 4 <= p.oh; oh += 4) output_rows<T, 4, 2>(out + oh * p.ow, buf, wk, bias, oh, p, L);
+  else if (vecs <= 4)
+    for (; oh + 2 <= p.oh; oh += 2) output_rows<T, 2, 4>(out + oh * p.ow, buf, wk, bias, oh, p, L);
+  for (; oh < p.oh; ++oh) output_rows<T, 1, 8>(out + oh * p.ow, buf, wk, bias, oh, p, L);
 }
 
 }  // namespace
@@ -136,39 +231,44 @@ void output_row(T* out, const T* buf, const T* wk, int64_t oh, const Conv2dParam
 template <class T>
 void depthwise_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p) {
   const Layout L = layout_of<T>(p);
-  const int64_t mult = p.k / p.c, taps = p.kh * p.kw, ohw = p.oh * p.ow;
+  const int64_t mult = p.k / p.c, ntaps = p.kh * p.kw, ohw = p.oh * p.ow;
   parallel::region(get_num_threads(), [&](int tid, int nt) {
     T* buf = workspace_as<T>(kPlaneSlot, L.size());
-    T* row = workspace_as<T>(kRowSlot, L.owv);
     const parallel::Range planes = parallel::split(p.n * p.c, tid, nt);
     for (int64_t nc = planes.begin; nc < planes.end; ++nc) {
       const int64_t n = nc / p.c, c = nc % p.c;
       split_plane(buf, x + nc * p.h * p.w, p, L);
       for (int64_t m = 0; m < mult; ++m) {
         const int64_t k = c * mult + m;
-        T* yk = y + (n * p.k + k) * ohw;
-        const T b = bias ? bias[k] : T(0);
-        for (int64_t oh = 0; oh < p.oh; ++oh) {
-          output_row(row, buf, w + k * taps, oh, p, L);
-          T* dst = yk + oh * p.ow;
-          if (bias)
-            for (int64_t o = 0; o < p.ow; ++o) dst[o] = row[o] + b;
-          else
-            std::memcpy(dst, row, size_t(p.ow) * sizeof(T));
-        }
+        output_plane(y + (n * p.k + k) * ohw, buf, w + k * ntaps, bias ? bias[k] : T(0), p, L);
       }
     }
   });
 }
 
-// dx is the scatter of dy through the same taps: buf[row(oh, i, j)][ow + off] += w[i, j] * dy[oh, ow],
-// into a phase-split padded plane that is then merged back (its padding entries are discarded).
+// dx. With stride 1 and one output channel per input channel (the common case) the input gradient
+// is itself a depthwise convolution: of dy, padded by d*(k-1) - p, with the kernels flipped; it runs
+// on the forward kernel. Otherwise dy is scattered through the taps,
+// buf[row(oh, i, j)][ow + off] += w[i, j] * dy[oh, ow], into a phase-split padded plane that is
+// then merged back (its padding entries are discarded).
 template <class T>
 void depthwise_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p) {
+  if (p.k == p.c && p.stride_h == 1 && p.stride_w == 1 && p.pad_h <= p.dil_h * (p.kh - 1) &&
+      p.pad_w <= p.dil_w * (p.kw - 1)) {
+    Conv2dParams q = p;
+    q.h = p.oh, q.w = p.ow, q.oh = p.h, q.ow = p.w;
+    q.pad_h = p.dil_h * (p.kh - 1) - p.pad_h, q.pad_w = p.dil_w * (p.kw - 1) - p.pad_w;
+    const int64_t ntaps = p.kh * p.kw;
+    std::vector<T> flipped(static_cast<size_t>(p.k * ntaps));
+    for (int64_t k = 0; k < p.k; ++k)
+      for (int64_t t = 0; t < ntaps; ++t) flipped[k * ntaps + t] = w[k * ntaps + ntaps - 1 - t];
+    depthwise_forward(dx, dy, flipped.data(), static_cast<const T*>(nullptr), q);
+    return;
+  }
   using V = simd::Vec<T>;
   constexpr int64_t W = V::width;
   const Layout L = layout_of<T>(p);
-  const int64_t mult = p.k / p.c, taps = p.kh * p.kw, ohw = p.oh * p.ow;
+  const int64_t mult = p.k / p.c, ntaps = p.kh * p.kw, ohw = p.oh * p.ow;
   parallel::region(get_num_threads(), [&](int tid, int nt) {
     T* buf = workspace_as<T>(kPlaneSlot, L.size());
     T* row = workspace_as<T>(kRowSlot, L.owv);
@@ -179,18 +279,14 @@ void depthwise_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams
       std::fill(buf, buf + L.size(), T(0));
       for (int64_t m = 0; m < mult; ++m) {
         const int64_t k = c * mult + m;
-        const T* wk = w + k * taps;
+        const T* wk = w + k * ntaps;
         for (int64_t oh = 0; oh < p.oh; ++oh) {
-          std::memcpy(row, dy + (n * p.k + k) * ohw + oh * p.ow, size_t(p.ow) * sizeof(T));
-          for (int64_t i = 0; i < p.kh; ++i) {
-            const int64_t r = oh * p.stride_h + i * p.dil_h;
-            for (int64_t j = 0; j < p.kw; ++j) {
-              const int64_t t = j * p.dil_w;
-              T* dst = buf + L.row(r, t % L.sw) + t / L.sw;
-              const typename V::reg wv = V::set1(wk[i * p.kw + j]);
-              for (int64_t o = 0; o < L.owv; o += W)
-                V::store(dst + o, V::fmadd(wv, V::load(row + o), V::load(dst + o)));
-            }
+          copy_row(row, dy + (n * p.k + k) * ohw + oh * p.ow, p.ow);
+          for (int64_t q = 0; q < ntaps; ++q) {
+            T* dst = buf + oh * L.out_row + L.tap[q];
+            const typename V::reg wv = V::set1(wk[q]);
+            for (int64_t o = 0; o < L.owv; o += W)
+              V::store(dst + o, V::fmadd(wv, V::load(row + o), V::load(dst + o)));
           }
         }
       }
@@ -199,48 +295,49 @@ void depthwise_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams
   });
 }
 
-// dw[k, i, j] = sum over images, then output positions, of dy[k, oh, ow] * x tap (i, j). One
-// channel's images run in order on one thread; per image the positions are summed in Vec lanes and
-// the lanes reduced in a fixed order.
+// dw[k, i, j] = sum over images and output positions of dy[k, oh, ow] * x tap (i, j). One channel's
+// images run in order on one thread; the sums are kept per Vec lane (four rotating accumulators per
+// image) and the lanes reduced once at the end, in a fixed order.
 template <class T>
 void depthwise_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
   using V = simd::Vec<T>;
   using R = typename V::reg;
   constexpr int64_t W = V::width;
   const Layout L = layout_of<T>(p);
-  const int64_t mult = p.k / p.c, taps = p.kh * p.kw, ohw = p.oh * p.ow;
+  const int64_t mult = p.k / p.c, ntaps = p.kh * p.kw, ohw = p.oh * p.ow;
   parallel::region(get_num_threads(), [&](int tid, int nt) {
     T* buf = workspace_as<T>(kPlaneSlot, L.size());
     T* dyp = workspace_as<T>(kRowSlot, p.oh * L.owv);  // dy plane, rows padded with zeros to owv
+    std::vector<T> lanes(static_cast<size_t>(mult * ntaps * W));  // per weight, its partial sums by lane
     const parallel::Range chans = parallel::split(p.c, tid, nt);
     for (int64_t c = chans.begin; c < chans.end; ++c) {
-      for (int64_t m = 0; m < mult; ++m) std::fill(dw + (c * mult + m) * taps, dw + (c * mult + m + 1) * taps, T(0));
+      std::fill(lanes.begin(), lanes.end(), T(0));
       for (int64_t n = 0; n < p.n; ++n) {
         split_plane(buf, x + (n * p.c + c) * p.h * p.w, p, L);
         for (int64_t m = 0; m < mult; ++m) {
           const int64_t k = c * mult + m;
-          for (int64_t oh = 0; oh < p.oh; ++oh) {
+          for (int64_t oh = 0; oh < p.oh; ++oh) {  // rows of OW values, zero up to owv
             T* d = dyp + oh * L.owv;
-            std::memcpy(d, dy + (n * p.k + k) * ohw + oh * p.ow, size_t(p.ow) * sizeof(T));
-            std::fill(d + p.ow, d + L.owv, T(0));
+            const T* src = dy + (n * p.k + k) * ohw + oh * p.ow;
+            for (int64_t o = 0; o < L.owv; o += W)
+              V::store(d + o, o + W <= p.ow ? V::load(src + o) : V::load_partial(src + o, int(std::max<int64_t>(0, p.ow - o))));
           }
-          for (int64_t i = 0; i < p.kh; ++i)
-            for (int64_t j = 0; j < p.kw; ++j) {
-              const int64_t t = j * p.dil_w;
-              R acc = V::zero();
-              for (int64_t oh = 0; oh < p.oh; ++oh) {
-                const T* src = buf + L.row(oh * p.stride_h + i * p.dil_h, t % L.sw) + t / L.sw;
-                const T* d = dyp + oh * L.owv;
-                for (int64_t o = 0; o < L.owv; o += W) acc = V::fmadd(V::load(d + o), V::load(src + o), acc);
-              }
-              alignas(64) T lanes[W];
-              V::store(lanes, acc);
-              T sum = T(0);
-              for (int64_t l = 0; l < W; ++l) sum += lanes[l];
-              dw[k * taps + i * p.kw + j] += sum;
+          for (int64_t q = 0; q < ntaps; ++q) {
+            // Four accumulators in rotation: one chain of dependent FMAs would wait on each other.
+            R acc[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
+            int64_t at = 0;
+            for (int64_t oh = 0; oh < p.oh; ++oh) {
+              const T* src = buf + oh * L.out_row + L.tap[q];
+              const T* d = dyp + oh * L.owv;
+              for (int64_t o = 0; o < L.owv; o += W, ++at)
+                acc[at & 3] = V::fmadd(V::load(d + o), V::load(src + o), acc[at & 3]);
             }
+            T* l = lanes.data() + (m * ntaps + q) * W;
+            V::store(l, V::add(V::load(l), V::add(V::add(acc[0], acc[1]), V::add(acc[2], acc[3]))));
+          }
         }
       }
+      for (int64_t i = 0; i < mult * ntaps; ++i) dw[c * mult * ntaps + i] = V::reduce_add(V::load(lanes.data() + i * W));
     }
   });
 }

@@ -5,18 +5,21 @@
 // computes every output of the block from the `size` input rows of its window, which stay in L1
 // (a block row is at most 4 KiB). So each input row is read from memory once, each output row
 // written once, and registers run along the spatial dimension, where rows are contiguous.
-// Backward keeps q_c = grad_y_c * y_c / scale_c for the last `size` channels in a ring of block
-// rows (per-thread workspace) and sums the window of q for each channel.
+// Backward keeps q_c = grad_y_c * y_c / scale_c and scale_c^-beta for the last `size` channels in
+// rings of block rows (per-thread workspace) and sums the window of q for each channel.
 //
 // Window sums are recomputed for every channel (size adds per element), in ascending channel
-// order with separate multiply and add, exactly as the reference: a sliding sum would be cheaper
-// but lets rounding errors drift along the channels (and can turn a sum of squares negative).
-// scale^beta uses square roots for the common exponents (beta 0.75 = sqrt(s) * sqrt(sqrt(s)):
-// AlexNet's and GoogLeNet's; 0.5; 1) and std::pow per lane otherwise.
+// order with separate multiply and add, exactly as the reference (scale equals it bit for bit): a
+// sliding sum would be cheaper but lets rounding errors drift along the channels (and can turn a
+// sum of squares negative). Outputs multiply by scale^-beta (see inverse_powers: AlexNet's and
+// GoogLeNet's beta = 0.75 and beta = 0.5 use reciprocal square roots, beta = 1 one division,
+// other exponents std::pow per lane), so they may differ from the reference's x / pow(s, beta)
+// in the last few bits.
 // Threads split items; every element's sums are those of the reference, whatever the thread count.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 
 #include "cnnx/lrn.h"
 #include "cnnx/runtime.h"
@@ -37,6 +40,7 @@ constexpr int64_t kBlockBytes = 4096;
 template <class T>
 struct Scalar {
   using reg = T;
+  using mask = bool;
   static constexpr int width = 1;
   static reg zero() { return T(0); }
   static reg set1(T v) { return v; }
@@ -47,6 +51,9 @@ struct Scalar {
   static reg mul(reg a, reg b) { return a * b; }
   static reg div(reg a, reg b) { return a / b; }
   static reg sqrt(reg a) { return std::sqrt(a); }
+  static reg rsqrt(reg a) { return T(1) / std::sqrt(a); }
+  static mask gt_or_nan(reg a, reg b) { return a > b || std::isnan(a); }
+  static bool any(mask m) { return m; }
 };
 
 enum class Power { one, half, three_quarters, general };
@@ -58,22 +65,35 @@ Power power_of(double beta) {
   return Power::general;
 }
 
-// s^beta for every lane of s.
+// scale^-beta and 1/scale for the lanes of s. For beta 0.5 and 0.75 both come from the
+// reciprocal square root t = s^-1/2 (s^-3/4 = t * (s t)^-1/2, 1/s = t^2): multiplies instead of
+// the divider-bound sqrt and div. A register holding a scale that is not a finite positive
+// normal number (0, inf, NaN, or a negative k) takes the exact division path, so those lanes
+// follow the reference's IEEE results.
 template <Power P, class L, class T>
-static inline typename L::reg power(typename L::reg s, T beta) {
-  if constexpr (P == Power::one) {
-    return s;
-  } else if constexpr (P == Power::half) {
-    return L::sqrt(s);
-  } else if constexpr (P == Power::three_quarters) {
-    const typename L::reg r = L::sqrt(s);
-    return L::mul(r, L::sqrt(r));
+static inline void inverse_powers(typename L::reg s, T beta, typename L::reg* inv_pow, typename L::reg* inv_s) {
+  using reg = typename L::reg;
+  const reg one = L::set1(T(1));
+  if constexpr (P == Power::half || P == Power::three_quarters) {
+    const bool ordinary = !L::any(L::gt_or_nan(L::set1(std::numeric_limits<T>::min()), s)) &&
+                          !L::any(L::gt_or_nan(s, L::set1(std::numeric_limits<T>::max())));
+    if (ordinary) {
+      const reg t = L::rsqrt(s);
+      *inv_pow = P == Power::half ? t : L::mul(t, L::rsqrt(L::mul(s, t)));
+      *inv_s = L::mul(t, t);
+      return;
+    }
+    const reg r = L::sqrt(s);
+    *inv_pow = L::div(one, P == Power::half ? r : L::mul(r, L::sqrt(r)));
+  } else if constexpr (P == Power::one) {
+    *inv_pow = L::div(one, s);
   } else {
     alignas(64) T lanes[L::width];
     L::store(lanes, s);
-    for (int i = 0; i < L::width; ++i) lanes[i] = std::pow(lanes[i], beta);
-    return L::load(lanes);
+    for (int i = 0; i < L::width; ++i) lanes[i] = T(1) / std::pow(lanes[i], beta);
+    *inv_pow = L::load(lanes);
   }
+  *inv_s = P == Power::one ? *inv_pow : L::div(one, s);
 }
 
 struct Geometry {
@@ -128,8 +148,10 @@ struct Lrn {
         sum = L::add(sum, L::mul(v, v));
       }
       const typename L::reg sc = L::add(k, L::mul(coef, sum));
+      typename L::reg inv_pow, inv_s;
+      inverse_powers<P, L>(sc, beta, &inv_pow, &inv_s);
       L::store(scale + c * g.hw + s, sc);
-      L::store(y + c * g.hw + s, L::div(L::load(x + c * g.hw + s), power<P, L>(sc, beta)));
+      L::store(y + c * g.hw + s, L::mul(L::load(x + c * g.hw + s), inv_pow));
     }
   }
 
@@ -148,26 +170,30 @@ struct Lrn {
     });
   }
 
-  // q_c = grad_y_c * y_c / scale_c over [s, end) into the ring row q (indexed from the block start s0).
+  // q_c = grad_y_c * y_c / scale_c over [s, end) into the ring row q (indexed from the block start
+  // s0), and the factor scale_c^-beta of channel c's own gradient term into the row f.
   template <class L>
-  static void q_span(T* q, const T* gy, const T* y, const T* scale, int64_t s0, int64_t s, int64_t end) {
-    for (; s + L::width <= end; s += L::width)
-      L::store(q + (s - s0), L::div(L::mul(L::load(gy + s), L::load(y + s)), L::load(scale + s)));
+  static void q_span(T* q, T* f, const T* gy, const T* y, const T* scale, T beta, int64_t s0, int64_t s,
+                     int64_t end) {
+    for (; s + L::width <= end; s += L::width) {
+      typename L::reg inv_pow, inv_s;
+      inverse_powers<P, L>(L::load(scale + s), beta, &inv_pow, &inv_s);
+      L::store(q + (s - s0), L::mul(L::mul(L::load(gy + s), L::load(y + s)), inv_s));
+      L::store(f + (s - s0), inv_pow);
+    }
   }
 
+  // Channel j's gradient over [s, end): `window` are the ring rows of q for the channels whose
+  // window holds j, in ascending channel order; f is j's row of scale^-beta.
   template <class L>
-  static void backward_span(T* gx, const T* gy, const T* x, const T* scale, const T* ring, int64_t ring_rows,
-                            int64_t row_len, const LrnParams& p, const Geometry& g, int64_t j, int64_t s0,
-                            int64_t s, int64_t end) {
-    const int64_t lo = std::max<int64_t>(0, j - lrn_after(p.size));
-    const int64_t hi = std::min<int64_t>(p.c - 1, j + lrn_before(p.size));
+  static void backward_span(T* gx, const T* gy, const T* x, const T* const* window, int64_t count, const T* f,
+                            const LrnParams& p, const Geometry& g, int64_t j, int64_t s0, int64_t s, int64_t end) {
     const typename L::reg coef = L::set1(static_cast<T>(2.0 * p.alpha * p.beta / static_cast<double>(p.size)));
-    const T beta = static_cast<T>(p.beta);
     const int64_t row = j * g.hw;
     for (; s + L::width <= end; s += L::width) {
       typename L::reg sum = L::zero();
-      for (int64_t c = lo; c <= hi; ++c) sum = L::add(sum, L::load(ring + (c % ring_rows) * row_len + (s - s0)));
-      const typename L::reg first = L::div(L::load(gy + row + s), power<P, L>(L::load(scale + row + s), beta));
+      for (int64_t c = 0; c < count; ++c) sum = L::add(sum, L::load(window[c] + (s - s0)));
+      const typename L::reg first = L::mul(L::load(gy + row + s), L::load(f + (s - s0)));
       L::store(gx + row + s, L::sub(first, L::mul(L::mul(coef, L::load(x + row + s)), sum)));
     }
   }
@@ -179,7 +205,11 @@ struct Lrn {
     using V = simd::Vec<T>;
     const int64_t ring_rows = std::min(p.size, p.c);
     for_each_item(p, g, threads, [&](int64_t n, int64_t s0, int64_t len) {
-      T* ring = workspace_as<T>(0, ring_rows * g.block);
+      // Two rings of block rows: q_c, and channel c's own factor scale_c^-beta.
+      T* ring = workspace_as<T>(0, 2 * ring_rows * g.block);
+      T* f_ring = ring + ring_rows * g.block;
+      const T** window = static_cast<const T**>(workspace(3, static_cast<std::size_t>(ring_rows) * sizeof(T*)));
+      const T beta = static_cast<T>(p.beta);
       const int64_t image = n * p.c * g.hw;
       const int64_t vec_end = s0 + len / V::width * V::width;
       int64_t next = 0;  // first channel whose q is not in the ring yet
@@ -187,13 +217,17 @@ struct Lrn {
         for (const int64_t need = std::min<int64_t>(p.c - 1, j + lrn_before(p.size)); next <= need; ++next) {
           const int64_t row = image + next * g.hw;
           T* q = ring + (next % ring_rows) * g.block;
-          q_span<V>(q, gy + row, y + row, scale + row, s0, s0, vec_end);
-          q_span<Scalar<T>>(q, gy + row, y + row, scale + row, s0, vec_end, s0 + len);
+          T* f = f_ring + (next % ring_rows) * g.block;
+          q_span<V>(q, f, gy + row, y + row, scale + row, beta, s0, s0, vec_end);
+          q_span<Scalar<T>>(q, f, gy + row, y + row, scale + row, beta, s0, vec_end, s0 + len);
         }
-        backward_span<V>(gx + image, gy + image, x + image, scale + image, ring, ring_rows, g.block, p, g, j, s0,
-                         s0, vec_end);
-        backward_span<Scalar<T>>(gx + image, gy + image, x + image, scale + image, ring, ring_rows, g.block, p, g,
-                                 j, s0, vec_end, s0 + len);
+        const int64_t lo = std::max<int64_t>(0, j - lrn_after(p.size));
+        const int64_t hi = std::min<int64_t>(p.c - 1, j + lrn_before(p.size));
+        for (int64_t c = lo; c <= hi; ++c) window[c - lo] = ring + (c % ring_rows) * g.block;
+        const T* f = f_ring + (j % ring_rows) * g.block;
+        backward_span<V>(gx + image, gy + image, x + image, window, hi - lo + 1, f, p, g, j, s0, s0, vec_end);
+        backward_span<Scalar<T>>(gx + image, gy + image, x + image, window, hi - lo + 1, f, p, g, j, s0, vec_end,
+                                 s0 + len);
       }
     });
   }

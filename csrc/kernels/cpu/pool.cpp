@@ -127,6 +127,42 @@ void window_add(T* x, int64_t w, int64_t r0, int64_t r1, int64_t c0, int64_t c1,
   for (int64_t i = r0; i < r1; ++i) add_contiguous(x + i * w + c0, c1 - c0, g);
 }
 
+// Global pooling: plane q of x (plane elements each) averages into y[q] (one contiguous run per
+// plane, summed in a tight loop over planes). The loops copy their arguments into locals first:
+// read through the closure, they would be reloaded after every store (which might alias them).
+template <class T>
+void global_forward(T* y, const T* x, int64_t planes, int64_t plane, T divisor) {
+  parallel::region(threads_for(planes, planes * plane), [&](int tid, int nt) {
+    const parallel::Range r = parallel::split(planes, tid, nt);
+    const int64_t n = plane;
+    const T d = divisor;
+    const T* xs = x;
+    T* ys = y;
+    for (int64_t q = r.begin; q < r.end; ++q) ys[q] = sum_contiguous(xs + q * n, n) / d;
+  });
+}
+
+// Its gradient: every element of plane q receives gy[q] / divisor (plus zero, as the reference
+// adds it to a zeroed plane: -0 becomes +0 there too).
+template <class T>
+void global_backward(T* gx, const T* gy, int64_t planes, int64_t plane, T divisor) {
+  using V = simd::Vec<T>;
+  parallel::region(threads_for(planes, planes * plane), [&](int tid, int nt) {
+    const parallel::Range r = parallel::split(planes, tid, nt);
+    const int64_t n = plane;
+    const T d = divisor;
+    const T* gys = gy;
+    T* g = gx + r.begin * n;
+    for (int64_t q = r.begin; q < r.end; ++q, g += n) {
+      const T v = gys[q] / d + T(0);
+      const typename V::reg vv = V::set1(v);
+      int64_t i = 0;
+      for (; i + V::width <= n; i += V::width) V::store(g + i, vv);
+      if (i < n) V::store_partial(g + i, vv, static_cast<int>(n - i));
+    }
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 // max pooling
 
@@ -158,10 +194,6 @@ struct MaxPool {
     }
   }
 
-  // The interior columns of one output row, `width` outputs at a time. The row's taps (the same
-  // for every column) come as offsets from the window corner, in int64 for addressing and in T for
-  // the argmax register. S is the column stride when it is 1 or 2 (fixed load sequences), else 0.
-  // A plane without NaN needs only `v > best` per tap (one compare instead of two).
   // The running (max, position) pair absorbs a later tap under the reference's rule.
   static CNNX_INLINE void absorb(reg& best, reg& pos, reg v, reg v_pos) {
     const typename V::mask m = V::gt_or_nan(v, best);
@@ -222,11 +254,13 @@ struct MaxPool {
     // Two tap tables: rows with every tap inside the input share the first; clipped rows (top and
     // bottom padding) rebuild the second.
     const int64_t kk = p.kh * p.kw;
-    int64_t* full = vectors ? workspace_as<int64_t>(1, 2 * kk) : nullptr;
-    T* full_t = vectors ? workspace_as<T>(2, 2 * kk) : nullptr;
-    int64_t *clipped = full + kk, full_taps = 0;
-    T* clipped_t = full_t + kk;
-    if (vectors) full_taps = tap_table(p, TapRange{0, p.kh}, full, full_t);
+    int64_t *full = nullptr, *clipped = nullptr, full_taps = 0;
+    T *full_t = nullptr, *clipped_t = nullptr;
+    if (vectors) {
+      full = workspace_as<int64_t>(1, 2 * kk), clipped = full + kk;
+      full_t = workspace_as<T>(2, 2 * kk), clipped_t = full_t + kk;
+      full_taps = tap_table(p, TapRange{0, p.kh}, full, full_t);
+    }
     for (int64_t oh = 0; oh < p.oh; ++oh) {
       const int64_t hs = oh * p.sh - p.ph;
       const TapRange rows = pool_taps(hs, p.kh, p.dh, p.h);
@@ -335,13 +369,8 @@ struct AvgPool {
   static void forward(T* y, const T* x, const Pool2dParams& p) {
     const int64_t in_plane = p.h * p.w, out_plane = p.oh * p.ow;
     const AvgWindow r = avg_window(0, p.kh, p.sh, p.ph, p.h), c = avg_window(0, p.kw, p.sw, p.pw, p.w);
-    if (out_plane == 1 && r.begin == 0 && r.end == p.h && c.begin == 0 && c.end == p.w) {
-      // Global pooling: each plane is one contiguous run, summed in a tight loop over planes.
-      const T divisor = static_cast<T>(avg_divisor(p, r, c));
-      for_each_plane(p.n * p.c, p.n * p.c * in_plane,
-                     [&](int64_t q) { y[q] = sum_contiguous(x + q * in_plane, in_plane) / divisor; });
-      return;
-    }
+    if (out_plane == 1 && r.begin == 0 && r.end == p.h && c.begin == 0 && c.end == p.w)
+      return global_forward(y, x, p.n * p.c, in_plane, static_cast<T>(avg_divisor(p, r, c)));
     const Interior in = interior_columns(p);
     for_each_plane(p.n * p.c, p.n * p.c * in_plane,
                    [&](int64_t q) { plane(y + q * out_plane, x + q * in_plane, p, in); });
@@ -349,6 +378,9 @@ struct AvgPool {
 
   static void backward(T* gx, const T* gy, const Pool2dParams& p) {
     const int64_t in_plane = p.h * p.w, out_plane = p.oh * p.ow;
+    const AvgWindow r = avg_window(0, p.kh, p.sh, p.ph, p.h), c = avg_window(0, p.kw, p.sw, p.pw, p.w);
+    if (out_plane == 1 && r.begin == 0 && r.end == p.h && c.begin == 0 && c.end == p.w)
+      return global_backward(gx, gy, p.n * p.c, in_plane, static_cast<T>(avg_divisor(p, r, c)));
     for_each_plane(p.n * p.c, p.n * p.c * in_plane, [&](int64_t q) {
       T* g = gx + q * in_plane;
       const T* go = gy + q * out_plane;
@@ -366,6 +398,7 @@ struct AvgPool {
 
   static void adaptive_forward(T* y, const T* x, const AdaptivePool2dParams& p) {
     const int64_t in_plane = p.h * p.w, out_plane = p.oh * p.ow;
+    if (out_plane == 1) return global_forward(y, x, p.n * p.c, in_plane, static_cast<T>(in_plane));
     for_each_plane(p.n * p.c, p.n * p.c * in_plane, [&](int64_t q) {
       const T* xq = x + q * in_plane;
       T* yq = y + q * out_plane;
@@ -382,6 +415,7 @@ struct AvgPool {
 
   static void adaptive_backward(T* gx, const T* gy, const AdaptivePool2dParams& p) {
     const int64_t in_plane = p.h * p.w, out_plane = p.oh * p.ow;
+    if (out_plane == 1) return global_backward(gx, gy, p.n * p.c, in_plane, static_cast<T>(in_plane));
     for_each_plane(p.n * p.c, p.n * p.c * in_plane, [&](int64_t q) {
       T* g = gx + q * in_plane;
       const T* go = gy + q * out_plane;

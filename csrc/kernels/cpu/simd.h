@@ -2,13 +2,21 @@
 // CMakeLists.txt, cnnx_add_isa). Each build sees exactly one of the headers below, chosen by the
 // compiler flags of that build; this is the only place where kernels meet an ISA #if.
 //
-// Vec<T> (T = float, double) gives: reg, width, zero, set1, load, store, add, sub, mul, div, sqrt,
-// fmadd(a, b, c) = a * b + c, reduce_add (sum of the lanes in a fixed order), mask, gt_or_nan(a, b)
-// (lanes where a > b or a is NaN), select(m, a, b) (a where m, else b), load_strided(p, s)
-// (p[0], p[s], ..., reading nothing else), load_partial(p, n) (n < width lanes, the rest zero,
-// reading nothing past p[n-1]), store_index(dst, off, base, step) (dst[l] = base + l*step +
-// int64(off[l]) for whole-number lanes in [0, 2^31)) and, on Vec<double>, load_widen(const float*).
-// All loads are unaligned. GemmTile<T> gives the GEMM register tile (MR rows x NV vectors) and cache blocking.
+// Vec<T> (T = float, double) gives:
+//   reg, width, zero, set1, load, store, add, sub, mul, div, sqrt, fmadd(a, b, c) = a * b + c,
+//   reduce_add(a)            sum of the lanes in a fixed order
+//   mask, gt_or_nan(a, b)    lanes where a > b or a is NaN; select(m, a, b) (a where m, else b); any(m)
+//   rsqrt(a)                 1/sqrt(a) for finite positive lanes (other lanes undefined): within a few
+//                            ulp for float on AVX2/AVX-512 (hardware estimate + one Newton step),
+//                            1 / sqrt elsewhere
+//   load_strided(p, s)       p[0], p[s], ..., p[(width-1)*s], reading nothing else
+//   load_partial(p, n)       the first n < width lanes, the rest zero, reading nothing past p[n-1]
+//   store_partial(p, v, n)   the first n < width lanes
+//   store_index(dst, off, base, step)   dst[l] = base + l*step + int64(off[l]), for whole-number lanes
+//                            in [0, 2^31)
+//   load_widen(const float*) on Vec<double>: `width` floats, widened
+// All loads and stores are unaligned. GemmTile<T> gives the GEMM register tile (MR rows x NV
+// vectors) and cache blocking.
 #pragma once
 
 #ifndef CNNX_ISA_NS

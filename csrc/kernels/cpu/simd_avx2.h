@@ -28,6 +28,12 @@ struct Vec<float> {
   static CNNX_INLINE reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }
   static CNNX_INLINE reg div(reg a, reg b) { return _mm256_div_ps(a, b); }
   static CNNX_INLINE reg sqrt(reg a) { return _mm256_sqrt_ps(a); }
+  // 1/sqrt(a) within a few ulp (not correctly rounded): the 12-bit estimate and one Newton step.
+  static CNNX_INLINE reg rsqrt(reg a) {
+    const reg r = _mm256_rsqrt_ps(a);
+    const reg h = _mm256_mul_ps(_mm256_mul_ps(a, r), r);
+    return _mm256_mul_ps(r, _mm256_fnmadd_ps(h, set1(0.5f), set1(1.5f)));
+  }
   static CNNX_INLINE float reduce_add(reg a) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -38,9 +44,14 @@ struct Vec<float> {
     return _mm256_or_ps(_mm256_cmp_ps(a, b, _CMP_GT_OQ), _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
   }
   static CNNX_INLINE reg select(mask m, reg a, reg b) { return _mm256_blendv_ps(b, a, m); }
+  static CNNX_INLINE bool any(mask m) { return _mm256_movemask_ps(m) != 0; }
   static CNNX_INLINE reg load_partial(const float* p, int n) {
     const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lanes));
+  }
+  static CNNX_INLINE void store_partial(float* p, reg v, int n) {
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lanes), v);
   }
   // dst[l] = base + l * step + int64(off[l]) for whole-number lanes 0 <= off < 2^31.
   static CNNX_INLINE void store_index(std::int64_t* dst, reg off, std::int64_t base, std::int64_t step) {
@@ -85,6 +96,7 @@ struct Vec<double> {
   static CNNX_INLINE reg sub(reg a, reg b) { return _mm256_sub_pd(a, b); }
   static CNNX_INLINE reg div(reg a, reg b) { return _mm256_div_pd(a, b); }
   static CNNX_INLINE reg sqrt(reg a) { return _mm256_sqrt_pd(a); }
+  static CNNX_INLINE reg rsqrt(reg a) { return _mm256_div_pd(set1(1.0), _mm256_sqrt_pd(a)); }
   static CNNX_INLINE double reduce_add(reg a) {
     const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
@@ -94,9 +106,14 @@ struct Vec<double> {
     return _mm256_or_pd(_mm256_cmp_pd(a, b, _CMP_GT_OQ), _mm256_cmp_pd(a, a, _CMP_UNORD_Q));
   }
   static CNNX_INLINE reg select(mask m, reg a, reg b) { return _mm256_blendv_pd(b, a, m); }
+  static CNNX_INLINE bool any(mask m) { return _mm256_movemask_pd(m) != 0; }
   static CNNX_INLINE reg load_partial(const double* p, int n) {
     const __m256i lanes = _mm256_setr_epi64x(0, 1, 2, 3);
     return _mm256_maskload_pd(p, _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), lanes));
+  }
+  static CNNX_INLINE void store_partial(double* p, reg v, int n) {
+    const __m256i lanes = _mm256_setr_epi64x(0, 1, 2, 3);
+    _mm256_maskstore_pd(p, _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), lanes), v);
   }
   static CNNX_INLINE void store_index(std::int64_t* dst, reg off, std::int64_t base, std::int64_t step) {
     const __m256i b = _mm256_setr_epi64x(base, base + step, base + 2 * step, base + 3 * step);

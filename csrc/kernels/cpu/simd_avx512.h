@@ -35,6 +35,13 @@ struct Vec<float> {
   static CNNX_INLINE reg sub(reg a, reg b) { return _mm512_sub_ps(a, b); }
   static CNNX_INLINE reg div(reg a, reg b) { return _mm512_div_ps(a, b); }
   static CNNX_INLINE reg sqrt(reg a) { return _mm512_sqrt_ps(a); }
+  // 1/sqrt(a) within a few ulp (not correctly rounded): the 14-bit estimate and one Newton step.
+  // Callers send lanes that are finite and positive (others: see Vec's contract in simd.h).
+  static CNNX_INLINE reg rsqrt(reg a) {
+    const reg r = _mm512_rsqrt14_ps(a);
+    const reg h = _mm512_mul_ps(_mm512_mul_ps(a, r), r);
+    return _mm512_mul_ps(r, _mm512_fnmadd_ps(h, set1(0.5f), set1(1.5f)));
+  }
   static CNNX_INLINE float reduce_add(reg a) {
     const __m256 h = _mm256_add_ps(low_half(a), high_half(a));
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
@@ -46,8 +53,12 @@ struct Vec<float> {
     return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ) | _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q);
   }
   static CNNX_INLINE reg select(mask m, reg a, reg b) { return _mm512_mask_blend_ps(m, b, a); }
+  static CNNX_INLINE bool any(mask m) { return m != 0; }
   static CNNX_INLINE reg load_partial(const float* p, int n) {
     return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), p);
+  }
+  static CNNX_INLINE void store_partial(float* p, reg v, int n) {
+    _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), v);
   }
   // dst[l] = base + l * step + int64(off[l]) for whole-number lanes 0 <= off < 2^31.
   static CNNX_INLINE void store_index(std::int64_t* dst, reg off, std::int64_t base, std::int64_t step) {
@@ -91,6 +102,7 @@ struct Vec<double> {
   static CNNX_INLINE reg sub(reg a, reg b) { return _mm512_sub_pd(a, b); }
   static CNNX_INLINE reg div(reg a, reg b) { return _mm512_div_pd(a, b); }
   static CNNX_INLINE reg sqrt(reg a) { return _mm512_sqrt_pd(a); }
+  static CNNX_INLINE reg rsqrt(reg a) { return _mm512_div_pd(set1(1.0), _mm512_sqrt_pd(a)); }
   static CNNX_INLINE double reduce_add(reg a) {
     const __m256d h = _mm256_add_pd(low_half(a), high_half(a));
     const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd(h, 1));
@@ -101,8 +113,12 @@ struct Vec<double> {
     return _mm512_cmp_pd_mask(a, b, _CMP_GT_OQ) | _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q);
   }
   static CNNX_INLINE reg select(mask m, reg a, reg b) { return _mm512_mask_blend_pd(m, b, a); }
+  static CNNX_INLINE bool any(mask m) { return m != 0; }
   static CNNX_INLINE reg load_partial(const double* p, int n) {
     return _mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1), p);
+  }
+  static CNNX_INLINE void store_partial(double* p, reg v, int n) {
+    _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1), v);
   }
   static CNNX_INLINE void store_index(std::int64_t* dst, reg off, std::int64_t base, std::int64_t step) {
     const __m512i b = _mm512_setr_epi64(base, base + step, base + 2 * step, base + 3 * step, base + 4 * step,

@@ -30,6 +30,7 @@ struct Vec {
     for (int i = 0; i < width; ++i) a[i] = std::sqrt(a[i]);
     return a;
   }
+  static CNNX_INLINE reg rsqrt(reg a) { return reg{} + T(1) / sqrt(a); }
   static CNNX_INLINE T reduce_add(reg a) {
     T s = a[0];
     for (int i = 1; i < width; ++i) s += a[i];
@@ -38,10 +39,18 @@ struct Vec {
   using mask = decltype(reg{} > reg{});  // all-ones integer lanes
   static CNNX_INLINE mask gt_or_nan(reg a, reg b) { return (a > b) | (a != a); }
   static CNNX_INLINE reg select(mask m, reg a, reg b) { return m ? a : b; }
+  static CNNX_INLINE bool any(mask m) {
+    for (int i = 0; i < width; ++i)
+      if (m[i]) return true;
+    return false;
+  }
   static CNNX_INLINE reg load_partial(const T* p, int n) {
     reg r{};
     for (int i = 0; i < n; ++i) r[i] = p[i];
     return r;
+  }
+  static CNNX_INLINE void store_partial(T* p, reg v, int n) {
+    for (int i = 0; i < n; ++i) p[i] = v[i];
   }
   static CNNX_INLINE void store_index(std::int64_t* dst, reg off, std::int64_t base, std::int64_t step) {
     for (int i = 0; i < width; ++i) dst[i] = base + i * step + static_cast<std::int64_t>(off[i]);

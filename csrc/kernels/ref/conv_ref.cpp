@@ -20,6 +20,15 @@ std::string conv2d_check(Conv2dParams& p) {
   if (!positive(p.groups)) return "groups must be positive";
   if (p.c % p.groups != 0) return "input channels must be divisible by groups";
   if (p.k % p.groups != 0) return "output channels must be divisible by groups";
+  // The padded extent h + 2*pad and the dilated kernel extent dil*(k-1) must fit before the output
+  // size is computed from them (huge padding or dilation would otherwise overflow, which is UB).
+  auto extent_fits = [](std::int64_t size, std::int64_t pad, std::int64_t k, std::int64_t dil) {
+    std::int64_t twice, padded, span;
+    return !__builtin_mul_overflow(pad, std::int64_t{2}, &twice) && !__builtin_add_overflow(size, twice, &padded) &&
+           !__builtin_mul_overflow(dil, k - 1, &span) && span < INT64_MAX;
+  };
+  if (!extent_fits(p.h, p.pad_h, p.kh, p.dil_h) || !extent_fits(p.w, p.pad_w, p.kw, p.dil_w))
+    return "sizes overflow 64-bit indexing";
   p.oh = conv_out_size(p.h, p.kh, p.stride_h, p.pad_h, p.dil_h);
   p.ow = conv_out_size(p.w, p.kw, p.stride_w, p.pad_w, p.dil_w);
   if (p.oh <= 0 || p.ow <= 0) return "kernel size (dilated) is larger than the padded input";

@@ -1,0 +1,377 @@
+"""The error contract of every public entry point (issue 9, catalogue R8).
+
+One table of bad inputs: wrong dtype / ndim / shape, channel and groups mismatches, non-positive
+stride / dilation / groups / kernel, negative or oversize padding, NaN or non-numeric
+hyper-parameters, sizes whose byte count overflows, non-array objects, ragged lists, out-of-range
+class labels, bad command lines. Each must raise TypeError or ValueError (the CLI: exit status 2
+and no traceback) with a message that names the argument; never a crash, never a silent
+conversion, never a result.
+
+A crash must fail its case, not the run, so the cases run in a child process: one child runs the
+whole table and reports each case as it finishes; if it dies (a segfault, an abort) or hangs, the
+case it was running is recorded as a crash and a fresh child carries on with the rest. The table
+costs one interpreter start (about a second) when nothing crashes.
+
+Run ``python tests/test_error_contract.py`` to print the table's results without pytest.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+# Each case: (id, code, words[, allowed]). `code` runs with the names set up in _namespace(); it must
+# raise TypeError or ValueError (or, where a case says so, one of `allowed`: MemoryError for an
+# output that cannot be allocated, IndexError for a dimension index as in PyTorch) whose message
+# contains every string in `words` (case-insensitive).
+# A code starting with "cli:" is a command line for `cnnx` instead; it must exit with status 2 and
+# print a message holding `words` (argparse's convention), with no traceback.
+X = "np.ones((1, 3, 8, 8), np.float32)"
+W = "np.ones((4, 3, 3, 3), np.float32)"
+CASES = [
+    # --- cnnx.kernels: convolution ---------------------------------------------------------
+    ("conv-input-float16", f"K.conv2d_forward({X}.astype(np.float16), {W})", ["input", "float16"]),
+    ("conv-input-int32", f"K.conv2d_forward({X}.astype(np.int32), {W})", ["input", "int32"]),
+    ("conv-mixed-dtype", f"K.conv2d_forward({X}, {W}.astype(np.float64))", ["weight", "float64"]),
+    ("conv-input-3d", f"K.conv2d_forward({X}[0], {W})", ["input", "3-D"]),
+    ("conv-input-5d", f"K.conv2d_forward({X}[None], {W})", ["input", "5-D"]),
+    ("conv-weight-2d", f"K.conv2d_forward({X}, np.ones((4, 27), np.float32))", ["weight", "2-D"]),
+    ("conv-channel-mismatch", f"K.conv2d_forward({X}, np.ones((4, 2, 3, 3), np.float32))", ["weight", "input"]),
+    ("conv-groups-0", f"K.conv2d_forward({X}, {W}, groups=0)", ["groups"]),
+    ("conv-groups-neg", f"K.conv2d_forward({X}, {W}, groups=-1)", ["groups"]),
+    ("conv-groups-indivisible", f"K.conv2d_forward({X}, np.ones((4, 1, 3, 3), np.float32), groups=3)",
+     ["groups"]),
+    ("conv-out-channels-vs-groups",
+     "K.conv2d_forward(np.ones((1, 2, 8, 8), np.float32), np.ones((3, 1, 3, 3), np.float32), groups=2)",
+     ["groups"]),
+    ("conv-groups-float", f"K.conv2d_forward({X}, {W}, groups=1.0)", ["groups"]),
+    ("conv-groups-bool", f"K.conv2d_forward({X}, {W}, groups=True)", ["groups"]),
+    ("conv-stride-0", f"K.conv2d_forward({X}, {W}, stride=0)", ["stride"]),
+    ("conv-stride-neg", f"K.conv2d_forward({X}, {W}, stride=(1, -2))", ["stride"]),
+    ("conv-stride-str", f"K.conv2d_forward({X}, {W}, stride='2')", ["stride"]),
+    ("conv-stride-triple", f"K.conv2d_forward({X}, {W}, stride=(1, 1, 1))", ["stride"]),
+    ("conv-stride-2to70", f"K.conv2d_forward({X}, {W}, stride=2**70)", ["stride"]),
+    ("conv-dilation-0", f"K.conv2d_forward({X}, {W}, dilation=0)", ["dilation"]),
+    ("conv-padding-neg", f"K.conv2d_forward({X}, {W}, padding=-1)", ["padding"]),
+    ("conv-padding-nan", f"K.conv2d_forward({X}, {W}, padding=float('nan'))", ["padding"]),
+    ("conv-kernel-too-big", f"K.conv2d_forward({X}, np.ones((4, 3, 9, 9), np.float32))", ["kernel"]),
+    ("conv-kernel-empty", f"K.conv2d_forward({X}, np.ones((4, 3, 0, 3), np.float32))", ["weight"]),
+    ("conv-bias-length", f"K.conv2d_forward({X}, {W}, np.ones(5, np.float32))", ["bias"]),
+    ("conv-bias-2d", f"K.conv2d_forward({X}, {W}, np.ones((4, 1), np.float32))", ["bias"]),
+    ("conv-bias-list", f"K.conv2d_forward({X}, {W}, [0.0] * 4)", ["bias", "list"]),
+    ("conv-input-list", f"K.conv2d_forward({X}.tolist(), {W})", ["input", "list"]),
+    ("conv-input-none", f"K.conv2d_forward(None, {W})", ["input"]),
+    ("conv-input-object-array", f"K.conv2d_forward(np.empty((1, 3, 8, 8), object), {W})", ["input", "object"]),
+    ("conv-input-big-endian", f"K.conv2d_forward({X}.astype('>f4'), {W})", ["input"]),
+    ("conv-bwd-input-size-0", f"K.conv2d_backward_input(np.ones((1, 4, 6, 6), np.float32), {W}, (0, 8))",
+     ["input_size"]),
+    ("conv-padding-overflow", f"K.conv2d_forward({X}, {W}, padding=2**40)", ["padding", "overflow"]),
+    ("conv-padding-2to62", f"K.conv2d_forward({X}, {W}, padding=2**62)", ["padding"]),
+    ("conv-dilation-2to62", f"K.conv2d_forward({X}, {W}, dilation=2**62)", ["dilation"]),
+    ("conv-bwd-input-size-overflow",
+     "K.conv2d_backward_input(np.ones((1, 4, 1, 1), np.float32), np.ones((4, 3, 1, 1), np.float32), (2**40, 2**40))",
+     ["overflow"]),
+    ("adaptive-output-overflow", f"K.adaptive_avg_pool2d_forward({X}, (2**40, 2**40))", ["output_size"]),
+    ("adaptive-output-unallocatable", f"K.adaptive_avg_pool2d_forward({X}, (2**22, 2**22))", ["bytes"],
+     (MemoryError,)),
+    ("maxpool-bwd-size-overflow",
+     "K.max_pool2d_backward(np.ones((1, 1, 1, 1), np.float32), np.zeros((1, 1, 1, 1), np.int64), (2**40, 2**40))",
+     ["input_size"]),
+    ("maxpool-dilation-overflow", f"K.max_pool2d_forward({X}, 2**40, dilation=2**40)", ["kernel_size"]),
+    ("conv-bwd-input-grad-shape", f"K.conv2d_backward_input(np.ones((1, 4, 5, 6), np.float32), {W}, (8, 8))",
+     ["grad_output"]),
+    ("conv-bwd-weight-kernel-0",
+     f"K.conv2d_backward_weight({X}, np.ones((1, 4, 6, 6), np.float32), (0, 3))", ["kernel_size"]),
+    ("conv-bwd-weight-grad-batch",
+     f"K.conv2d_backward_weight({X}, np.ones((2, 4, 6, 6), np.float32), (3, 3))", ["grad_output"]),
+    ("conv-bwd-weight-bias-int", f"K.conv2d_backward_weight({X}, np.ones((1, 4, 6, 6), np.float32), 3, bias=1)",
+     ["bias"]),
+    # --- cnnx.kernels: GEMM ------------------------------------------------------------------
+    ("gemm-dtype-mixed", "K.gemm(np.ones((2, 3), np.float32), np.ones((3, 2)))", ["b", "float64"]),
+    ("gemm-a-1d", "K.gemm(np.ones(3, np.float32), np.ones((3, 2), np.float32))", ["a", "1-D"]),
+    ("gemm-inner-mismatch", "K.gemm(np.ones((2, 3), np.float32), np.ones((4, 2), np.float32))", ["b"]),
+    ("gemm-alpha-nan", "K.gemm(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32), alpha=float('nan'))",
+     ["alpha"]),
+    ("gemm-alpha-str", "K.gemm(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32), alpha='1')", ["alpha"]),
+    ("gemm-trans-int", "K.gemm(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32), trans_a=1)",
+     ["trans_a"]),
+    ("gemm-out-shape",
+     "K.gemm(np.ones((2, 3), np.float32), np.ones((3, 2), np.float32), out=np.ones((3, 3), np.float32))",
+     ["out"]),
+    ("gemm-beta-without-out", "K.gemm(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32), beta=1.0)",
+     ["beta"]),
+    ("gemm-out-readonly",
+     "o = np.ones((2, 2), np.float32); o.setflags(write=False); "
+     "K.gemm(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32), out=o)", ["out"]),
+    # --- cnnx.kernels: pooling, LRN, batch norm ------------------------------------------------
+    ("maxpool-kernel-0", f"K.max_pool2d_forward({X}, 0)", ["kernel_size"]),
+    ("maxpool-stride-0", f"K.max_pool2d_forward({X}, 2, stride=0)", ["stride"]),
+    ("maxpool-padding-over-half", f"K.max_pool2d_forward({X}, 2, padding=2)", ["padding"]),
+    ("maxpool-padding-neg", f"K.max_pool2d_forward({X}, 2, padding=-1)", ["padding"]),
+    ("maxpool-dilation-0", f"K.max_pool2d_forward({X}, 2, dilation=0)", ["dilation"]),
+    ("maxpool-kernel-too-big", f"K.max_pool2d_forward({X}, 9)", ["kernel"]),
+    ("maxpool-input-2d", "K.max_pool2d_forward(np.ones((8, 8), np.float32), 2)", ["input"]),
+    ("maxpool-ceil-mode-str", f"K.max_pool2d_forward({X}, 2, ceil_mode='yes')", ["ceil_mode"]),
+    ("maxpool-bwd-index-out-of-range",
+     "K.max_pool2d_backward(np.ones((1, 1, 2, 2), np.float32), np.full((1, 1, 2, 2), 99, np.int64), (4, 4))",
+     ["indices"]),
+    ("maxpool-bwd-index-negative",
+     "K.max_pool2d_backward(np.ones((1, 1, 2, 2), np.float32), np.full((1, 1, 2, 2), -2, np.int64), (4, 4))",
+     ["indices"]),
+    ("maxpool-bwd-index-int32",
+     "K.max_pool2d_backward(np.ones((1, 1, 2, 2), np.float32), np.zeros((1, 1, 2, 2), np.int32), (4, 4))",
+     ["indices", "int32"]),
+    ("maxpool-bwd-index-shape",
+     "K.max_pool2d_backward(np.ones((1, 1, 2, 2), np.float32), np.zeros((1, 1, 3, 2), np.int64), (4, 4))",
+     ["indices"]),
+    ("avgpool-divisor-0", f"K.avg_pool2d_forward({X}, 2, divisor_override=0)", ["divisor_override"]),
+    ("avgpool-divisor-float", f"K.avg_pool2d_forward({X}, 2, divisor_override=2.5)", ["divisor_override"]),
+    ("avgpool-bwd-grad-shape", "K.avg_pool2d_backward(np.ones((1, 3, 3, 4), np.float32), (8, 8), 2)",
+     ["grad_output"]),
+    ("adaptive-output-0", f"K.adaptive_avg_pool2d_forward({X}, 0)", ["output_size"]),
+    ("adaptive-output-neg", f"K.adaptive_avg_pool2d_forward({X}, (2, -1))", ["output_size"]),
+    ("lrn-size-0", f"K.local_response_norm_forward({X}, 0)", ["size"]),
+    ("lrn-alpha-nan", f"K.local_response_norm_forward({X}, 3, alpha=float('nan'))", ["alpha"]),
+    ("lrn-beta-inf", f"K.local_response_norm_forward({X}, 3, beta=float('inf'))", ["beta"]),
+    ("lrn-k-str", f"K.local_response_norm_forward({X}, 3, k='1')", ["k"]),
+    ("bn-weight-length",
+     f"K.batch_norm_forward({X}, np.ones(4, np.float32), None, None, None, True)", ["weight"]),
+    ("bn-eval-without-stats", f"K.batch_norm_forward({X}, None, None, None, None, False)", ["running_mean"]),
+    ("bn-eps-nan", f"K.batch_norm_forward({X}, None, None, None, None, True, eps=float('nan'))", ["eps"]),
+    ("bn-momentum-str", f"K.batch_norm_forward({X}, None, None, None, None, True, momentum='0.1')", ["momentum"]),
+    ("bn-running-mean-dtype",
+     f"K.batch_norm_forward({X}, None, None, np.zeros(3), np.ones(3, np.float32), True)", ["running_mean"]),
+    # --- cnnx.nn.functional and tensors --------------------------------------------------------
+    ("F-conv-numpy-input", f"F.conv2d({X}, cnnx.ones(4, 3, 3, 3))", ["input"]),
+    ("F-conv-int-input", "F.conv2d(cnnx.ones(1, 3, 8, 8, dtype=cnnx.int64), cnnx.ones(4, 3, 3, 3))", ["input"]),
+    ("F-conv-padding-str", "F.conv2d(cnnx.ones(1, 3, 8, 8), cnnx.ones(4, 3, 3, 3), padding='full')", ["padding"]),
+    ("F-conv-stride-0", "F.conv2d(cnnx.ones(1, 3, 8, 8), cnnx.ones(4, 3, 3, 3), stride=0)", ["stride"]),
+    ("F-conv-groups-nan", "F.conv2d(cnnx.ones(1, 3, 8, 8), cnnx.ones(4, 3, 3, 3), groups=float('nan'))",
+     ["groups"]),
+    ("F-maxpool-kernel-0", "F.max_pool2d(cnnx.ones(1, 3, 8, 8), 0)", ["kernel_size"]),
+    ("F-avgpool-padding-neg", "F.avg_pool2d(cnnx.ones(1, 3, 8, 8), 2, padding=-1)", ["padding"]),
+    ("F-linear-shape", "F.linear(cnnx.ones(2, 5), cnnx.ones(3, 4))", ["weight"]),
+    ("F-cross-entropy-label-high", "F.cross_entropy(cnnx.ones(2, 3), cnnx.tensor([0, 3]))", ["target", "3"]),
+    ("F-cross-entropy-label-huge", "F.cross_entropy(cnnx.ones(2, 3), cnnx.tensor([0, 2**62]))", ["target"]),
+    ("F-cross-entropy-label-neg", "F.cross_entropy(cnnx.ones(2, 3), cnnx.tensor([0, -2]))", ["target", "-2"]),
+    ("F-cross-entropy-target-shape", "F.cross_entropy(cnnx.ones(2, 3), cnnx.tensor([0, 1, 2]))", ["target"]),
+    ("F-cross-entropy-reduction", "F.cross_entropy(cnnx.ones(2, 3), cnnx.tensor([0, 1]), reduction='avg')",
+     ["reduction"]),
+    ("F-cross-entropy-smoothing-nan",
+     "F.cross_entropy(cnnx.ones(2, 3), cnnx.tensor([0, 1]), label_smoothing=float('nan'))", ["label_smoothing"]),
+    ("F-nll-label-high", "F.nll_loss(cnnx.ones(2, 3), cnnx.tensor([0, 7]))", ["target", "7"]),
+    ("F-mse-shape", "F.mse_loss(cnnx.ones(2, 3), cnnx.ones(3, 2))", ["target"]),
+    ("F-dropout-p", "F.dropout(cnnx.ones(2, 3), p=1.5)", ["p"]),
+    ("F-dropout-p-nan", "F.dropout(cnnx.ones(2, 3), p=float('nan'))", ["p"]),
+    ("F-softmax-dim", "F.softmax(cnnx.ones(2, 3), dim=5)", ["dim"], (IndexError,)),  # PyTorch's type for dims
+    ("F-lrn-size-0", "F.local_response_norm(cnnx.ones(1, 3, 4, 4), 0)", ["size"]),
+    ("F-batch-norm-eps-nan",
+     "F.batch_norm(cnnx.ones(2, 3, 4, 4), None, None, training=True, eps=float('nan'))", ["eps"]),
+    ("tensor-ragged", "cnnx.tensor([[1.0, 2.0], [3.0]])", ["data", "ragged"]),
+    ("tensor-object", "cnnx.tensor(object())", ["data", "object"]),
+    ("tensor-strings", "cnnx.tensor(['a', 'b'])", ["data", "non-numeric"]),
+    ("tensor-none", "cnnx.tensor([1.0, None])", ["data"]),
+    ("tensor-dtype", "cnnx.tensor([1.0], dtype='no-such-dtype')", ["dtype"]),
+    ("zeros-negative", "cnnx.zeros(2, -1)", ["size"]),
+    ("zeros-overflow", "cnnx.zeros(2**40, 2**40)", ["size"]),
+    ("randn-float-size", "cnnx.randn(2.5)", ["size"]),
+    ("matmul-shape", "cnnx.matmul(cnnx.ones(2, 3), cnnx.ones(2, 3))", ["other"]),
+    # --- cnnx.nn layers --------------------------------------------------------------------------
+    ("Conv2d-kernel-0", "nn.Conv2d(3, 8, 0)", ["kernel_size"]),
+    ("Conv2d-groups-0", "nn.Conv2d(3, 8, 3, groups=0)", ["groups"]),
+    ("Conv2d-groups-indivisible", "nn.Conv2d(3, 8, 3, groups=2)", ["groups"]),
+    ("Conv2d-groups-nan", "nn.Conv2d(4, 8, 3, groups=float('nan'))", ["groups"]),
+    ("Conv2d-stride-0", "nn.Conv2d(3, 8, 3, stride=0)", ["stride"]),
+    ("Conv2d-padding-neg", "nn.Conv2d(3, 8, 3, padding=-1)", ["padding"]),
+    ("Conv2d-in-channels-neg", "nn.Conv2d(-3, 8, 3)", ["in_channels"]),
+    ("Conv2d-in-channels-str", "nn.Conv2d('3', 8, 3)", ["in_channels"]),
+    ("Conv2d-wrong-channels", "nn.Conv2d(3, 8, 3)(cnnx.ones(1, 2, 8, 8))", ["input"]),
+    ("Linear-in-features-neg", "nn.Linear(-1, 3)", ["in_features"]),
+    ("Linear-in-features-float", "nn.Linear(2.5, 3)", ["in_features"]),
+    ("Linear-in-features-nan", "nn.Linear(float('nan'), 3)", ["in_features"]),
+    ("Linear-wrong-features", "nn.Linear(4, 3)(cnnx.ones(2, 5))", ["weight"]),
+    ("MaxPool2d-kernel-0", "nn.MaxPool2d(0)(cnnx.ones(1, 3, 8, 8))", ["kernel_size"]),
+    ("BatchNorm2d-features-0", "nn.BatchNorm2d(0)", ["num_features"]),
+    ("BatchNorm2d-eps-nan", "nn.BatchNorm2d(3, eps=float('nan'))", ["eps"]),
+    ("BatchNorm2d-wrong-channels", "nn.BatchNorm2d(4)(cnnx.ones(2, 3, 4, 4))", ["3"]),
+    ("Dropout-p", "nn.Dropout(p=2)", ["p"]),
+    ("LocalResponseNorm-size-0", "nn.LocalResponseNorm(0)", ["size"]),
+    ("LocalResponseNorm-beta-nan", "nn.LocalResponseNorm(5, beta=float('nan'))", ["beta"]),
+    # --- models and summary ----------------------------------------------------------------------
+    ("model-num-classes-0", "models.resnet18(num_classes=0)", ["num_classes"]),
+    ("model-unknown", "models.get_model('resnet19')", ["resnet19"]),
+    ("model-name-int", "models.get_model(5)", ["name"]),
+    ("model-width-nan", "models.mobilenet_v1(width_mult=float('nan'))", ["width_mult"]),
+    ("model-wrong-input-channels", "models.lenet5()(cnnx.ones(1, 3, 32, 32))", ["input"]),
+    ("summary-input-size-0", "cnnx.summary(models.lenet5(), (1, 0, 32))", ["input"]),
+    ("summary-input-size-str", "cnnx.summary(models.lenet5(), 'big')", ["input_size"]),
+    ("summary-batch-0", "cnnx.summary(models.lenet5(), (1, 32, 32), batch_size=0)", ["batch_size"]),
+    ("summary-model-str", "cnnx.summary('lenet5', (1, 32, 32))", ["model"]),
+    # --- the command line ------------------------------------------------------------------------
+    ("cli-unknown-model", "cli:summary resnet19", ["resnet19"]),
+    ("cli-input-not-int", "cli:summary lenet5 --input 1,a,32", ["--input"]),
+    ("cli-input-negative", "cli:summary lenet5 --input 1,-32,32", ["--input"]),
+    ("cli-batch-0", "cli:summary lenet5 --batch 0", ["--batch"]),
+    ("cli-width-nan", "cli:summary mobilenet_v1 --width nan", ["width"]),
+    ("cli-classes-0", "cli:summary lenet5 --classes 0", ["classes"]),
+    ("cli-unknown-command", "cli:frobnicate", ["frobnicate"]),
+]
+
+
+def _namespace() -> dict:
+    import numpy as np
+
+    import cnnx
+    import cnnx.kernels as K
+    import cnnx.nn as nn
+    import cnnx.nn.functional as F
+    from cnnx import models
+
+    return {"np": np, "cnnx": cnnx, "K": K, "nn": nn, "F": F, "models": models}
+
+
+def _run_case(code: str, ns: dict) -> dict:
+    """Run one case; the outcome as {"raised": type name or None, "message": str}."""
+    if code.startswith("cli:"):
+        from cnnx import cli
+
+        err = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                status = cli.main(code[4:].split())
+        except SystemExit as e:  # argparse's own errors
+            status = e.code
+        except BaseException as e:  # noqa: BLE001 - reported: the user would see a traceback
+            return {"raised": f"uncaught {type(e).__name__}", "message": str(e)}
+        return {"raised": None if status in (0, None) else f"SystemExit({status})", "message": err.getvalue()}
+    try:
+        exec(code, dict(ns))  # noqa: S102 - the table above is the only input
+    except BaseException as e:  # noqa: BLE001 - every outcome is reported
+        return {"raised": type(e).__name__, "message": str(e),
+                "contract": isinstance(e, (TypeError, ValueError)),
+                "mro": [c.__name__ for c in type(e).__mro__]}
+    return {"raised": None, "message": ""}
+
+
+def _child(ids: list[str], report: str) -> None:
+    """Run the cases `ids` in order, appending "start" and "done" lines to the file `report`."""
+    ns = _namespace()
+    table = {case[0]: case for case in CASES}
+    with open(report, "a", buffering=1) as f:
+        for cid in ids:
+            f.write(json.dumps({"start": cid}) + "\n")
+            f.flush()
+            out = _run_case(table[cid][1], ns)
+            f.write(json.dumps({"done": cid, **out}) + "\n")
+            f.flush()
+
+
+def run_table(ids: list[str] | None = None, timeout: float = 120.0) -> dict:
+    """Outcome of each case, run in as few child processes as crashes allow."""
+    ids = [c[0] for c in CASES] if ids is None else list(ids)
+    results: dict = {}
+    env = dict(os.environ, PYTHONFAULTHANDLER="1")
+    while ids:
+        with tempfile.NamedTemporaryFile("w+", suffix=".jsonl", delete=False) as f:
+            report = f.name
+        try:
+            proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", report, *ids],
+                                  env=env, capture_output=True, text=True, timeout=timeout)
+            how = f"exit status {proc.returncode}: {proc.stderr[-2000:]}"
+        except subprocess.TimeoutExpired:
+            how = f"hung (no answer in {timeout:.0f} s)"
+        with open(report) as f:
+            lines = [json.loads(line) for line in f if line.strip()]
+        os.unlink(report)
+        started = None
+        for line in lines:
+            if "start" in line:
+                started = line["start"]
+            else:
+                results[line["done"]] = line
+                started = None
+        rest = [cid for cid in ids if cid not in results]
+        if not rest:
+            break
+        # The child died: blame the case it had started (or the first one when it died at import).
+        culprit = started if started is not None else rest[0]
+        results[culprit] = {"raised": "crash", "message": how}
+        ids = [cid for cid in rest if cid != culprit]
+    return results
+
+
+def check(case, outcome) -> str | None:
+    """None when the outcome keeps the contract, else what is wrong."""
+    cid, code, words = case[:3]
+    allowed = [t.__name__ for t in case[3]] if len(case) > 3 else []
+    raised, msg = outcome["raised"], outcome["message"]
+    if raised == "crash":
+        return f"crashed the interpreter ({msg})"
+    if raised is None:
+        return "raised nothing (the bad input was accepted)"
+    if code.startswith("cli:"):
+        if raised != "SystemExit(2)":
+            return f"expected exit status 2, got {raised}: {msg}"
+        if "Traceback" in msg:
+            return f"printed a traceback: {msg}"
+    elif not outcome.get("contract") and not set(allowed) & set(outcome.get("mro", [])):
+        return f"raised {raised}, not TypeError/ValueError: {msg}"
+    missing = [w for w in words if w.lower() not in msg.lower()]
+    if missing:
+        return f"{raised} message does not name {missing}: {msg!r}"
+    return None
+
+
+_RESULTS: dict = {}
+
+
+def _results() -> dict:
+    if not _RESULTS:
+        _RESULTS.update(run_table())
+    return _RESULTS
+
+
+def test_table_is_large_and_unique():
+    assert len(CASES) >= 40
+    assert len({c[0] for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_rejected(case):
+    problem = check(case, _results()[case[0]])
+    assert problem is None, f"{case[0]}: {case[1]}\n  {problem}"
+
+
+def test_a_crash_fails_only_its_case(monkeypatch):
+    """The harness itself: a case that kills its child is reported as a crash, and the cases after
+    it still run (in a fresh child)."""
+    monkeypatch.setenv("CNNX_CONTRACT_CRASH_AT", "conv-groups-0")
+    res = run_table(["conv-stride-0", "conv-groups-0", "conv-dilation-0"])
+    assert res["conv-groups-0"]["raised"] == "crash"
+    assert res["conv-stride-0"]["raised"] == res["conv-dilation-0"]["raised"] == "ValueError"
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        _report, _ids = sys.argv[2], sys.argv[3:]
+        _crash_at = os.environ.get("CNNX_CONTRACT_CRASH_AT")
+        if _crash_at in _ids:  # the harness's own test: die while running that case
+            _child(_ids[:_ids.index(_crash_at)], _report)
+            with open(_report, "a") as _f:
+                _f.write(json.dumps({"start": _crash_at}) + "\n")
+            os.abort()
+        _child(_ids, _report)
+    else:
+        _res = run_table()
+        _bad = 0
+        for _case in CASES:
+            _problem = check(_case, _res[_case[0]])
+            _bad += _problem is not None
+            print(("FAIL " if _problem else "ok   ") + _case[0] + ("" if _problem is None else f"  {_problem}"))
+        print(f"{len(CASES)} cases, {_bad} violate the contract")
