@@ -26,7 +26,7 @@ DATASETS = ("digits", "mnist:DIR", "cifar10:DIR", "folder:DIR")
 MODEL_DEFAULTS = {
     "lenet5": dict(epochs=50, batch_size=32, optimizer="sgd", lr=0.05),
     "resnet18": dict(epochs=8, batch_size=64, optimizer="sgd", lr=0.05),
-    "mobilenet_v1": dict(epochs=15, batch_size=64, optimizer="sgd", lr=0.05),
+    "mobilenet_v1": dict(epochs=8, batch_size=64, optimizer="sgd", lr=0.05),
 }
 FALLBACK_DEFAULTS = dict(epochs=10, batch_size=64, optimizer="sgd", lr=0.01)
 WEIGHT_DECAY = 5e-4
