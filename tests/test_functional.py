@@ -5,16 +5,10 @@ import pytest
 
 import cnnx
 import cnnx.nn.functional as F
-from cnnx import kernels
 from cnnx.testing import assert_close
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
-
-
-def needs(*names):
-    return pytest.mark.skipif(not all(hasattr(kernels, n) for n in names),
-                              reason=f"kernel {names} not in this build yet")
 
 
 def compare(cnnx_fn, torch_fn, *arrays, dtype=np.float64, grad=True, rtol=None, atol=None):
@@ -176,7 +170,6 @@ CONV_CASES = [
 ]
 
 
-@needs("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight")
 @pytest.mark.parametrize("x,w,kw", CONV_CASES, ids=[f"{x}-{w}-{k}" for x, w, k in CONV_CASES])
 def test_conv2d_matches_torch(x, w, kw):
     compare(lambda a, b, c: F.conv2d(a, b, c, **kw), lambda a, b, c: TF.conv2d(a, b, c, **kw),
@@ -194,7 +187,6 @@ POOL_CASES = [
 ]
 
 
-@needs("max_pool2d_forward", "max_pool2d_backward")
 @pytest.mark.parametrize("x,kw", POOL_CASES, ids=[f"{x}-{k}" for x, k in POOL_CASES])
 def test_max_pool2d_and_indices_match_torch(x, kw):
     data = rng.permutation(int(np.prod(x))).reshape(x).astype(np.float64)
@@ -206,28 +198,24 @@ def test_max_pool2d_and_indices_match_torch(x, kw):
         compare(lambda a: F.max_pool2d(a, dilation=2, **kw), lambda a: TF.max_pool2d(a, dilation=2, **kw), data)
 
 
-@needs("avg_pool2d_forward", "avg_pool2d_backward")
 @pytest.mark.parametrize("x,kw", POOL_CASES, ids=[f"{x}-{k}" for x, k in POOL_CASES])
 @pytest.mark.parametrize("extra", [{}, {"count_include_pad": False}, {"divisor_override": 5}])
 def test_avg_pool2d_matches_torch(x, kw, extra):
     compare(lambda a: F.avg_pool2d(a, **kw, **extra), lambda a: TF.avg_pool2d(a, **kw, **extra), randn(*x))
 
 
-@needs("adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward")
 @pytest.mark.parametrize("x,out", [((2, 3, 7, 7), 3), ((1, 2, 10, 7), (4, 3)), ((1, 2, 5, 5), 1), ((2, 6, 5), (None, 2)),
                                    ((1, 1, 3, 3), 5)])
 def test_adaptive_avg_pool2d_matches_torch(x, out):
     compare(lambda a: F.adaptive_avg_pool2d(a, out), lambda a: TF.adaptive_avg_pool2d(a, out), randn(*x))
 
 
-@needs("local_response_norm_forward", "local_response_norm_backward")
 @pytest.mark.parametrize("x,size,kw", [((2, 7, 4, 4), 5, {}), ((1, 3, 3, 3), 5, {}), ((1, 6, 2, 2), 2, {}),
                                        ((1, 4, 3, 3), 1, {}), ((2, 5, 6), 3, {"alpha": 0.1, "beta": 0.5, "k": 2.0})])
 def test_local_response_norm_matches_torch(x, size, kw):
     compare(lambda a: F.local_response_norm(a, size, **kw), lambda a: TF.local_response_norm(a, size, **kw), randn(*x))
 
 
-@needs("local_response_norm_forward")
 def test_lrn_alexnet_paper_convention():
     x = randn(1, 6, 2, 2)
     layer = cnnx.nn.LocalResponseNorm.alexnet_paper(size=5, alpha=1e-2, beta=0.75, k=2.0)
@@ -236,7 +224,6 @@ def test_lrn_alexnet_paper_convention():
     assert_close(layer(cnnx.tensor(x)), x / (2.0 + 1e-2 * window) ** 0.75)  # alpha not divided by size
 
 
-@needs("batch_norm_forward", "batch_norm_backward")
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("shape", [(4, 3, 5, 5), (6, 3), (2, 3, 7)])
 def test_batch_norm_matches_torch_including_running_stats(training, shape):

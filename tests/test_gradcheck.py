@@ -2,23 +2,21 @@
 least 10 shape classes each, plus registry tests that fail when an op or a Function has no case.
 
 Inputs of non-smooth ops (relu, abs, max, max_pool2d) are drawn away from their kinks and ties.
-Cases of ops whose C++ kernel is not in this build are skipped (only those).
 """
 import numpy as np
 import pytest
 
 import cnnx
 import cnnx.nn.functional as F
-from cnnx import kernels
 from cnnx.autograd import Function
 from cnnx.testing import gradcheck
 
-CASES = {}  # op name -> list of (case id, builder returning (fn, inputs), kernels it needs)
+CASES = {}  # op name -> list of (case id, builder returning (fn, inputs))
 
 
-def case(op, case_id, needs=()):
+def case(op, case_id):
     def register(builder):
-        CASES.setdefault(op, []).append((case_id, builder, tuple(needs)))
+        CASES.setdefault(op, []).append((case_id, builder))
         return builder
     return register
 
@@ -280,7 +278,7 @@ _CONV = [  # (input shape, weight shape, kwargs)
 ]
 for _x, _w, _kw in _CONV:
     for _bias in (True, False) if _kw == {} else (True,):
-        case("conv2d", f"{_x}-{_w}-{_kw}-bias{_bias}", needs=["conv2d_forward"])(
+        case("conv2d", f"{_x}-{_w}-{_kw}-bias{_bias}")(
             lambda _x=_x, _w=_w, _kw=_kw, _b=_bias: (
                 lambda x, w, *b: F.conv2d(x, w, b[0] if b else None, **_kw),
                 (R(*_x), R(*_w)) + ((R(_w[0]),) if _b else ())))
@@ -298,29 +296,29 @@ _POOL = [  # (input shape, kwargs)
     ((1, 2, 8, 8), {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}),
 ]
 for _x, _kw in _POOL:
-    case("max_pool2d", f"{_x}-{_kw}", needs=["max_pool2d_forward"])(
+    case("max_pool2d", f"{_x}-{_kw}")(
         lambda _x=_x, _kw=_kw: (lambda x: F.max_pool2d(x, **_kw), (Rdistinct(*_x),)))
-    case("avg_pool2d", f"{_x}-{_kw}", needs=["avg_pool2d_forward"])(
+    case("avg_pool2d", f"{_x}-{_kw}")(
         lambda _x=_x, _kw=_kw: (lambda x: F.avg_pool2d(x, **_kw), (R(*_x),)))
-case("max_pool2d", "dilation", needs=["max_pool2d_forward"])(
+case("max_pool2d", "dilation")(
     lambda: (lambda x: F.max_pool2d(x, 2, dilation=2), (Rdistinct(1, 1, 6, 6),)))
-case("max_pool2d", "return_indices", needs=["max_pool2d_forward"])(
+case("max_pool2d", "return_indices")(
     lambda: (lambda x: F.max_pool2d(x, 2, return_indices=True)[0], (Rdistinct(1, 2, 4, 4),)))
-case("avg_pool2d", "exclude_pad", needs=["avg_pool2d_forward"])(
+case("avg_pool2d", "exclude_pad")(
     lambda: (lambda x: F.avg_pool2d(x, 3, 2, 1, count_include_pad=False), (R(1, 2, 5, 5),)))
-case("avg_pool2d", "divisor_override", needs=["avg_pool2d_forward"])(
+case("avg_pool2d", "divisor_override")(
     lambda: (lambda x: F.avg_pool2d(x, 2, divisor_override=3), (R(1, 1, 4, 4),)))
 
 for _x, _o in [((1, 2, 6, 6), 3), ((1, 1, 7, 5), (3, 2)), ((2, 2, 5, 5), 1), ((1, 1, 4, 4), 4), ((1, 1, 3, 3), 5),
                ((1, 2, 7, 7), (None, 2)), ((2, 6, 6), 2), ((1, 1, 1, 1), 1), ((1, 3, 10, 3), (4, 3)), ((1, 1, 6, 9), (4, 5))]:
-    case("adaptive_avg_pool2d", f"{_x}-{_o}", needs=["adaptive_avg_pool2d_forward"])(
+    case("adaptive_avg_pool2d", f"{_x}-{_o}")(
         lambda _x=_x, _o=_o: (lambda x: F.adaptive_avg_pool2d(x, _o), (R(*_x),)))
 
 for _x, _size, _kw in [((1, 5, 3, 3), 3, {}), ((2, 4, 2, 2), 5, {}), ((1, 3, 2, 2), 1, {}), ((1, 6, 2, 3), 2, {}),
                        ((1, 3, 2, 2), 7, {}), ((1, 4, 3, 3), 3, {"alpha": 0.5, "beta": 0.9, "k": 2.0}),
                        ((2, 5, 4), 3, {}), ((1, 4, 2, 2, 2), 3, {}), ((1, 8, 1, 1), 4, {"alpha": 1.0}),
                        ((1, 5, 2, 2), 5, {"alpha": 1e-4 * 5, "k": 2.0})]:
-    case("local_response_norm", f"{_x}-{_size}-{_kw}", needs=["local_response_norm_forward"])(
+    case("local_response_norm", f"{_x}-{_size}-{_kw}")(
         lambda _x=_x, _s=_size, _kw=_kw: (lambda x: F.local_response_norm(x, _s, **_kw), (R(*_x),)))
 
 for _x, _train, _affine in [((4, 3, 2, 2), True, True), ((4, 3, 2, 2), False, True), ((2, 2, 3, 3), True, False),
@@ -336,16 +334,14 @@ for _x, _train, _affine in [((4, 3, 2, 2), True, True), ((4, 3, 2, 2), False, Tr
             # fresh copies: training updates running statistics in place, which must not drift
             return F.batch_norm(x, rm.clone(), rv.clone(), *wb, training=_train)
         return fn, (R(*_x),) + params
-    case("batch_norm", f"{_x}-train{_train}-affine{_affine}", needs=["batch_norm_forward"])(_builder)
+    case("batch_norm", f"{_x}-train{_train}-affine{_affine}")(_builder)
 
 
 # ---- the tests -------------------------------------------------------------------------------
 def _all_cases():
     for op, cases in sorted(CASES.items()):
-        for case_id, builder, needs in cases:
-            marks = [pytest.mark.skipif(not all(hasattr(kernels, n) for n in needs),
-                                        reason=f"kernel {needs} not in this build yet")]
-            yield pytest.param(builder, id=f"{op}[{case_id}]", marks=marks)
+        for case_id, builder in cases:
+            yield pytest.param(builder, id=f"{op}[{case_id}]")
 
 
 @pytest.mark.parametrize("builder", list(_all_cases()))
@@ -377,11 +373,6 @@ def _function_classes():
     return found
 
 
-_KERNEL_OF = {"Conv2d": "conv2d_forward", "MaxPool2d": "max_pool2d_forward", "AvgPool2d": "avg_pool2d_forward",
-              "AdaptiveAvgPool2d": "adaptive_avg_pool2d_forward",
-              "LocalResponseNorm": "local_response_norm_forward", "BatchNorm": "batch_norm_forward"}
-
-
 def _graph_classes(outputs):
     seen, stack = set(), [o.grad_fn for o in (outputs if isinstance(outputs, tuple) else (outputs,))
                           if isinstance(o, cnnx.Tensor) and o.grad_fn is not None]
@@ -397,10 +388,8 @@ def _graph_classes(outputs):
 def test_every_function_class_is_reached_by_a_gradcheck_case():
     reached = set()
     for cases in CASES.values():
-        for _, builder, needs in cases:
-            if all(hasattr(kernels, n) for n in needs):
-                fn, inputs = builder()
-                reached |= _graph_classes(fn(*inputs))
-    missing = {cls.__name__ for cls in _function_classes() - reached
-               if hasattr(kernels, _KERNEL_OF.get(cls.__name__, "gemm"))}
+        for _, builder in cases:
+            fn, inputs = builder()
+            reached |= _graph_classes(fn(*inputs))
+    missing = {cls.__name__ for cls in _function_classes() - reached}
     assert not missing, f"Function classes without a gradcheck case: {sorted(missing)}"

@@ -7,7 +7,6 @@ import pytest
 
 import cnnx
 import cnnx.nn as nn
-from cnnx import kernels
 from cnnx.testing import assert_close
 
 
@@ -280,35 +279,13 @@ def test_lrn_alexnet_paper_constructor_converts_alpha():
 
 
 # ---- against PyTorch ---------------------------------------------------------------------------
-def _has(*names):
-    return all(hasattr(kernels, n) for n in names)
-
-
 def build_cnn(nn_mod):
-    """The same small CNN from either library; layers whose kernels are not in this cnnx build are left
-    out (in both), so the comparison covers everything that exists."""
-    conv = _has("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight")
-    bn, pool = _has("batch_norm_forward", "batch_norm_backward"), _has("max_pool2d_forward", "max_pool2d_backward")
-    lrn = _has("local_response_norm_forward", "local_response_norm_backward")
-    adaptive = _has("adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward")
-    layers, c = [], 3
-    if conv:
-        layers += [nn_mod.Conv2d(3, 8, 3, padding=1)]
-        c = 8
-        if bn:
-            layers += [nn_mod.BatchNorm2d(8)]
-    layers += [nn_mod.ReLU()]
-    if pool:
-        layers += [nn_mod.MaxPool2d(2)]
-    if lrn:
-        layers += [nn_mod.LocalResponseNorm(3)]
-    if conv:
-        layers += [nn_mod.Conv2d(c, 8, 3, padding="same", groups=2, bias=False), nn_mod.ReLU(inplace=True)]
-    layers += [nn_mod.Dropout(0.0)]
-    if adaptive:
-        layers += [nn_mod.AdaptiveAvgPool2d((2, 2))]
-    model = nn_mod.Sequential(*layers, nn_mod.Flatten())
-    return model
+    """The same small CNN from either library: conv, BN, ReLU, max pool, LRN, grouped conv, dropout,
+    adaptive pool, flatten (the caller appends the linear head)."""
+    return nn_mod.Sequential(
+        nn_mod.Conv2d(3, 8, 3, padding=1), nn_mod.BatchNorm2d(8), nn_mod.ReLU(), nn_mod.MaxPool2d(2),
+        nn_mod.LocalResponseNorm(3), nn_mod.Conv2d(8, 8, 3, padding="same", groups=2, bias=False),
+        nn_mod.ReLU(inplace=True), nn_mod.Dropout(0.0), nn_mod.AdaptiveAvgPool2d((2, 2)), nn_mod.Flatten())
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -365,7 +342,6 @@ def test_repr_matches_pytorch_for_every_layer():
         assert repr(build(nn)) == repr(build(torch.nn))
 
 
-@pytest.mark.skipif(not _has("batch_norm_forward"), reason="batch_norm kernel not in this build yet")
 @pytest.mark.parametrize("momentum", [0.1, None])
 def test_batchnorm2d_running_stats_and_momentum_none_match_torch(momentum):
     torch = pytest.importorskip("torch")
