@@ -52,20 +52,26 @@ def _int(fn: str, name: str, value) -> int:
     return value
 
 
-def _pair(fn: str, name: str, value, allow_none: bool = False) -> tuple:
-    """An int (used for both dimensions) or a pair of ints, as PyTorch's size arguments."""
+def _pair(fn: str, name: str, value, allow_none: bool = False, minimum: int | None = None) -> tuple:
+    """An int (used for both dimensions) or a pair of ints, as PyTorch's size arguments; with
+    ``minimum``, a ValueError when an entry is below it."""
     if type(value) is int and -_INT64_MAX <= value <= _INT64_MAX:  # the common case, kept cheap
-        return value, value
-    if isinstance(value, (tuple, list)):
+        pair = value, value
+    elif isinstance(value, (tuple, list)):
         if len(value) != 2:
             raise ValueError(f"{fn}(): argument '{name}' must be an int or a pair of ints, got {value!r}")
         if allow_none:
             return tuple(None if v is None else _int(fn, name, v) for v in value)
-        return _int(fn, name, value[0]), _int(fn, name, value[1])
-    if allow_none and value is None:
+        pair = _int(fn, name, value[0]), _int(fn, name, value[1])
+    elif allow_none and value is None:
         return None, None
-    v = _int(fn, name, value)
-    return v, v
+    else:
+        v = _int(fn, name, value)
+        pair = v, v
+    if minimum is not None and min(pair) < minimum:
+        what = "positive" if minimum == 1 else "non-negative"
+        raise ValueError(f"{fn}(): argument '{name}' must be {what}, got {value!r}")
+    return pair
 
 
 def _batched(fn: str, name: str, x):
@@ -101,18 +107,9 @@ def gemm(a: np.ndarray, b: np.ndarray, *, trans_a: bool = False, trans_b: bool =
     return _C.gemm(a, b, out, trans_a, trans_b, alpha, beta)
 
 
-def _pair_at_least(fn: str, name: str, value, *, minimum: int) -> tuple[int, int]:
-    """An int or a pair of ints, each >= minimum, as a pair."""
-    pair = _pair(fn, name, value)
-    if min(pair) < minimum:
-        what = "positive" if minimum == 1 else "non-negative"
-        raise ValueError(f"{fn}(): argument '{name}' must be {what}, got {value!r}")
-    return pair
-
-
 def _conv_args(fn: str, stride, padding, dilation, groups):
-    return (_pair_at_least(fn, "stride", stride, minimum=1), _pair_at_least(fn, "padding", padding, minimum=0),
-            _pair_at_least(fn, "dilation", dilation, minimum=1), _int(fn, "groups", groups))
+    return (_pair(fn, "stride", stride, minimum=1), _pair(fn, "padding", padding, minimum=0),
+            _pair(fn, "dilation", dilation, minimum=1), _int(fn, "groups", groups))
 
 
 def conv2d_forward(input: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, *,
@@ -136,7 +133,7 @@ def conv2d_backward_input(grad_output: np.ndarray, weight: np.ndarray, input_siz
     Returns ``(N, C, H, W)`` with ``C = weight.shape[1] * groups``.
     """
     fn = "conv2d_backward_input"
-    size = _pair_at_least(fn, "input_size", input_size, minimum=1)
+    size = _pair(fn, "input_size", input_size, minimum=1)
     return _C.conv2d_backward_input(grad_output, weight, size, *_conv_args(fn, stride, padding, dilation, groups))
 
 
@@ -149,7 +146,7 @@ def conv2d_backward_weight(input: np.ndarray, grad_output: np.ndarray, kernel_si
     batch runs in a fixed order, so results are bitwise repeatable.
     """
     fn = "conv2d_backward_weight"
-    size = _pair_at_least(fn, "kernel_size", kernel_size, minimum=1)
+    size = _pair(fn, "kernel_size", kernel_size, minimum=1)
     return _C.conv2d_backward_weight(input, grad_output, size, *_conv_args(fn, stride, padding, dilation, groups),
                                      _flag(fn, "bias", bias))
 

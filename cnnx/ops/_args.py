@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numbers
 
-from .. import _C
 from ..tensor import Tensor
 
 
@@ -40,11 +39,3 @@ def check_tensor(fn: str, name: str, value, optional: bool = False) -> None:
     if not isinstance(value, Tensor):
         kind = "a Tensor or None" if optional else "a Tensor"
         raise TypeError(f"{fn}(): argument '{name}' must be {kind}, got {type(value).__name__}")
-
-
-def kernel(name: str):
-    """``cnnx._C.<name>``, or a RuntimeError saying this build lacks that kernel."""
-    try:
-        return getattr(_C, name)
-    except AttributeError:
-        raise RuntimeError(f"the {name} kernel is not available in this build of cnnx") from None

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from ..autograd import Function
 from ..tensor import Tensor
-from ._args import check_tensor, kernel, pair
+from .. import _C
+from ._args import check_tensor, pair
 from .shape import pad as _pad
 
 __all__ = ["Conv2d", "conv2d"]
@@ -26,17 +27,17 @@ class Conv2d(Function):
         ctx.kernel_size = weight.shape[2:]
         ctx.stride, ctx.padding, ctx.dilation, ctx.groups = stride, padding, dilation, groups
         ctx.save_for_backward(x if n[1] else None, weight if n[0] else None)
-        return kernel("conv2d_forward")(x, weight, bias, stride, padding, dilation, groups)
+        return _C.conv2d_forward(x, weight, bias, stride, padding, dilation, groups)
 
     def backward(ctx, g):
         x, weight = ctx.saved_tensors
         n = ctx.needs_input_grad
         gx = gw = gb = None
         if n[0]:
-            gx = kernel("conv2d_backward_input")(g, weight, ctx.input_size, ctx.stride, ctx.padding, ctx.dilation,
+            gx = _C.conv2d_backward_input(g, weight, ctx.input_size, ctx.stride, ctx.padding, ctx.dilation,
                                                  ctx.groups)
         if n[1]:
-            gw, gb = kernel("conv2d_backward_weight")(x, g, ctx.kernel_size, ctx.stride, ctx.padding, ctx.dilation,
+            gw, gb = _C.conv2d_backward_weight(x, g, ctx.kernel_size, ctx.stride, ctx.padding, ctx.dilation,
                                                       ctx.groups, n[2])
         elif n[2]:
             gb = g.sum(axis=(0, 2, 3))

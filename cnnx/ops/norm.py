@@ -23,7 +23,8 @@ import numpy as np
 
 from ..autograd import Function
 from ..tensor import Tensor
-from ._args import check_tensor, kernel
+from .. import _C
+from ._args import check_tensor
 
 __all__ = ["LocalResponseNorm", "BatchNorm", "local_response_norm", "batch_norm"]
 
@@ -42,13 +43,13 @@ class LocalResponseNorm(Function):
         ctx.shape = x.shape
         ctx.args = (size, alpha, beta, k)
         x4 = x.reshape(_as_4d(x.shape))
-        out, scale = kernel("local_response_norm_forward")(x4, size, alpha, beta, k)
+        out, scale = _C.local_response_norm_forward(x4, size, alpha, beta, k)
         ctx.save_for_backward(x4, out, scale)
         return out.reshape(x.shape)
 
     def backward(ctx, g):
         x4, out, scale = ctx.saved_tensors
-        gx = kernel("local_response_norm_backward")(g.reshape(x4.shape), x4, out, scale, *ctx.args)
+        gx = _C.local_response_norm_backward(g.reshape(x4.shape), x4, out, scale, *ctx.args)
         return gx.reshape(ctx.shape)
 
 
@@ -58,14 +59,14 @@ class BatchNorm(Function):
     def forward(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps):
         ctx.shape, ctx.training = x.shape, training
         x4 = x.reshape(_as_4d(x.shape))
-        out, mean, invstd = kernel("batch_norm_forward")(x4, weight, bias, running_mean, running_var,
+        out, mean, invstd = _C.batch_norm_forward(x4, weight, bias, running_mean, running_var,
                                                          training, momentum, eps)
         ctx.save_for_backward(x4, weight, mean, invstd)
         return out.reshape(x.shape)
 
     def backward(ctx, g):
         x4, weight, mean, invstd = ctx.saved_tensors
-        gx, gw, gb = kernel("batch_norm_backward")(g.reshape(x4.shape), x4, weight, mean, invstd, ctx.training)
+        gx, gw, gb = _C.batch_norm_backward(g.reshape(x4.shape), x4, weight, mean, invstd, ctx.training)
         n = ctx.needs_input_grad
         return (gx.reshape(ctx.shape) if n[0] else None, gw if n[1] else None, gb if n[2] else None)
 

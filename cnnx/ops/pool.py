@@ -12,7 +12,8 @@ import numbers
 
 from ..autograd import Function
 from ..tensor import Tensor
-from ._args import check_tensor, kernel, pair
+from .. import _C
+from ._args import check_tensor, pair
 
 __all__ = ["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"]
 
@@ -22,13 +23,13 @@ class MaxPool2d(Function):
 
     def forward(ctx, x, kernel_size, stride, padding, dilation, ceil_mode):
         ctx.input_size = x.shape[2:]
-        out, indices = kernel("max_pool2d_forward")(x, *kernel_size, *stride, *padding, *dilation, ceil_mode)
+        out, indices = _C.max_pool2d_forward(x, *kernel_size, *stride, *padding, *dilation, ceil_mode)
         ctx.save_for_backward(indices)
         return out, indices
 
     def backward(ctx, g):
         (indices,) = ctx.saved_tensors
-        return kernel("max_pool2d_backward")(g, indices, *ctx.input_size)
+        return _C.max_pool2d_backward(g, indices, *ctx.input_size)
 
 
 class AvgPool2d(Function):
@@ -37,10 +38,10 @@ class AvgPool2d(Function):
     def forward(ctx, x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor):
         ctx.input_size = x.shape[2:]
         ctx.args = (*kernel_size, *stride, *padding, ceil_mode, count_include_pad, divisor)
-        return kernel("avg_pool2d_forward")(x, *ctx.args)
+        return _C.avg_pool2d_forward(x, *ctx.args)
 
     def backward(ctx, g):
-        return kernel("avg_pool2d_backward")(g, *ctx.input_size, *ctx.args)
+        return _C.avg_pool2d_backward(g, *ctx.input_size, *ctx.args)
 
 
 class AdaptiveAvgPool2d(Function):
@@ -48,10 +49,10 @@ class AdaptiveAvgPool2d(Function):
 
     def forward(ctx, x, output_size):
         ctx.input_size = x.shape[2:]
-        return kernel("adaptive_avg_pool2d_forward")(x, *output_size)
+        return _C.adaptive_avg_pool2d_forward(x, *output_size)
 
     def backward(ctx, g):
-        return kernel("adaptive_avg_pool2d_backward")(g, *ctx.input_size)
+        return _C.adaptive_avg_pool2d_backward(g, *ctx.input_size)
 
 
 def _batched(fn: str, input: Tensor):

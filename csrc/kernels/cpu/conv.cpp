@@ -18,6 +18,7 @@
 #include "cnnx/conv.h"
 #include "cnnx/gemm.h"
 #include "cnnx/runtime.h"
+#include "cpu/conv_geometry.h"
 #include "cpu/parallel.h"
 
 namespace cnnx {
@@ -97,18 +98,6 @@ inline Block block_of(int64_t item, const Shape& s, const Conv2dParams& p) {
   const int64_t t = item % s.tiles, b = (item / s.tiles) % s.blocks, g = item / (s.tiles * s.blocks);
   const int64_t oh0 = t * s.rows_per_tile;
   return {g, b * s.imgs, std::min(p.n, (b + 1) * s.imgs), oh0, std::min(p.oh, oh0 + s.rows_per_tile), p.ow};
-}
-
-// The output columns ow whose input column ow*s - p + j*d lies inside [0, w): [lo, hi), with
-// 0 <= lo <= hi <= out (lo is clamped: with padding wider than the input, a kernel column may see
-// only padding, and im2col fills dst[0, lo) and dst[hi, out) with zeros).
-inline void valid_range(int64_t size, int64_t out, int64_t s, int64_t pad, int64_t offset, int64_t* lo,
-                        int64_t* hi) {
-  const int64_t first = pad - offset;  // ow*s >= first
-  *lo = first <= 0 ? 0 : std::min(out, (first + s - 1) / s);
-  const int64_t last = size - 1 + pad - offset;  // ow*s <= last
-  *hi = last < 0 ? 0 : std::min(out, last / s + 1);
-  if (*hi < *lo) *hi = *lo;
 }
 
 // Rows [r0, r1) of the column matrix for output rows [oh0, oh1) of one image group (x points at its

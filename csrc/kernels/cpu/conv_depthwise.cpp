@@ -22,6 +22,7 @@
 
 #include "cnnx/conv.h"
 #include "cnnx/runtime.h"
+#include "cpu/conv_geometry.h"
 #include "cpu/parallel.h"
 #include "cpu/simd.h"
 
@@ -76,16 +77,6 @@ CNNX_INLINE void copy_row(T* dst, const T* src, int64_t n) {
   if (i < n) V::store_partial(dst + i, V::load_partial(src + i, int(n - i)), int(n - i));
 }
 
-// The entries [lo, hi) of phase ph that hold real input columns (padded column l*SW + ph, input
-// column l*SW + ph - PW in [0, W)).
-inline void phase_range(const Conv2dParams& p, const Layout& L, int64_t ph, int64_t* lo, int64_t* hi) {
-  const int64_t first = p.pad_w - ph;  // l*SW >= first
-  *lo = first <= 0 ? 0 : (first + L.sw - 1) / L.sw;
-  const int64_t last = p.w - 1 + p.pad_w - ph;  // l*SW <= last
-  *hi = last < 0 ? 0 : last / L.sw + 1;
-  if (*hi < *lo) *hi = *lo;
-}
-
 // Fills buf with plane x (H x W) split into phases, padding and slack zeroed.
 template <class T>
 void split_plane(T* buf, const T* x, const Conv2dParams& p, const Layout& L) {
@@ -99,7 +90,7 @@ void split_plane(T* buf, const T* x, const Conv2dParams& p, const Layout& L) {
     }
     for (int64_t ph = 0; ph < L.sw; ++ph) {  // phase ph holds padded columns l*SW + ph
       int64_t lo, hi;
-      phase_range(p, L, ph, &lo, &hi);
+      valid_range(p.w, L.len, L.sw, p.pad_w, ph, &lo, &hi);  // entries l: column l*SW + ph - PW
       T* dst = buf + L.row(r, ph);
       const T* from = src + ph - p.pad_w;  // from[l * SW] is entry l
       using V = simd::Vec<T>;
@@ -122,7 +113,7 @@ void merge_plane(T* dx, const T* buf, const Conv2dParams& p, const Layout& L) {
     }
     for (int64_t ph = 0; ph < L.sw; ++ph) {
       int64_t lo, hi;
-      phase_range(p, L, ph, &lo, &hi);
+      valid_range(p.w, L.len, L.sw, p.pad_w, ph, &lo, &hi);  // entries l: column l*SW + ph - PW
       const T* src = buf + L.row(r, ph);
       for (int64_t l = lo; l < hi; ++l) dst[l * L.sw + ph - p.pad_w] = src[l];
     }
