@@ -14,15 +14,10 @@ namespace {
 
 using Pair = std::array<std::int64_t, 2>;
 
-std::string shape_str(const py::array& a) { return std::string(py::str(py::tuple(a.attr("shape")))); }
-
 // Builds and checks the parameters; the messages name the argument at fault.
 // `ws` is the weight's shape (K, C/G, KH, KW).
 using Shape4 = std::array<std::int64_t, 4>;
-std::string shape_str(const Shape4& s) {
-  return "(" + std::to_string(s[0]) + ", " + std::to_string(s[1]) + ", " + std::to_string(s[2]) + ", " +
-         std::to_string(s[3]) + ")";
-}
+std::string weight_str(const Shape4& s) { return tuple_str({s[0], s[1], s[2], s[3]}); }
 Shape4 shape4(const py::array& a) { return {a.shape(0), a.shape(1), a.shape(2), a.shape(3)}; }
 
 Conv2dParams make_params(const char* fn, std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w,
@@ -40,19 +35,19 @@ Conv2dParams make_params(const char* fn, std::int64_t n, std::int64_t c, std::in
     throw py::value_error(f + "input channels (" + std::to_string(c) + ") must be divisible by groups (" +
                           std::to_string(groups) + ")");
   if (p.k % groups != 0)
-    throw py::value_error(f + "weight of shape " + shape_str(ws) + ": out channels (" +
+    throw py::value_error(f + "weight of shape " + weight_str(ws) + ": out channels (" +
                           std::to_string(p.k) + ") must be divisible by groups (" + std::to_string(groups) + ")");
   if (ws[1] * groups != c)
-    throw py::value_error(f + "weight of shape " + shape_str(ws) + " expects " +
+    throw py::value_error(f + "weight of shape " + weight_str(ws) + " expects " +
                           std::to_string(ws[1] * groups) + " input channels (in/groups = " +
                           std::to_string(ws[1]) + ", groups = " + std::to_string(groups) +
                           "), but the input has " + std::to_string(c));
   if (p.kh < 1 || p.kw < 1)
-    throw py::value_error(f + "weight of shape " + shape_str(ws) + " has an empty kernel");
+    throw py::value_error(f + "weight of shape " + weight_str(ws) + " has an empty kernel");
   const std::string err = conv2d_check(p);
   if (err.rfind("sizes overflow", 0) == 0)
     throw py::value_error(f + "input size " + std::to_string(h) + "x" + std::to_string(w) + " with weight " +
-                          shape_str(ws) + ", padding " + std::to_string(p.pad_h) + "x" + std::to_string(p.pad_w) +
+                          weight_str(ws) + ", padding " + std::to_string(p.pad_h) + "x" + std::to_string(p.pad_w) +
                           ", dilation " + std::to_string(p.dil_h) + "x" + std::to_string(p.dil_w) + " and stride " +
                           std::to_string(p.stride_h) + "x" + std::to_string(p.stride_w) +
                           " gives sizes that overflow 64-bit indexing");
