@@ -165,7 +165,8 @@ void col2im_add(T* dx, const T* dcol, int64_t ld, const Conv2dParams& p, int64_t
 
 // Output-side rows [k0, k1) of a block, between the images' own layout (channel planes of `ch`
 // channels, group offset g * kg, output rows oh0..oh1) and the block's side-by-side layout
-// (row stride ld). to_block: gather (for dy); otherwise scatter plus bias (for y).
+// (row stride ld): gather_rows copies into the block (dy), scatter_rows out of it, adding the
+// bias (y).
 template <class T>
 void gather_rows(T* blk, int64_t ld, const T* img, const Block& b, const Shape& s, int64_t ch, int64_t k0,
                  int64_t k1) {
