@@ -1,8 +1,8 @@
 """Threads and processes (issue 9, catalogue R15 and R17).
 
 - 8 Python threads calling kernels at once (shared read-only weights) get exactly the serial results.
-- The GIL is really released: N kernel calls split over 2 Python threads (1 OpenMP thread each)
-  finish faster than on 1 Python thread.
+- The GIL is really released: another Python thread keeps running during a long kernel call (the
+  speed-up of 2 Python threads over 1 is measured by `cnnx bench threads`).
 - A fork after parallel OpenMP work does not hang: 20 of 20 children run a parallel kernel and exit.
 """
 import os
@@ -63,41 +63,54 @@ def test_concurrent_python_threads_match_serial(restore_threads):
     assert mismatches == 0, f"{mismatches} of {len(serial) * 7} outputs differ from the serial run"
 
 
-def _timed(n_python_threads, calls, x, w):
-    def run(k):
-        for _ in range(k):
-            kernels.conv2d_forward(x, w, padding=1)
+def _main_thread_gaps(x, w):
+    """Run one long kernel call on a worker thread while this thread spins in Python.
 
-    share = [calls // n_python_threads] * n_python_threads
-    threads = [threading.Thread(target=run, args=(k,)) for k in share]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return time.perf_counter() - start
+    Returns (call seconds, longest stretch of that call during which this thread made no progress).
+    A kernel that holds the GIL blocks this thread for the whole call; one that releases it lets
+    this thread run (on a second core, or in time slices of a few ms on a single one).
+    """
+    span = {}
+    started = threading.Event()
+
+    def work():
+        started.set()
+        t0 = time.perf_counter()
+        kernels.conv2d_forward(x, w, padding=1)
+        span["call"] = (t0, time.perf_counter())
+
+    t = threading.Thread(target=work)
+    stamps = []
+    t.start()
+    started.wait()
+    while t.is_alive():
+        stamps.append(time.perf_counter())
+    t.join()
+    t0, t1 = span["call"]
+    inside = [t0] + [s for s in stamps if t0 < s < t1] + [t1]
+    return t1 - t0, max(b - a for a, b in zip(inside, inside[1:]))
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 cores")
 def test_kernels_release_the_gil(restore_threads):
-    """Same work on 1 and on 2 Python threads, 1 OpenMP thread per call: 2 threads must be faster,
-    which can only happen when the GIL is released inside the kernel."""
+    """While one thread is inside a kernel, another Python thread keeps running.
+
+    Timing-robust on any core count: holding the GIL would freeze this thread for the entire call
+    (gap == call), whatever the machine's load. The speed-up of 2 Python threads over 1 is measured
+    by `cnnx bench threads` (docs/benchmarks.md), not asserted here.
+    """
     rng = np.random.default_rng(1)
-    x = rng.standard_normal((4, 32, 28, 28)).astype(np.float32)
-    w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
+    x = rng.standard_normal((16, 64, 56, 56)).astype(np.float32)
+    w = rng.standard_normal((128, 64, 3, 3)).astype(np.float32)
     cnnx.set_num_threads(1)
-    kernels.conv2d_forward(x, w, padding=1)  # warm the workspace of this thread
-    calls, speedups = 16, []
+    kernels.conv2d_forward(x, w, padding=1)  # warm the workspace and the output cache
+    results = []
     for _ in range(3):
-        one = _timed(1, calls, x, w)
-        two = _timed(2, calls, x, w)
-        speedups.append(one / two)
-        if speedups[-1] > 1.15:
+        call, gap = _main_thread_gaps(x, w)
+        results.append((round(call, 4), round(gap, 4)))
+        if call > 0.03 and gap < 0.5 * call:
             return
-    load = os.getloadavg()[0]
-    if load > (os.cpu_count() or 1) - 0.5:
-        pytest.skip(f"machine overloaded (load {load:.1f} on {os.cpu_count()} cores): speed-ups {speedups}")
-    pytest.fail(f"2 Python threads are not faster than 1 (speed-ups {speedups}): is the GIL held in the kernel?")
+    pytest.fail(f"the main thread was frozen during kernel calls (call s, longest gap s: {results}): "
+                "is the GIL held in the kernel?")
 
 
 FORK_SCRIPT = textwrap.dedent("""

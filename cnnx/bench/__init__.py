@@ -20,6 +20,7 @@ SUITES = {
     "step": "cnnx.bench.step",
     "layers": "cnnx.bench.layers",
     "models": "cnnx.bench.models",
+    "threads": "cnnx.bench.threads",
 }
 
 
