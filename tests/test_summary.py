@@ -7,7 +7,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -351,11 +350,15 @@ def build(name, **kwargs):
 
 @pytest.mark.parametrize("name, kwargs, size, params, macs, acts", ZOO,
                          ids=[f"{z[0]}-{'-'.join(f'{k}={v}' for k, v in z[1].items())}-{z[2][1]}" for z in ZOO])
-def test_zoo_matches_reference_figures(name, kwargs, size, params, macs, acts):
+def test_zoo_matches_reference_figures(name, kwargs, size, params, macs, acts, monkeypatch):
     model = build(name, **kwargs)
-    t0 = time.perf_counter()
+
+    def computed(*args, **kw):
+        raise AssertionError("summary ran a compute kernel: it must trace shapes only")
+
+    for kernel in ("conv2d_forward", "gemm"):  # shape-only: no 15-GMAC forward
+        monkeypatch.setattr(_C, kernel, computed)
     s = cnnx.summary(model, size)
-    assert time.perf_counter() - t0 < 1.0  # shape-only: no 15-GMAC forward
     assert s.total_params == params
     assert s.total_macs == macs and s.total_flops == 2 * macs
     if acts is not None:
