@@ -54,6 +54,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-k", "--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="another constructor keyword, e.g. variant=torchvision, groups=2, aux_logits=False "
                         "(repeatable)")
+    p.add_argument("--depth", type=int, metavar="D", help="one row per module D levels deep, its output counted "
+                   "as one activation tensor (1: reference_figures.md's per-block GoogLeNet/ResNet tables)")
     p.add_argument("--all", action="store_true", help="also list pass-through layers (ReLU, Dropout, Flatten, ...)")
     p.add_argument("--optimizer", choices=sorted(OPTIMIZER_SLOTS), default="momentum",
                    help="optimizer state counted in the training-memory estimate (default: momentum)")
@@ -161,9 +163,11 @@ def main(args: argparse.Namespace) -> int:
             size = default_size
         else:
             raise _Usage(f"--input C,H,W is needed for {args.model}")
+        if args.depth is not None and args.depth < 1:
+            raise _Usage(f"--depth must be >= 1, got {args.depth}")
         try:
             s = summary(model, size, args.batch, optimizer=args.optimizer, profile=args.profile,
-                        profile_runs=args.runs)
+                        profile_runs=args.runs, depth=args.depth)
         except ValueError as e:
             raise _Usage(f"{args.model} does not run on input {','.join(map(str, size))}: {e}") from None
     except _Usage as e:

@@ -136,6 +136,7 @@ class Summary:
     itemsize: int
     optimizer: str = "momentum"
     profile: dict | None = field(default=None)
+    depth: int | None = None  # rows merged per module this deep (None: every layer)
 
     @property
     def total_flops(self) -> int:
@@ -194,8 +195,9 @@ class Summary:
             ("MACs", f"{_table.count(self.total_macs)} per image ({_table.human(self.total_macs)}MAC)"),
             ("FLOPs", f"{_table.count(self.total_flops)} per image ({_table.human(self.total_flops)}FLOP) "
                       "= 2 x MACs"),
-            ("activations", f"{_table.count(self.total_activations)} per image (input + conv, FC, pooling and "
-                            "LRN outputs)"),
+            ("activations", f"{_table.count(self.total_activations)} per image " + (
+                "(input + conv, FC, pooling and LRN outputs)" if self.depth is None else
+                f"(input + conv, FC, pooling and LRN outputs; one per module at depth {self.depth})")),
             ("param memory", f"{_table.nbytes(self.param_bytes)}"
                              + (f"; buffers {_table.nbytes(self.buffer_bytes)}" if self.buffer_bytes else "")),
             ("activation memory", f"{_table.nbytes(self.activation_bytes)} forward, batch {b}"),
@@ -219,7 +221,8 @@ class Summary:
 
     def _title(self) -> str:
         shapes = ", ".join(_shape((self.batch_size, *s)) for s in self.input_size)
-        return f"{self.model} summary: input {shapes}, {self.dtype}"
+        depth = "" if self.depth is None else f", depth {self.depth}"
+        return f"{self.model} summary: input {shapes}, {self.dtype}{depth}"
 
     def to_string(self, all_rows: bool = False) -> str:
         """The aligned table; ``all_rows`` also lists pass-through layers (ReLU, Dropout, ...)."""
@@ -257,7 +260,7 @@ class Summary:
             "total_macs": self.total_macs, "total_flops": self.total_flops,
             "total_activations": self.total_activations, "param_bytes": self.param_bytes,
             "buffer_bytes": self.buffer_bytes, "activation_bytes": self.activation_bytes,
-            "training_memory": self.training_memory().to_dict(), "profile": self.profile,
+            "training_memory": self.training_memory().to_dict(), "profile": self.profile, "depth": self.depth,
         }
 
 
@@ -305,10 +308,11 @@ def first_tensor(value):
 
 
 class _Frame:
-    __slots__ = ("module", "name", "leaf", "input_shape", "calls", "t0", "stop")
+    __slots__ = ("module", "name", "leaf", "input_shape", "calls", "t0", "stop", "first_row")
 
-    def __init__(self, module, name, leaf, input_shape):
+    def __init__(self, module, name, leaf, input_shape, first_row=0):
         self.module, self.name, self.leaf, self.input_shape = module, name, leaf, input_shape
+        self.first_row = first_row  # rows made during this call start here
         self.calls = []   # a leaf's kernel calls
         self.t0 = 0.0     # the profiler's start time
         self.stop = None  # the profiler's set of graph nodes that made the inputs
@@ -329,6 +333,7 @@ class ModuleTracer:
                 self.leaves.add(id(m))
         self.stack: list[_Frame] = []
         self.rows: list[Row] = []
+        self.blocks: list[tuple] = []  # one per container call: (name, type, in, out, first row, end row)
         self.seen_params: set = set()
         self.ncalls: Counter = Counter()
         self.handles = []
@@ -392,7 +397,8 @@ class ModuleTracer:
     def pre(self, module, args):
         t = first_tensor(args)
         name = self.names.get(id(module), type(module).__name__)
-        self.stack.append(_Frame(module, name, id(module) in self.leaves, t.shape if t is not None else None))
+        self.stack.append(_Frame(module, name, id(module) in self.leaves, t.shape if t is not None else None,
+                                 len(self.rows)))
 
     def post(self, module, args, output):
         frame = self.stack.pop()
@@ -410,6 +416,9 @@ class ModuleTracer:
                           input_shape=self.batched(frame.input_shape), output_shape=None,
                           trainable_params=params[0], non_trainable_params=params[1])
                 self.rows.append(row)
+            out = first_tensor(output)
+            self.blocks.append((frame.name, type(module).__name__, frame.input_shape,
+                                None if out is None else tuple(out.shape), frame.first_row, len(self.rows)))
 
     def on_leaf(self, frame, args, output) -> None:
         """Called after a leaf row is made (the profiler overrides it)."""
@@ -424,6 +433,51 @@ class ModuleTracer:
         params = self._take_params(frame.module) if frame is not None else (0, 0)
         self.rows.append(self._row(self._unique_name(prefix + call.op), "F." + call.op, call.input_shape,
                                    call.output_shape, self.itemsize, [call], params))
+
+
+def group_rows(rows: list, blocks: list, depth: int, batch_size: int, itemsize: int) -> list:
+    """Merge the rows of each call of a module ``depth`` levels below the model into one row
+    (torchinfo's depth); ``blocks`` are the tracer's container calls.
+
+    A merged call keeps the sum of its rows' parameters, MACs and profiled times; its activations
+    are its *output*, counted once per call when any of its layers has a counted output: the
+    per-block convention of reference_figures.md's GoogLeNet (one output per Inception module) and
+    ResNet (one per stage) tables. Rows not inside such a module stay as they are.
+    """
+    starts = {b[4]: b for b in blocks if b[0] and b[0].count(".") + 1 == depth and b[5] > b[4]}
+    out, names, i = [], Counter(), 0
+    while i < len(rows):
+        if i not in starts:
+            out.append(rows[i])
+            i += 1
+            continue
+        name, type_, in_shape, out_shape, first, end = starts[i]
+        members, i = rows[first:end], end
+        names[name] += 1
+        elements = math.prod(out_shape) if out_shape is not None else 0
+        acts = elements if any(r.activations for r in members) else 0
+        windowed = [r for r in members if r.window]
+        w = windowed[0] if len(windowed) == 1 else None  # a wrapper of one conv/pool keeps its window
+        out.append(Row(
+            name=name if names[name] == 1 else f"{name} ({names[name]})", type=type_,
+            input_shape=None if in_shape is None else (batch_size, *tuple(in_shape)[1:]),
+            output_shape=None if out_shape is None else (batch_size, *out_shape[1:]),
+            kernel_size=w and w.kernel_size, stride=w and w.stride, padding=w and w.padding,
+            dilation=w and w.dilation, groups=w and w.groups,
+            trainable_params=sum(r.trainable_params for r in members),
+            non_trainable_params=sum(r.non_trainable_params for r in members),
+            macs=sum(r.macs for r in members), output_elements=elements, activations=acts,
+            activation_bytes=acts * itemsize * batch_size,
+            kinds=tuple(dict.fromkeys(k for r in members for k in r.kinds)),
+            forward_ms=_sum_or_none(r.forward_ms for r in members),
+            backward_ms=_sum_or_none(r.backward_ms for r in members),
+            window=w.window if w else f"{len(members)} layers"))
+    return out
+
+
+def _sum_or_none(values):
+    values = [v for v in values if v is not None]
+    return sum(values) if values else None
 
 
 def _input_sizes(input_size) -> list:
@@ -475,7 +529,7 @@ def trace(model: Module, sizes: list, dtype, batch_size: int = 1, tracer_cls=Mod
 
 
 def summary(model: Module, input_size, batch_size: int = 1, *, dtype=None, optimizer: str = "momentum",
-            profile: bool = False, profile_runs: int = 3) -> Summary:
+            profile: bool = False, profile_runs: int = 3, depth: int | None = None) -> Summary:
     """Per-layer table of ``model`` for inputs of ``input_size`` ((C, H, W), or a list of them for a
     model whose forward takes several tensors).
 
@@ -488,7 +542,9 @@ def summary(model: Module, input_size, batch_size: int = 1, *, dtype=None, optim
     counted in the training estimate. ``profile=True`` adds measured forward and backward times per
     layer from real passes (training mode, ``batch_size`` random images, median of
     ``profile_runs`` after one warm-up; the model's parameters, gradients, buffers and the random
-    generator are restored afterwards).
+    generator are restored afterwards). ``depth=d`` merges the layers of each module ``d`` levels
+    below the model into one row whose activations are the module's output (``depth=1`` gives the
+    per-block tables of reference_figures.md for GoogLeNet and ResNet); the default lists every layer.
     """
     if not isinstance(model, Module):
         raise TypeError(f"summary(): model must be a cnnx.nn.Module, got {type(model).__name__}")
@@ -496,6 +552,8 @@ def summary(model: Module, input_size, batch_size: int = 1, *, dtype=None, optim
         raise ValueError(f"summary(): batch_size must be a positive int, got {batch_size!r}")
     if optimizer not in OPTIMIZER_SLOTS:
         raise ValueError(f"summary(): optimizer must be one of {sorted(OPTIMIZER_SLOTS)}, got {optimizer!r}")
+    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1):
+        raise ValueError(f"summary(): depth must be None or a positive int, got {depth!r}")
     batch_size = int(batch_size)
     sizes = _input_sizes(input_size)
     dtype = _model_dtype(model, dtype)
@@ -525,4 +583,9 @@ def summary(model: Module, input_size, batch_size: int = 1, *, dtype=None, optim
     if profile:
         from ._profile import profile_model
         result.profile = profile_model(model, result, sizes, dtype, runs=profile_runs)
+    if depth is not None:
+        result.rows = input_rows + group_rows(tracer.rows, tracer.blocks, int(depth), batch_size, dtype.itemsize)
+        result.total_activations = sum(r.activations for r in result.rows)
+        result.activation_bytes = sum(r.activation_bytes for r in result.rows)
+        result.depth = int(depth)
     return result

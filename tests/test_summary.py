@@ -195,6 +195,45 @@ def test_branching_module_by_hand():
     assert order.index("adaptive_avg_pool2d") < order.index("fc")
 
 
+def test_depth_merges_each_module_call_into_one_row():
+    leaves = cnnx.summary(Branchy(), (3, 16, 16))
+    s = cnnx.summary(Branchy(), (3, 16, 16), depth=1)
+    rows = {r.name: r for r in s.rows}
+    assert [r.name for r in s.rows] == ["input", "stem", "max_pool2d", "inc", "res", "res (2)",
+                                        "adaptive_avg_pool2d", "fc"]
+    assert rows["inc"].type == "Inception" and rows["inc"].window == "6 layers"
+    assert rows["inc"].output_shape == (1, 10, 4, 4) and rows["inc"].activations == 160  # the output, once
+    assert rows["inc"].params == 36 + 18 + 76 + 18 and rows["inc"].macs == 512 + 256 + 1152 + 256
+    assert rows["res"].params == 921 and rows["res (2)"].params == 0  # shared weights counted once
+    assert rows["res"].window == "3x3 s1 p1"  # one windowed layer inside: its window is kept
+    assert s.total_params == leaves.total_params and s.total_macs == leaves.total_macs
+    assert s.total_activations == 768 + 512 + 128 + 160 + 160 + 160 + 10 + 5 == 1903
+    assert s.activation_bytes == 1903 * 4 and s.depth == 1 and s.to_dict()["depth"] == 1
+    assert "depth 1" in str(s)
+    deep = cnnx.summary(Branchy(), (3, 16, 16), depth=3)  # nothing that deep: every layer stays
+    assert [r.name for r in deep.rows] == [r.name for r in leaves.rows]
+    assert deep.total_activations == leaves.total_activations
+    for bad in (0, -1, True, 1.5, "1"):
+        with pytest.raises(ValueError, match="depth"):
+            cnnx.summary(Branchy(), (3, 16, 16), depth=bad)
+
+
+@pytest.mark.parametrize("name, kwargs, acts", [("googlenet", {"variant": "paper"}, 4_282_664),
+                                                ("resnet50", {}, 2_662_376)])
+def test_per_block_activations_match_reference_tables(name, kwargs, acts):
+    """reference_figures.md tabulates GoogLeNet per Inception module and ResNet per stage."""
+    model = build(name, **kwargs).eval()
+    s = cnnx.summary(model, (3, 224, 224), depth=1)
+    assert s.total_activations == acts
+    rows = {r.name: r for r in s.rows}
+    if name == "resnet50":
+        assert [rows[f"layer{i}"].activations for i in range(1, 5)] == [802_816, 401_408, 200_704, 100_352]
+        assert rows["layer3"].params == 7_098_368 and rows["layer3"].macs == 1_464_336_384
+    else:
+        assert rows["inception4e"].activations == 163_072 and rows["inception4e"].params == 868_352
+        assert rows["inception5b"].macs == 70_697_984
+
+
 def test_multiple_inputs_and_tuple_outputs():
     class TwoHeads(nn.Module):
         def __init__(self):
@@ -559,6 +598,14 @@ def test_cli_seed_tables(capsys):
     assert "1/Dk^2 + 1/Co" in out and "0.12674" in out
     code, out, _ = run(capsys, "resnet18", "--seed-table")
     assert code == 0 and "no seed table for resnet18" in out
+
+
+def test_cli_depth(capsys):
+    code, out, _ = run(capsys, "resnet50", "--depth", "1")
+    assert code == 0 and "ResNet summary: input [1, 3, 224, 224], float32, depth 1" in out
+    assert "2,662,376 per image" in out and "| layer1" not in out and "layer1 " in out
+    code, _, err = run(capsys, "resnet50", "--depth", "0")
+    assert code == 2 and "--depth must be >= 1" in err
 
 
 def test_cli_user_module_and_errors(capsys):
