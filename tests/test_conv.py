@@ -22,6 +22,13 @@ GRID = {
     "depthwise_dil2": (1, 4, 10, 10, 4, 3, 3, 1, 2, 2, 4),
     "depthwise_k5_s3": (1, 4, 33, 35, 4, 5, 5, 3, 2, 1, 4),
     "depthwise_wide": (2, 3, 6, 41, 3, 3, 3, 1, 1, 1, 3),
+    # the flat depthwise kernels: shifted runs ("same", stride 1) and gathered lanes (others)
+    "depthwise_7x7_same": (2, 6, 7, 7, 6, 3, 3, 1, 1, 1, 6),
+    "depthwise_56_same": (1, 3, 56, 56, 3, 3, 3, 1, 1, 1, 3),
+    "depthwise_k5_same_mult2": (1, 3, 11, 9, 6, 5, 5, 1, 2, 1, 3),
+    "depthwise_14_s2": (2, 4, 14, 14, 4, 3, 3, 2, 1, 1, 4),
+    "depthwise_odd_s2": (2, 5, 7, 7, 5, 3, 3, 2, 1, 1, 5),
+    "depthwise_valid": (1, 4, 8, 8, 4, 3, 3, 1, 0, 1, 4),
     "pointwise": (2, 8, 5, 6, 7, 1, 1, 1, 0, 1, 1),
     "pointwise_groups": (3, 8, 5, 5, 4, 1, 1, 1, 0, 1, 2),
     "1x1_stride2": (1, 8, 7, 7, 4, 1, 1, 2, 0, 1, 1),
@@ -178,6 +185,25 @@ def test_fast_paths_match_reference(fast_isa, name, dtype):
         assert g.dtype == dtype and g.shape == wv.shape, what
         err = np.abs(g.astype(np.float64) - wv)
         assert np.all(err <= 2 * bound), f"{what}: max error {err.max()} over bound"
+
+
+@pytest.mark.parametrize("h, w, stride", [(7, 7, 1), (14, 14, 1), (14, 14, 2), (7, 7, 2)])
+def test_depthwise_edges_do_not_leak_across_rows(fast_isa, h, w, stride):
+    """The flat depthwise kernels treat a plane as one run: a value at the end of a row must not
+    reach the start of the next (even an Inf, which times a zero weight would give NaN)."""
+    x = np.zeros((1, 2, h, w), np.float32)
+    x[0, :, :, -1] = np.inf  # the last column
+    x[0, :, :, 0] = -np.inf  # the first column
+    wt = np.ones((2, 1, 3, 3), np.float32)
+    wt[:, :, :, 0] = 0.0     # taps that would read across a row end, weighted zero
+    y = kernels.conv2d_forward(x, wt, stride=stride, padding=1, groups=2)
+    with using_isa("ref"):
+        want = kernels.conv2d_forward(x, wt, stride=stride, padding=1, groups=2)
+    np.testing.assert_array_equal(y, want)
+    dw = kernels.conv2d_backward_weight(x, np.ones_like(y), (3, 3), stride=stride, padding=1, groups=2)[0]
+    with using_isa("ref"):
+        want_dw = kernels.conv2d_backward_weight(x, np.ones_like(y), (3, 3), stride=stride, padding=1, groups=2)[0]
+    np.testing.assert_array_equal(dw, want_dw)
 
 
 def test_finite_differences_float64_reference():

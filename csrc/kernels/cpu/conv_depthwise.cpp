@@ -217,10 +217,183 @@ void output_plane(T* out, const T* buf, const T* wk, T bias, const Conv2dParams&
   for (; oh < p.oh; ++oh) output_rows<T, 1, 8>(out + oh * p.ow, buf, wk, bias, oh, p, L);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Flat kernels: a plane as one run of values (MobileNet's 56x56 and smaller layers).
+//
+// Output o = oh*OW + ow reads tap (i, j) at input position
+//   base(o) + off(i, j),   base(o) = oh*SH*W + ow*SW,   off(i, j) = (i*DH - PH)*W + (j*DW - PW).
+// With stride 1 and OH == H, OW == W ("same" padding), base(o) = o: the whole flattened plane is one
+// shifted run per tap, computed Vec-wide straight from the input to the output with no padded copy
+// (a 7x7 plane is 4 vectors per tap instead of 7 mostly empty rows). Otherwise (stride 2 on a small
+// plane) each vector gathers its lanes at base + off. Either way, lanes whose position leaves the
+// image (above or below it, or across the end of a row) are masked off and not read. The masks and
+// bases depend on the shape only and are made once per call.
+
+// Stride-1 "same" planes up to this many values take the shifted kernels (measured on AVX-512: faster
+// than the row kernels on 7x7 to 56x56 planes: no padded copy, no partly empty row vectors).
+constexpr int64_t kFlatMaxPlane = 56 * 56;
+// Other planes up to this many input values take the gathering kernels (their base table stays small).
+constexpr int64_t kGatherMaxPlane = 32 * 32;
+
+struct FlatPlan {
+  bool gather = false;              // lanes gathered at base + off (else one shifted run)
+  int64_t hw = 0, vecs = 0, ntaps = 0;  // outputs per plane, Vecs per output plane, taps
+  std::vector<int64_t> off;         // off[q]: the input shift of tap q
+  std::vector<std::uint32_t> mask;  // mask[v * ntaps + q]: lanes of vector v that tap q reads
+  std::vector<std::int32_t> base;   // base[v * width + l]: input position of output lane l (gather)
+};
+
+inline bool shift_applies(const Conv2dParams& p) {
+  return p.stride_h == 1 && p.stride_w == 1 && p.oh == p.h && p.ow == p.w && p.h * p.w <= kFlatMaxPlane;
+}
+
+inline bool flat_applies(const Conv2dParams& p) {
+  return p.kh * p.kw <= 25 && (shift_applies(p) || p.h * p.w <= kGatherMaxPlane);
+}
+
+template <class T>
+FlatPlan flat_plan(const Conv2dParams& p) {
+  constexpr int64_t W = simd::Vec<T>::width;
+  FlatPlan F;
+  F.gather = !shift_applies(p);
+  F.hw = p.oh * p.ow;
+  F.vecs = (F.hw + W - 1) / W;
+  F.ntaps = p.kh * p.kw;
+  for (int64_t i = 0; i < p.kh; ++i)
+    for (int64_t j = 0; j < p.kw; ++j) F.off.push_back((i * p.dil_h - p.pad_h) * p.w + j * p.dil_w - p.pad_w);
+  F.mask.assign(static_cast<size_t>(F.vecs * F.ntaps), 0u);
+  if (F.gather) F.base.assign(static_cast<size_t>(F.vecs * W), 0);
+  for (int64_t o = 0; o < F.hw; ++o) {
+    const int64_t v = o / W, l = o % W, oh = o / p.ow, ow = o % p.ow;
+    if (F.gather) F.base[o] = static_cast<std::int32_t>(oh * p.stride_h * p.w + ow * p.stride_w);
+    for (int64_t q = 0; q < F.ntaps; ++q) {
+      const int64_t ih = oh * p.stride_h + (q / p.kw) * p.dil_h - p.pad_h;
+      const int64_t iw = ow * p.stride_w + (q % p.kw) * p.dil_w - p.pad_w;
+      if (ih >= 0 && ih < p.h && iw >= 0 && iw < p.w) F.mask[v * F.ntaps + q] |= 1u << l;
+    }
+  }
+  return F;
+}
+
+// p + d elements, computed on addresses: for masked-off lanes the sum may point outside the plane,
+// which pointer arithmetic may not do.
+template <class T>
+CNNX_INLINE const T* shifted(const T* p, int64_t d) {
+  return reinterpret_cast<const T*>(reinterpret_cast<std::uintptr_t>(p) + static_cast<std::uintptr_t>(d * int64_t(sizeof(T))));
+}
+
+// Vector v of tap q of the plane at x (its lanes masked by m).
+template <class T, bool G>
+CNNX_INLINE typename simd::Vec<T>::reg flat_load(const T* x, int64_t v, int64_t q, std::uint32_t m, const FlatPlan& F) {
+  using V = simd::Vec<T>;
+  if constexpr (G)
+    return V::gather_lanes(shifted(x, F.off[q]), F.base.data() + v * V::width, m);
+  else
+    return V::load_lanes(shifted(x, v * V::width + F.off[q]), m);
+}
+
+// Vectors [v0, v0 + NB) of one output plane: NB independent accumulators over the taps.
+template <class T, bool G, int NB>
+CNNX_INLINE void flat_block(T* out, const T* x, const T* wk, T bias, int64_t v0, const FlatPlan& F) {
+  using V = simd::Vec<T>;
+  constexpr int64_t W = V::width;
+  typename V::reg acc[NB];
+  for (int b = 0; b < NB; ++b) acc[b] = V::zero();
+  for (int64_t q = 0; q < F.ntaps; ++q) {
+    const typename V::reg wv = V::set1(wk[q]);
+    const std::uint32_t* m = F.mask.data() + v0 * F.ntaps + q;
+    for (int b = 0; b < NB; ++b) acc[b] = V::fmadd(wv, flat_load<T, G>(x, v0 + b, q, m[b * F.ntaps], F), acc[b]);
+  }
+  const typename V::reg vb = V::set1(bias);
+  for (int b = 0; b < NB; ++b) {
+    const int64_t at = (v0 + b) * W;
+    if (at + W <= F.hw)
+      V::store(out + at, V::add(acc[b], vb));
+    else
+      V::store_partial(out + at, V::add(acc[b], vb), int(F.hw - at));
+  }
+}
+
+// One output plane: 8 vectors at a time, then the rest in one narrower block.
+template <class T, bool G>
+void flat_plane(T* out, const T* x, const T* wk, T bias, const FlatPlan& F) {
+  int64_t v = 0;
+  for (; v + 8 <= F.vecs; v += 8) flat_block<T, G, 8>(out, x, wk, bias, v, F);
+  switch (F.vecs - v) {
+#define CNNX_FLAT(n)                                 \
+  case n:                                            \
+    flat_block<T, G, n>(out, x, wk, bias, v, F);     \
+    break;
+    CNNX_FLAT(1) CNNX_FLAT(2) CNNX_FLAT(3) CNNX_FLAT(4) CNNX_FLAT(5) CNNX_FLAT(6) CNNX_FLAT(7)
+#undef CNNX_FLAT
+    default: break;
+  }
+}
+
+template <class T, bool G>
+void flat_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p, const FlatPlan& F) {
+  const int64_t mult = p.k / p.c;
+  parallel::region(get_num_threads(), [&](int tid, int nt) {
+    const parallel::Range planes = parallel::split(p.n * p.c, tid, nt);
+    for (int64_t nc = planes.begin; nc < planes.end; ++nc) {
+      const int64_t n = nc / p.c, c = nc % p.c;
+      for (int64_t m = 0; m < mult; ++m) {
+        const int64_t k = c * mult + m;
+        flat_plane<T, G>(y + (n * p.k + k) * F.hw, x + nc * p.h * p.w, w + k * F.ntaps, bias ? bias[k] : T(0), F);
+      }
+    }
+  });
+}
+
+// dw of one channel k over all images: NT accumulators (one per tap), each summing dy * tap input
+// over the plane's vectors, images in order; the lanes are reduced once at the end.
+template <class T, bool G, int NT>
+void flat_weight_channel(T* dwk, const T* x, const T* dy, int64_t c, int64_t k, const Conv2dParams& p,
+                         const FlatPlan& F) {
+  using V = simd::Vec<T>;
+  constexpr int64_t W = V::width;
+  typename V::reg acc[NT];
+  for (int q = 0; q < NT; ++q) acc[q] = V::zero();
+  for (int64_t n = 0; n < p.n; ++n) {
+    const T* xp = x + (n * p.c + c) * p.h * p.w;
+    const T* g = dy + (n * p.k + k) * F.hw;
+    for (int64_t v = 0; v < F.vecs; ++v) {
+      const int64_t at = v * W;
+      const typename V::reg gv = at + W <= F.hw ? V::load(g + at) : V::load_partial(g + at, int(F.hw - at));
+      const std::uint32_t* m = F.mask.data() + v * NT;
+      for (int q = 0; q < NT; ++q) acc[q] = V::fmadd(gv, flat_load<T, G>(xp, v, q, m[q], F), acc[q]);
+    }
+  }
+  for (int q = 0; q < NT; ++q) dwk[q] = V::reduce_add(acc[q]);
+}
+
+template <class T, bool G>
+bool flat_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p, const FlatPlan& F) {
+  const int64_t ntaps = p.kh * p.kw;
+  if (ntaps != 9 && ntaps != 25) return false;  // register-resident sums for 3x3 and 5x5 only
+  const int64_t mult = p.k / p.c;
+  parallel::region(get_num_threads(), [&](int tid, int nt) {
+    const parallel::Range chans = parallel::split(p.c, tid, nt);
+    for (int64_t c = chans.begin; c < chans.end; ++c)
+      for (int64_t m = 0; m < mult; ++m) {
+        const int64_t k = c * mult + m;
+        if (ntaps == 9)
+          flat_weight_channel<T, G, 9>(dw + k * ntaps, x, dy, c, k, p, F);
+        else
+          flat_weight_channel<T, G, 25>(dw + k * ntaps, x, dy, c, k, p, F);
+      }
+  });
+  return true;
+}
+
 }  // namespace
 
 template <class T>
 void depthwise_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p) {
+  if (flat_applies(p)) {
+    const FlatPlan F = flat_plan<T>(p);
+    return F.gather ? flat_forward<T, true>(y, x, w, bias, p, F) : flat_forward<T, false>(y, x, w, bias, p, F);
+  }
   const Layout L = layout_of<T>(p);
   const int64_t mult = p.k / p.c, ntaps = p.kh * p.kw, ohw = p.oh * p.ow;
   parallel::region(get_num_threads(), [&](int tid, int nt) {
@@ -291,6 +464,11 @@ void depthwise_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams
 // image) and the lanes reduced once at the end, in a fixed order.
 template <class T>
 void depthwise_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
+  if (flat_applies(p)) {
+    const FlatPlan F = flat_plan<T>(p);
+    if (F.gather ? flat_backward_weight<T, true>(dw, x, dy, p, F) : flat_backward_weight<T, false>(dw, x, dy, p, F))
+      return;
+  }
   using V = simd::Vec<T>;
   using R = typename V::reg;
   constexpr int64_t W = V::width;

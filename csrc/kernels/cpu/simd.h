@@ -12,6 +12,10 @@
 //   load_strided(p, s)       p[0], p[s], ..., p[(width-1)*s], reading nothing else
 //   load_partial(p, n)       the first n < width lanes, the rest zero, reading nothing past p[n-1]
 //   store_partial(p, v, n)   the first n < width lanes
+//   load_lanes(p, bits)      lane l = p[l] where bit l of bits is set, else zero; reads only those
+//                            lanes (the others may lie outside any object: they are not touched)
+//   gather_lanes(p, idx, bits)  lane l = p[idx[l]] where bit l is set, else zero (idx: width int32s);
+//                            reads only those lanes
 //   store_index(dst, off, base, step)   dst[l] = base + l*step + int64(off[l]), for whole-number lanes
 //                            in [0, 2^31)
 //   load_widen(const float*) on Vec<double>: `width` floats, widened

@@ -60,6 +60,13 @@ struct Vec<float> {
   static CNNX_INLINE void store_partial(float* p, reg v, int n) {
     _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), v);
   }
+  static CNNX_INLINE reg load_lanes(const float* p, std::uint32_t bits) {
+    return _mm512_maskz_loadu_ps(static_cast<__mmask16>(bits), p);
+  }
+  static CNNX_INLINE reg gather_lanes(const float* p, const std::int32_t* idx, std::uint32_t bits) {
+    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), static_cast<__mmask16>(bits),
+                                    _mm512_loadu_si512(idx), p, 4);
+  }
   // dst[l] = base + l * step + int64(off[l]) for whole-number lanes 0 <= off < 2^31.
   static CNNX_INLINE void store_index(std::int64_t* dst, reg off, std::int64_t base, std::int64_t step) {
     const __m512i o = _mm512_cvttps_epi32(off);
@@ -119,6 +126,13 @@ struct Vec<double> {
   }
   static CNNX_INLINE void store_partial(double* p, reg v, int n) {
     _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1), v);
+  }
+  static CNNX_INLINE reg load_lanes(const double* p, std::uint32_t bits) {
+    return _mm512_maskz_loadu_pd(static_cast<__mmask8>(bits), p);
+  }
+  static CNNX_INLINE reg gather_lanes(const double* p, const std::int32_t* idx, std::uint32_t bits) {
+    return _mm512_mask_i32gather_pd(_mm512_setzero_pd(), static_cast<__mmask8>(bits),
+                                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx)), p, 8);
   }
   static CNNX_INLINE void store_index(std::int64_t* dst, reg off, std::int64_t base, std::int64_t step) {
     const __m512i b = _mm512_setr_epi64(base, base + step, base + 2 * step, base + 3 * step, base + 4 * step,

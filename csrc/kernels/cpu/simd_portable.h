@@ -52,6 +52,18 @@ struct Vec {
   static CNNX_INLINE void store_partial(T* p, reg v, int n) {
     for (int i = 0; i < n; ++i) p[i] = v[i];
   }
+  static CNNX_INLINE reg load_lanes(const T* p, std::uint32_t bits) {
+    reg r{};
+    for (int i = 0; i < width; ++i)
+      if (bits >> i & 1u) r[i] = p[i];
+    return r;
+  }
+  static CNNX_INLINE reg gather_lanes(const T* p, const std::int32_t* idx, std::uint32_t bits) {
+    reg r{};
+    for (int i = 0; i < width; ++i)
+      if (bits >> i & 1u) r[i] = p[idx[i]];
+    return r;
+  }
   static CNNX_INLINE void store_index(std::int64_t* dst, reg off, std::int64_t base, std::int64_t step) {
     for (int i = 0; i < width; ++i) dst[i] = base + i * step + static_cast<std::int64_t>(off[i]);
   }
