@@ -1,11 +1,16 @@
 """The error contract of every public entry point (issue 9, catalogue R8).
 
-One table of bad inputs: wrong dtype / ndim / shape, channel and groups mismatches, non-positive
-stride / dilation / groups / kernel, negative or oversize padding, NaN or non-numeric
+One table of bad inputs to kernels, functional ops, tensors, layers, models, optimizers and
+schedulers, the data pipeline (loaders, datasets, transforms, dataset files), checkpoints and weight
+files, and the CLI: wrong dtype / ndim / shape, channel and groups mismatches, non-positive stride /
+dilation / groups / kernel, negative or oversize padding, NaN, infinite or non-numeric
 hyper-parameters, sizes whose byte count overflows, non-array objects, ragged lists, out-of-range
-class labels, bad command lines. Each must raise TypeError or ValueError (the CLI: exit status 2
-and no traceback) with a message that names the argument; never a crash, never a silent
-conversion, never a result.
+class labels, state dicts that do not fit, missing, truncated, corrupt or malicious files, bad
+command lines. Each must raise TypeError or ValueError (the CLI: exit status 2 and no traceback)
+with a message that names the argument (for a file: the file); never a crash, never a silent
+conversion, never a result. The few cases that list another type use PyTorch's / Python's own:
+IndexError for a dimension index, MemoryError for an unallocatable output, FileNotFoundError
+(IsADirectoryError) for a path that does not exist (is a folder).
 
 A crash must fail its case, not the run, so the cases run in a child process: one child runs the
 whole table and reports each case as it finishes; if it dies (a segfault, an abort) or hangs, the
@@ -26,10 +31,13 @@ import tempfile
 
 import pytest
 
-# Each case: (id, code, words[, allowed]). `code` runs with the names set up in _namespace(); it must
-# raise TypeError or ValueError (or, where a case says so, one of `allowed`: MemoryError for an
-# output that cannot be allocated, IndexError for a dimension index as in PyTorch) whose message
-# contains every string in `words` (case-insensitive).
+# Each case: (id, code, words[, allowed]). `code` runs with the names set up in _namespace() (modules
+# and small helpers: `tmp` writes a file into a scratch folder that is removed afterwards, `st` / `idx`
+# / `cifar_batch` / `png` build file contents, `params` / `opt` / `tds` build parameters, an SGD
+# optimizer, a TensorDataset); it must raise TypeError or ValueError (or, where a case says so, one of
+# `allowed`: MemoryError for an output that cannot be allocated, IndexError for a dimension index as in
+# PyTorch, FileNotFoundError / IsADirectoryError for a path) whose message contains every string in
+# `words` (case-insensitive).
 # A code starting with "cli:" is a command line for `cnnx` instead; it must exit with status 2 and
 # print a message holding `words` (argparse's convention), with no traceback.
 X = "np.ones((1, 3, 8, 8), np.float32)"
@@ -213,6 +221,88 @@ CASES = [
     ("summary-input-size-str", "cnnx.summary(models.lenet5(), 'big')", ["input_size"]),
     ("summary-batch-0", "cnnx.summary(models.lenet5(), (1, 32, 32), batch_size=0)", ["batch_size"]),
     ("summary-model-str", "cnnx.summary('lenet5', (1, 32, 32))", ["model"]),
+    # --- cnnx.optim: optimizers -------------------------------------------------------------------
+    ("SGD-lr-neg", "optim.SGD(params(), lr=-1)", ["lr", "-1"]),
+    ("SGD-lr-nan", "optim.SGD(params(), lr=float('nan'))", ["lr", "nan"]),
+    ("SGD-lr-inf", "optim.SGD(params(), lr=float('inf'))", ["lr", "inf"]),
+    ("SGD-lr-str", "optim.SGD(params(), lr='0.1')", ["lr", "str"]),
+    ("SGD-momentum-neg", "optim.SGD(params(), lr=0.1, momentum=-0.5)", ["momentum", "-0.5"]),
+    ("SGD-momentum-bool", "optim.SGD(params(), lr=0.1, momentum=True)", ["momentum", "bool"]),
+    ("SGD-nesterov-no-momentum", "optim.SGD(params(), lr=0.1, nesterov=True)", ["nesterov", "momentum"]),
+    ("SGD-nesterov-dampening", "optim.SGD(params(), lr=0.1, momentum=0.9, dampening=0.1, nesterov=True)",
+     ["nesterov", "dampening"]),
+    ("SGD-nesterov-str", "optim.SGD(params(), lr=0.1, momentum=0.9, nesterov='yes')", ["nesterov", "str"]),
+    ("SGD-weight-decay-neg", "optim.SGD(params(), lr=0.1, weight_decay=-1e-4)", ["weight_decay"]),
+    ("SGD-weight-decay-nan", "optim.SGD(params(), lr=0.1, weight_decay=float('nan'))", ["weight_decay", "nan"]),
+    ("Adam-beta1-one", "optim.Adam(params(), betas=(1.0, 0.999))", ["betas", "1.0"]),
+    ("Adam-beta2-neg", "optim.Adam(params(), betas=(0.9, -0.1))", ["betas", "-0.1"]),
+    ("Adam-beta1-nan", "optim.Adam(params(), betas=(float('nan'), 0.999))", ["betas", "nan"]),
+    ("Adam-betas-triple", "optim.Adam(params(), betas=(0.9, 0.99, 0.999))", ["betas"]),
+    ("Adam-betas-float", "optim.Adam(params(), betas=0.9)", ["betas", "0.9"]),
+    ("Adam-eps-neg", "optim.Adam(params(), eps=-1e-8)", ["eps"]),
+    ("Adam-eps-str", "optim.Adam(params(), eps='tiny')", ["eps", "str"]),
+    ("Adam-amsgrad-str", "optim.Adam(params(), amsgrad='no')", ["amsgrad", "str"]),
+    ("AdamW-weight-decay-neg", "optim.AdamW(params(), weight_decay=-0.01)", ["weight_decay"]),
+    ("optim-params-empty", "optim.SGD([], lr=0.1)", ["params", "empty"]),
+    ("optim-params-tensor", "optim.SGD(params()[0], lr=0.1)", ["params", "iterable"]),
+    ("optim-params-none", "optim.SGD(None, lr=0.1)", ["params", "NoneType"]),
+    ("optim-params-ints", "optim.SGD([1, 2], lr=0.1)", ["params", "int"]),
+    ("optim-params-str", "optim.Adam('weights')", ["params", "str"]),
+    ("optim-params-int-tensor", "optim.SGD([cnnx.ones(2, dtype=cnnx.int64)], lr=0.1)", ["params", "int64"]),
+    ("optim-params-generator-empty", "optim.SGD(iter([]), lr=0.1)", ["params", "empty"]),
+    ("optim-group-no-params", "optim.SGD([{'lr': 0.1}], lr=0.1)", ["param_group", "params"]),
+    ("optim-group-mixed", "optim.SGD([{'params': params()}, params()[0]], lr=0.1)", ["param_group", "Parameter"]),
+    ("optim-group-lr-str", "optim.SGD([{'params': params(), 'lr': 'x'}], lr=0.1)", ["lr", "str"]),
+    ("optim-group-overlap", "p = params(); optim.SGD([{'params': p}, {'params': p}], lr=0.1)",
+     ["more than one parameter group"]),
+    ("optim-add-group-not-dict", "opt().add_param_group(params())", ["param_group", "list"]),
+    ("optim-load-state-dict-list", "opt().load_state_dict([1])", ["state_dict", "list"]),
+    ("optim-load-state-dict-no-groups", "opt().load_state_dict({'state': {}})", ["state_dict", "param_groups"]),
+    ("optim-load-state-dict-state-list",
+     "o = opt(); sd = o.state_dict(); sd['state'] = [1]; o.load_state_dict(sd)", ["state", "list"]),
+    ("optim-load-state-dict-group-params-int",
+     "o = opt(); sd = o.state_dict(); sd['param_groups'][0]['params'] = 5; o.load_state_dict(sd)",
+     ["param_groups", "params"]),
+    ("optim-load-state-dict-group-count",
+     "o = opt(); o.load_state_dict({'state': {}, 'param_groups': []})", ["parameter groups", "0"]),
+    ("optim-load-state-dict-buffer-shape",
+     "o = opt(); sd = o.state_dict(); sd['state'] = {0: {'momentum_buffer': np.ones(3, np.float32)}}; "
+     "o.load_state_dict(sd)", ["momentum_buffer", "(3,)"]),
+    ("optim-load-state-dict-lr-nan",
+     "o = opt(); sd = o.state_dict(); sd['param_groups'][0]['lr'] = float('nan'); o.load_state_dict(sd)",
+     ["lr", "nan"]),
+    ("optim-load-adam-into-sgd",
+     "p = params(); a = optim.Adam(p); a.state_dict(); opt(p).load_state_dict(a.state_dict())",
+     ["momentum", "betas"]),
+    ("optim-load-sgd-into-adam", "p = params(); optim.Adam(p).load_state_dict(opt(p).state_dict())",
+     ["betas"]),
+    ("optim-load-other-model", "opt(params(2)).load_state_dict(opt(params(1)).state_dict())",
+     ["parameter group", "1", "2"]),
+    # --- cnnx.optim.lr_scheduler -----------------------------------------------------------------
+    ("StepLR-not-optimizer", "S.StepLR('sgd', 1)", ["optimizer", "str"]),
+    ("StepLR-step-size-0", "S.StepLR(opt(), 0)", ["step_size", "0"]),
+    ("StepLR-step-size-float", "S.StepLR(opt(), 2.5)", ["step_size", "2.5"]),
+    ("StepLR-gamma-nan", "S.StepLR(opt(), 1, gamma=float('nan'))", ["gamma", "nan"]),
+    ("StepLR-gamma-str", "S.StepLR(opt(), 1, gamma='0.1')", ["gamma", "str"]),
+    ("StepLR-last-epoch-str", "S.StepLR(opt(), 1, last_epoch='0')", ["last_epoch", "str"]),
+    ("MultiStepLR-not-increasing", "S.MultiStepLR(opt(), [30, 10])", ["milestones", "[30, 10]"]),
+    ("MultiStepLR-milestone-neg", "S.MultiStepLR(opt(), [-1, 10])", ["milestone", "-1"]),
+    ("MultiStepLR-milestones-int", "S.MultiStepLR(opt(), 10)", ["milestones", "int"]),
+    ("MultiStepLR-gamma-inf", "S.MultiStepLR(opt(), [10], gamma=float('inf'))", ["gamma", "inf"]),
+    ("CosineAnnealingLR-T-max-0", "S.CosineAnnealingLR(opt(), 0)", ["T_max", "0"]),
+    ("CosineAnnealingLR-eta-min-nan", "S.CosineAnnealingLR(opt(), 10, eta_min=float('nan'))", ["eta_min", "nan"]),
+    ("ReduceLROnPlateau-not-optimizer", "S.ReduceLROnPlateau(None)", ["optimizer", "NoneType"]),
+    ("ReduceLROnPlateau-mode", "S.ReduceLROnPlateau(opt(), mode='avg')", ["mode", "avg"]),
+    ("ReduceLROnPlateau-factor-1", "S.ReduceLROnPlateau(opt(), factor=1.0)", ["factor", "1.0"]),
+    ("ReduceLROnPlateau-factor-str", "S.ReduceLROnPlateau(opt(), factor='0.5')", ["factor"]),
+    ("ReduceLROnPlateau-threshold-mode", "S.ReduceLROnPlateau(opt(), threshold_mode='percent')",
+     ["threshold_mode", "percent"]),
+    ("ReduceLROnPlateau-threshold-nan", "S.ReduceLROnPlateau(opt(), threshold=float('nan'))", ["threshold", "nan"]),
+    ("ReduceLROnPlateau-patience-neg", "S.ReduceLROnPlateau(opt(), patience=-1)", ["patience", "-1"]),
+    ("ReduceLROnPlateau-min-lr-length", "S.ReduceLROnPlateau(opt(), min_lr=[0.0, 0.0])", ["min_lr", "2"]),
+    ("ReduceLROnPlateau-step-str", "S.ReduceLROnPlateau(opt()).step('0.5')", ["metrics", "str"]),
+    ("scheduler-load-state-dict-int", "S.StepLR(opt(), 1).load_state_dict(5)", ["state_dict", "int"]),
+    ("plateau-load-state-dict-list", "S.ReduceLROnPlateau(opt()).load_state_dict([1])", ["state_dict", "list"]),
     # --- the command line ------------------------------------------------------------------------
     ("cli-unknown-model", "cli:summary resnet19", ["resnet19"]),
     ("cli-input-not-int", "cli:summary lenet5 --input 1,a,32", ["--input"]),
@@ -224,16 +314,67 @@ CASES = [
 ]
 
 
-def _namespace() -> dict:
+def _namespace(scratch: str) -> dict:
+    """The names the cases' code can use; files the cases write go below the folder `scratch`."""
+    import gzip
+    import pickle
+    import struct
+
     import numpy as np
 
     import cnnx
     import cnnx.kernels as K
     import cnnx.nn as nn
     import cnnx.nn.functional as F
-    from cnnx import models
+    from cnnx import data, models, optim
+    from cnnx.data import datasets
+    from cnnx.data import transforms as T
+    from cnnx.optim import lr_scheduler as S
 
-    return {"np": np, "cnnx": cnnx, "K": K, "nn": nn, "F": F, "models": models}
+    def tmp(name: str, content: bytes | None = None, folder: str | None = None) -> str:
+        """The path of `name` in `folder` (default: a new folder below `scratch`), holding `content`
+        when given (sub-folders in `name` are made)."""
+        path = os.path.join(folder or tempfile.mkdtemp(prefix="case-", dir=scratch), name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if content is not None:
+            with open(path, "wb") as f:
+                f.write(content)
+        return path
+
+    def st(header, payload: bytes = b"") -> bytes:
+        """A safetensors file: 8-byte header length, the JSON `header`, `payload`."""
+        text = json.dumps(header).encode()
+        return struct.pack("<Q", len(text)) + text + payload
+
+    def idx(shape, payload: bytes) -> bytes:
+        """An IDX (MNIST) file of unsigned bytes with the given shape in its header."""
+        return bytes([0, 0, 8, len(shape)]) + b"".join(struct.pack(">I", n) for n in shape) + payload
+
+    def cifar_batch(labels=(0, 1), width: int = 3072) -> bytes:
+        """A CIFAR-10 python batch (protocol-2 pickle with byte-string keys, as the real files)."""
+        return pickle.dumps({b"batch_label": b"test", b"labels": list(labels),
+                             b"data": np.zeros((len(labels), width), np.uint8)}, protocol=2)
+
+    def png() -> bytes:
+        from PIL import Image
+
+        out = io.BytesIO()
+        Image.new("RGB", (4, 4)).save(out, format="PNG")
+        return out.getvalue()
+
+    def params(n: int = 1) -> list:
+        return [nn.Parameter(cnnx.ones(2)) for _ in range(n)]
+
+    def opt(p=None):
+        return optim.SGD(params() if p is None else p, lr=0.1, momentum=0.9)
+
+    def tds():
+        return data.TensorDataset(cnnx.ones(4, 2), cnnx.zeros(4, dtype=cnnx.int64))
+
+    return {"np": np, "cnnx": cnnx, "K": K, "nn": nn, "F": F, "models": models, "optim": optim, "S": S,
+            "data": data, "T": T, "datasets": datasets, "os": os, "json": json, "struct": struct, "gzip": gzip,
+            "pickle": pickle, "tmp": tmp, "st": st, "idx": idx, "cifar_batch": cifar_batch, "png": png,
+            "params": params, "opt": opt, "tds": tds}
 
 
 def _run_case(code: str, ns: dict) -> dict:
@@ -261,9 +402,9 @@ def _run_case(code: str, ns: dict) -> dict:
 
 def _child(ids: list[str], report: str) -> None:
     """Run the cases `ids` in order, appending "start" and "done" lines to the file `report`."""
-    ns = _namespace()
     table = {case[0]: case for case in CASES}
-    with open(report, "a", buffering=1) as f:
+    with tempfile.TemporaryDirectory(prefix="cnnx-contract-") as scratch, open(report, "a", buffering=1) as f:
+        ns = _namespace(scratch)
         for cid in ids:
             f.write(json.dumps({"start": cid}) + "\n")
             f.flush()
