@@ -403,6 +403,75 @@ CASES = [
      "mode='XYZ')", ["mode", "XYZ"]),
     ("Digits-size-0", "datasets.Digits(size=0)", ["size", "0"]),
     ("Digits-channels-2", "datasets.Digits(channels=2)", ["channels", "2"]),
+    # --- checkpoints: cnnx.save / cnnx.load and the safetensors weight files -----------------------
+    ("load-missing-file", "cnnx.load('/nonexistent/run/last.ckpt')", ["/nonexistent/run/last.ckpt"],
+     (FileNotFoundError,)),
+    ("load-directory", "cnnx.load(os.path.dirname(tmp('x', b'')))", ["cnnx-contract-"], (IsADirectoryError,)),
+    ("load-path-none", "cnnx.load(None)", ["path", "NoneType"]),
+    ("load-empty-file", "cnnx.load(tmp('empty.ckpt', b''))", ["empty.ckpt"]),
+    ("load-text-file", "cnnx.load(tmp('notes.ckpt', b'this is a text file, not a checkpoint ' * 3))",
+     ["notes.ckpt"]),
+    ("load-truncated", "p = tmp('cut.ckpt'); cnnx.save({'w': cnnx.ones(64, 64)}, p); "
+     "b = open(p, 'rb').read(); open(p, 'wb').write(b[:len(b) // 2]); cnnx.load(p)", ["cut.ckpt"]),
+    ("load-header-huge", "cnnx.load(tmp('huge.ckpt', struct.pack('<Q', 2**63) + b'{}'))", ["huge.ckpt", "header"]),
+    ("load-header-not-json", "cnnx.load(tmp('nj.ckpt', struct.pack('<Q', 8) + b'{oops!!}'))", ["nj.ckpt", "JSON"]),
+    ("load-header-not-utf8", "cnnx.load(tmp('nu.ckpt', struct.pack('<Q', 4) + b'{\\xff}'))", ["nu.ckpt"]),
+    ("load-header-list", "cnnx.load(tmp('hl.ckpt', st([])))", ["hl.ckpt", "object"]),
+    ("load-bad-dtype", "cnnx.load(tmp('dt.ckpt', st({'w': {'dtype': 'C64', 'shape': [1], "
+     "'data_offsets': [0, 8]}}, bytes(8))))", ["dt.ckpt", "w", "C64"]),
+    ("load-dtype-not-str", "cnnx.load(tmp('dn.ckpt', st({'w': {'dtype': 4, 'shape': [1], "
+     "'data_offsets': [0, 4]}}, bytes(4))))", ["dn.ckpt", "w", "dtype"]),
+    ("load-shape-vs-bytes", "cnnx.load(tmp('sb.ckpt', st({'w': {'dtype': 'F32', 'shape': [3], "
+     "'data_offsets': [0, 8]}}, bytes(8))))", ["sb.ckpt", "w", "3"]),
+    ("load-shape-negative", "cnnx.load(tmp('sn.ckpt', st({'w': {'dtype': 'F32', 'shape': [-1, -2], "
+     "'data_offsets': [0, 8]}}, bytes(8))))", ["sn.ckpt", "w", "shape"]),
+    ("load-shape-float", "cnnx.load(tmp('sf.ckpt', st({'w': {'dtype': 'F32', 'shape': [1.5], "
+     "'data_offsets': [0, 4]}}, bytes(4))))", ["sf.ckpt", "w", "shape"]),
+    ("load-shape-overflow", "cnnx.load(tmp('so.ckpt', st({'w': {'dtype': 'F32', 'shape': [2**32, 2**32, 2**32], "
+     "'data_offsets': [0, 0]}})))", ["so.ckpt", "w"]),
+    ("load-offsets-out-of-bounds", "cnnx.load(tmp('ob.ckpt', st({'w': {'dtype': 'F32', 'shape': [250], "
+     "'data_offsets': [0, 1000]}}, bytes(8))))", ["ob.ckpt", "w", "1000"]),
+    ("load-offsets-reversed", "cnnx.load(tmp('or.ckpt', st({'w': {'dtype': 'F32', 'shape': [0], "
+     "'data_offsets': [8, 0]}}, bytes(8))))", ["or.ckpt", "w"]),
+    ("load-offsets-overlap", "cnnx.load(tmp('ol.ckpt', st({'a': {'dtype': 'F32', 'shape': [2], "
+     "'data_offsets': [0, 8]}, 'b': {'dtype': 'F32', 'shape': [2], 'data_offsets': [4, 12]}}, bytes(12))))",
+     ["ol.ckpt", "overlap"]),
+    ("load-entry-missing-key", "cnnx.load(tmp('mk.ckpt', st({'w': {'dtype': 'F32', 'shape': [1]}}, bytes(4))))",
+     ["mk.ckpt", "w", "data_offsets"]),
+    ("load-metadata-not-dict", "cnnx.load(tmp('md.ckpt', st({'__metadata__': 5})))", ["md.ckpt", "__metadata__"]),
+    ("load-cnnx-metadata-corrupt", "cnnx.load(tmp('cm.ckpt', st({'__metadata__': {'cnnx': '{oops'}})))",
+     ["cm.ckpt", "metadata"]),
+    ("load-metadata-missing-tensor", "cnnx.load(tmp('mt.ckpt', st({'__metadata__': {'cnnx': json.dumps("
+     "{'format': 'cnnx.checkpoint', 'version': 1, 'tree': {'$tensor': 'w'}})}})))", ["mt.ckpt", "'w'"]),
+    ("load-header-deep-nesting", "cnnx.load(tmp('dn.ckpt', struct.pack('<Q', 200000) + b'[' * 200000))",
+     ["dn.ckpt", "JSON"]),
+    ("load-header-duplicate-name", "h = b'{\"w\": {\"dtype\": \"U8\", \"shape\": [0], \"data_offsets\": [0, 0]}, "
+     "\"w\": 1}'; cnnx.load(tmp('dup.ckpt', struct.pack('<Q', len(h)) + h))", ["dup.ckpt", "duplicate", "w"]),
+    ("load-trailing-bytes", "cnnx.load(tmp('tb.ckpt', st({'w': {'dtype': 'U8', 'shape': [2], "
+     "'data_offsets': [0, 2]}}, bytes(6))))", ["tb.ckpt", "4 bytes"]),
+    ("load-bool-bytes", "cnnx.load(tmp('bb.ckpt', st({'m': {'dtype': 'BOOL', 'shape': [2], "
+     "'data_offsets': [0, 2]}}, b'\\x00\\x07')))", ["bb.ckpt", "m", "BOOL"]),
+    ("load-metadata-tree-corrupt", "cnnx.load(tmp('tc.ckpt', st({'__metadata__': {'cnnx': json.dumps("
+     "{'format': 'cnnx.checkpoint', 'version': 1, 'tree': {'lr': {'$float': 'fast'}}})}})))", ["tc.ckpt", "fast"]),
+    ("load-metadata-newer-version", "cnnx.load(tmp('nv.ckpt', st({'__metadata__': {'cnnx': json.dumps("
+     "{'format': 'cnnx.checkpoint', 'version': 99, 'tree': 1})}})))", ["nv.ckpt", "99"]),
+    ("save-object", "cnnx.save({'model': {'w': object()}}, tmp('o.ckpt'))", ["object", "['w']"]),
+    ("save-string-array", "cnnx.save({'names': np.array(['a', 'b'])}, tmp('s.ckpt'))", ["names", "<U1"]),
+    ("save-complex", "cnnx.save({'z': np.ones(2, np.complex64)}, tmp('z.ckpt'))", ["z", "complex64"]),
+    ("save-path-none", "cnnx.save({'w': cnnx.ones(2)}, None)", ["path", "NoneType"]),
+    ("load-safetensors-bad-dtype", "models.load_safetensors(tmp('w.safetensors', st({'w': {'dtype': 'Q8', "
+     "'shape': [1], 'data_offsets': [0, 1]}}, bytes(1))))", ["w.safetensors", "Q8"]),
+    ("load-safetensors-truncated", "models.load_safetensors(tmp('t.safetensors', st({'w': {'dtype': 'F64', "
+     "'shape': [4], 'data_offsets': [0, 32]}}, bytes(16))))", ["t.safetensors", "w"]),
+    ("save-safetensors-string", "models.save_safetensors({'w': 'weights'}, tmp('s.safetensors'))", ["'w'", "<U7"]),
+    ("save-safetensors-ragged", "models.save_safetensors({'w': [[1.0], [1.0, 2.0]]}, tmp('r.safetensors'))",
+     ["'w'"]),
+    ("save-safetensors-key-int", "models.save_safetensors({1: np.ones(2)}, tmp('k.safetensors'))", ["name", "int"]),
+    ("save-safetensors-not-mapping", "models.save_safetensors([np.ones(2)], tmp('l.safetensors'))",
+     ["state", "list"]),
+    ("load-torch-state-dict-int", "models.load_torch_state_dict(models.lenet5(), 5)", ["state", "int"]),
+    ("load-torch-state-dict-missing-file", "models.load_torch_state_dict(models.lenet5(), '/nonexistent/w.safetensors')",
+     ["/nonexistent/w.safetensors"], (FileNotFoundError,)),
     # --- Module.load_state_dict --------------------------------------------------------------------
     ("load-state-dict-missing", "nn.Linear(2, 3).load_state_dict({'weight': cnnx.ones(3, 2)})",
      ["missing", "bias"]),
