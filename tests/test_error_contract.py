@@ -523,6 +523,19 @@ CASES = [
     ("cli-width-nan", "cli:summary mobilenet_v1 --width nan", ["width"]),
     ("cli-classes-0", "cli:summary lenet5 --classes 0", ["classes"]),
     ("cli-unknown-command", "cli:frobnicate", ["frobnicate"]),
+    ("cli-train-lr-inf", "cli:train lenet5 --epochs 0 --lr inf", ["--lr"]),
+    ("cli-train-batch-0", "cli:train lenet5 --epochs 0 --batch-size 0", ["--batch-size"]),
+    ("cli-train-epochs-neg", "cli:train lenet5 --epochs -1", ["--epochs"]),
+    ("cli-train-save-every-0", "cli:train lenet5 --epochs 0 --save-every 0", ["--save-every"]),
+    ("cli-train-image-size-0", "cli:train resnet18 --epochs 0 --image-size 0", ["--image-size"]),
+    ("cli-train-seed-neg", "cli:train lenet5 --epochs 0 --seed -1", ["--seed"]),
+    ("cli-train-threads-0", "cli:train lenet5 --epochs 0 --threads 0", ["--threads"]),
+    ("cli-train-missing-data", "cli:train lenet5 --epochs 0 --data mnist:/nonexistent/mnist", ["/nonexistent/mnist"]),
+    ("cli-train-resume-missing", "cli:train lenet5 --epochs 0 --resume /nonexistent/last.ckpt",
+     ["/nonexistent/last.ckpt"]),
+    ("cli-eval-missing-checkpoint", "cli:eval lenet5 /nonexistent/model.safetensors", ["/nonexistent/model.safetensors"]),
+    ("cli-eval-batch-0", "cli:eval lenet5 /nonexistent/model.safetensors --batch-size 0", ["--batch-size"]),
+    ("cli-eval-threads-0", "cli:eval lenet5 /nonexistent/model.safetensors --threads 0", ["--threads"]),
 ]
 
 
