@@ -14,6 +14,7 @@ import argparse
 import copy
 import inspect
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -187,6 +188,14 @@ def _scheduler(name: str, optimizer, epochs: int):
     return None
 
 
+def _check_common(args) -> None:
+    """The options ``train`` and ``eval`` share, checked before any work."""
+    if args.image_size is not None and args.image_size < 1:
+        raise CliError(f"--image-size must be >= 1, got {args.image_size}")
+    if args.threads is not None and args.threads < 1:
+        raise CliError(f"--threads must be >= 1, got {args.threads}")
+
+
 def _settings(args) -> dict:
     model = _check_model(args.model)
     kind, root = _parse_data(args.data)
@@ -205,8 +214,13 @@ def _settings(args) -> dict:
     for key in ("epochs", "batch_size"):
         if s[key] < (0 if key == "epochs" else 1):
             raise CliError(f"--{key.replace('_', '-')} must be >= {0 if key == 'epochs' else 1}, got {s[key]}")
-    if not s["lr"] > 0:
-        raise CliError(f"--lr must be > 0, got {s['lr']}")
+    _check_common(args)
+    if args.save_every < 1:
+        raise CliError(f"--save-every must be >= 1, got {args.save_every}")
+    if args.seed < 0:
+        raise CliError(f"--seed must be >= 0, got {args.seed}")
+    if not 0 < s["lr"] < math.inf:
+        raise CliError(f"--lr must be a finite number > 0, got {s['lr']}")
     if not 0 <= s["val_fraction"] < 1:
         raise CliError(f"--val-fraction must be in [0, 1), got {s['val_fraction']}")
     return s
@@ -294,6 +308,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     model_name = _check_model(args.model)
     kind, root = _parse_data(args.data)
+    _check_common(args)
+    if args.batch_size < 1:
+        raise CliError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.threads is not None:
         cnnx.set_num_threads(args.threads)
     path = Path(args.checkpoint)

@@ -9,20 +9,20 @@ the tensors referenced by name. Loading therefore never executes code from the f
 ``cnnx.load`` also reads a plain safetensors file written by another tool (say, PyTorch weights
 converted with ``safetensors.torch.save_file``) as a ``{name: Tensor}`` dict, ready for
 ``model.load_state_dict``. A file that is not a well-formed safetensors file (garbage, truncated,
-inconsistent offsets) raises ValueError naming the file. Saving writes a temporary file next to
-the target and renames it, so an interrupted save never leaves a half-written checkpoint behind.
+inconsistent offsets, unknown dtypes) or whose cnnx metadata is corrupt raises ValueError naming the
+file. Saving writes a temporary file next to the target and renames it, so an interrupted save never
+leaves a half-written checkpoint behind. The reading and writing of the file format itself is
+``cnnx._safetensors``, shared with ``cnnx.models.load_safetensors`` / ``save_safetensors``.
 """
 from __future__ import annotations
 
 import json
 import math
-import os
-import struct
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 
+from . import _safetensors
 from .tensor import Tensor, _wrap
 
 __all__ = ["save", "load"]
@@ -76,7 +76,7 @@ def _decode(obj, tensors: dict, file: str):
     if len(obj) == 1:
         (key, value), = obj.items()
         if key in ("$tensor", "$ndarray"):
-            if value not in tensors:
+            if not isinstance(value, str) or value not in tensors:
                 raise ValueError(f"{file}: checkpoint metadata refers to a tensor {value!r} that the file lacks")
             array = tensors[value]
             return _wrap(array) if key == "$tensor" else array
@@ -96,76 +96,35 @@ def _freeze(key):
 def save(obj, path) -> None:
     """Write ``obj`` (a state dict, or any nesting of dicts/lists/tuples of Tensors, numpy arrays,
     numbers, strings and None) to ``path`` as a safetensors file (see the module docstring)."""
-    from safetensors.numpy import save as _st_save
-
     tensors: dict = {}
     tree = _encode(obj, "", tensors, "the top level")
     metadata = {_META_KEY: json.dumps({"format": _FORMAT, "version": _VERSION, "tree": tree}, allow_nan=False)}
-    blob = _st_save(tensors, metadata=metadata)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _read_header(blob: bytes, file: str) -> dict:
-    if len(blob) < 8:
-        raise ValueError(f"{file}: not a cnnx checkpoint or safetensors file (only {len(blob)} bytes)")
-    (n,) = struct.unpack("<Q", blob[:8])
-    if n < 2 or n > len(blob) - 8:
-        raise ValueError(f"{file}: not a cnnx checkpoint or safetensors file (header length {n} does not fit in "
-                         f"{len(blob)} bytes: garbage or truncated)")
-    try:
-        header = json.loads(blob[8:8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{file}: not a cnnx checkpoint or safetensors file (unreadable header: {e})") from None
-    if not isinstance(header, dict):
-        raise ValueError(f"{file}: not a cnnx checkpoint or safetensors file (header is not a JSON object)")
-    data_len = len(blob) - 8 - n
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        offsets = info.get("data_offsets") if isinstance(info, dict) else None
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
-            raise ValueError(f"{file}: malformed safetensors header entry for tensor {name!r}")
-        if offsets[1] > data_len:
-            raise ValueError(f"{file}: truncated: tensor {name!r} needs bytes up to {offsets[1]} of the data "
-                             f"section, the file holds {data_len}")
-    return header
+    _safetensors.write(path, tensors, metadata, owner="cnnx.save")
 
 
 def load(path):
     """Read a file written by ``cnnx.save`` (the same structure, with cnnx Tensors), or a plain
     safetensors file (a ``{name: Tensor}`` dict). Raises ValueError naming the file when it is not
     a well-formed checkpoint, FileNotFoundError when it does not exist."""
-    from safetensors.numpy import load as _st_load
-
-    file = os.fspath(path)
-    with open(file, "rb") as f:
-        blob = f.read()
-    header = _read_header(blob, file)
-    try:
-        arrays = _st_load(blob)
-    except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
-        raise ValueError(f"{file}: not a well-formed safetensors file ({e})") from None
-    tensors = {k: np.array(v, copy=True) if not v.flags.writeable else v for k, v in arrays.items()}
-    meta = header.get("__metadata__") or {}
-    if not isinstance(meta, dict) or _META_KEY not in meta:
+    tensors, meta = _safetensors.read(path, owner="cnnx.load")
+    file = str(path)
+    if meta is None or _META_KEY not in meta:
         return {k: _wrap(v) for k, v in tensors.items()}
     try:
         doc = json.loads(meta[_META_KEY])
-    except (TypeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{file}: corrupt cnnx metadata ({e})") from None
+    except (ValueError, RecursionError) as e:
+        raise ValueError(f"{file}: corrupt cnnx metadata ({type(e).__name__}: {e})") from None
     if not isinstance(doc, dict) or doc.get("format") != _FORMAT or "tree" not in doc:
         raise ValueError(f"{file}: corrupt cnnx metadata (no {_FORMAT!r} tree)")
-    if doc.get("version", 0) > _VERSION:
-        raise ValueError(f"{file}: written by a newer cnnx (checkpoint format {doc['version']}, this cnnx reads "
+    version = doc.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ValueError(f"{file}: corrupt cnnx metadata (checkpoint format version {version!r})")
+    if version > _VERSION:
+        raise ValueError(f"{file}: written by a newer cnnx (checkpoint format {version}, this cnnx reads "
                          f"up to {_VERSION})")
-    return _decode(doc["tree"], tensors, file)
+    try:
+        return _decode(doc["tree"], tensors, file)
+    except (TypeError, ValueError, RecursionError) as e:
+        if str(e).startswith(file):
+            raise
+        raise ValueError(f"{file}: corrupt cnnx metadata ({type(e).__name__}: {e})") from None

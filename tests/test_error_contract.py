@@ -1,11 +1,16 @@
 """The error contract of every public entry point (issue 9, catalogue R8).
 
-One table of bad inputs: wrong dtype / ndim / shape, channel and groups mismatches, non-positive
-stride / dilation / groups / kernel, negative or oversize padding, NaN or non-numeric
+One table of bad inputs to kernels, functional ops, tensors, layers, models, optimizers and
+schedulers, the data pipeline (loaders, datasets, transforms, dataset files), checkpoints and weight
+files, and the CLI: wrong dtype / ndim / shape, channel and groups mismatches, non-positive stride /
+dilation / groups / kernel, negative or oversize padding, NaN, infinite or non-numeric
 hyper-parameters, sizes whose byte count overflows, non-array objects, ragged lists, out-of-range
-class labels, bad command lines. Each must raise TypeError or ValueError (the CLI: exit status 2
-and no traceback) with a message that names the argument; never a crash, never a silent
-conversion, never a result.
+class labels, state dicts that do not fit, missing, truncated, corrupt or malicious files, bad
+command lines. Each must raise TypeError or ValueError (the CLI: exit status 2 and no traceback)
+with a message that names the argument (for a file: the file); never a crash, never a silent
+conversion, never a result. The few cases that list another type use PyTorch's / Python's own:
+IndexError for a dimension index, MemoryError for an unallocatable output, FileNotFoundError
+(IsADirectoryError) for a path that does not exist (is a folder).
 
 A crash must fail its case, not the run, so the cases run in a child process: one child runs the
 whole table and reports each case as it finishes; if it dies (a segfault, an abort) or hangs, the
@@ -26,10 +31,13 @@ import tempfile
 
 import pytest
 
-# Each case: (id, code, words[, allowed]). `code` runs with the names set up in _namespace(); it must
-# raise TypeError or ValueError (or, where a case says so, one of `allowed`: MemoryError for an
-# output that cannot be allocated, IndexError for a dimension index as in PyTorch) whose message
-# contains every string in `words` (case-insensitive).
+# Each case: (id, code, words[, allowed]). `code` runs with the names set up in _namespace() (modules
+# and small helpers: `tmp` writes a file into a scratch folder that is removed afterwards, `st` / `idx`
+# / `cifar_batch` / `png` build file contents, `params` / `opt` / `tds` build parameters, an SGD
+# optimizer, a TensorDataset); it must raise TypeError or ValueError (or, where a case says so, one of
+# `allowed`: MemoryError for an output that cannot be allocated, IndexError for a dimension index as in
+# PyTorch, FileNotFoundError / IsADirectoryError for a path) whose message contains every string in
+# `words` (case-insensitive).
 # A code starting with "cli:" is a command line for `cnnx` instead; it must exit with status 2 and
 # print a message holding `words` (argparse's convention), with no traceback.
 X = "np.ones((1, 3, 8, 8), np.float32)"
@@ -213,6 +221,300 @@ CASES = [
     ("summary-input-size-str", "cnnx.summary(models.lenet5(), 'big')", ["input_size"]),
     ("summary-batch-0", "cnnx.summary(models.lenet5(), (1, 32, 32), batch_size=0)", ["batch_size"]),
     ("summary-model-str", "cnnx.summary('lenet5', (1, 32, 32))", ["model"]),
+    # --- cnnx.optim: optimizers -------------------------------------------------------------------
+    ("SGD-lr-neg", "optim.SGD(params(), lr=-1)", ["lr", "-1"]),
+    ("SGD-lr-nan", "optim.SGD(params(), lr=float('nan'))", ["lr", "nan"]),
+    ("SGD-lr-inf", "optim.SGD(params(), lr=float('inf'))", ["lr", "inf"]),
+    ("SGD-lr-str", "optim.SGD(params(), lr='0.1')", ["lr", "str"]),
+    ("SGD-momentum-neg", "optim.SGD(params(), lr=0.1, momentum=-0.5)", ["momentum", "-0.5"]),
+    ("SGD-momentum-bool", "optim.SGD(params(), lr=0.1, momentum=True)", ["momentum", "bool"]),
+    ("SGD-nesterov-no-momentum", "optim.SGD(params(), lr=0.1, nesterov=True)", ["nesterov", "momentum"]),
+    ("SGD-nesterov-dampening", "optim.SGD(params(), lr=0.1, momentum=0.9, dampening=0.1, nesterov=True)",
+     ["nesterov", "dampening"]),
+    ("SGD-nesterov-str", "optim.SGD(params(), lr=0.1, momentum=0.9, nesterov='yes')", ["nesterov", "str"]),
+    ("SGD-weight-decay-neg", "optim.SGD(params(), lr=0.1, weight_decay=-1e-4)", ["weight_decay"]),
+    ("SGD-weight-decay-nan", "optim.SGD(params(), lr=0.1, weight_decay=float('nan'))", ["weight_decay", "nan"]),
+    ("Adam-beta1-one", "optim.Adam(params(), betas=(1.0, 0.999))", ["betas", "1.0"]),
+    ("Adam-beta2-neg", "optim.Adam(params(), betas=(0.9, -0.1))", ["betas", "-0.1"]),
+    ("Adam-beta1-nan", "optim.Adam(params(), betas=(float('nan'), 0.999))", ["betas", "nan"]),
+    ("Adam-betas-triple", "optim.Adam(params(), betas=(0.9, 0.99, 0.999))", ["betas"]),
+    ("Adam-betas-float", "optim.Adam(params(), betas=0.9)", ["betas", "0.9"]),
+    ("Adam-eps-neg", "optim.Adam(params(), eps=-1e-8)", ["eps"]),
+    ("Adam-eps-str", "optim.Adam(params(), eps='tiny')", ["eps", "str"]),
+    ("Adam-amsgrad-str", "optim.Adam(params(), amsgrad='no')", ["amsgrad", "str"]),
+    ("AdamW-weight-decay-neg", "optim.AdamW(params(), weight_decay=-0.01)", ["weight_decay"]),
+    ("optim-params-empty", "optim.SGD([], lr=0.1)", ["params", "empty"]),
+    ("optim-params-tensor", "optim.SGD(params()[0], lr=0.1)", ["params", "iterable"]),
+    ("optim-params-none", "optim.SGD(None, lr=0.1)", ["params", "NoneType"]),
+    ("optim-params-ints", "optim.SGD([1, 2], lr=0.1)", ["params", "int"]),
+    ("optim-params-str", "optim.Adam('weights')", ["params", "str"]),
+    ("optim-params-int-tensor", "optim.SGD([cnnx.ones(2, dtype=cnnx.int64)], lr=0.1)", ["params", "int64"]),
+    ("optim-params-generator-empty", "optim.SGD(iter([]), lr=0.1)", ["params", "empty"]),
+    ("optim-group-no-params", "optim.SGD([{'lr': 0.1}], lr=0.1)", ["param_group", "params"]),
+    ("optim-group-mixed", "optim.SGD([{'params': params()}, params()[0]], lr=0.1)", ["param_group", "Parameter"]),
+    ("optim-group-lr-str", "optim.SGD([{'params': params(), 'lr': 'x'}], lr=0.1)", ["lr", "str"]),
+    ("optim-group-overlap", "p = params(); optim.SGD([{'params': p}, {'params': p}], lr=0.1)",
+     ["more than one parameter group"]),
+    ("optim-add-group-not-dict", "opt().add_param_group(params())", ["param_group", "list"]),
+    ("optim-load-state-dict-list", "opt().load_state_dict([1])", ["state_dict", "list"]),
+    ("optim-load-state-dict-no-groups", "opt().load_state_dict({'state': {}})", ["state_dict", "param_groups"]),
+    ("optim-load-state-dict-state-list",
+     "o = opt(); sd = o.state_dict(); sd['state'] = [1]; o.load_state_dict(sd)", ["state", "list"]),
+    ("optim-load-state-dict-group-params-int",
+     "o = opt(); sd = o.state_dict(); sd['param_groups'][0]['params'] = 5; o.load_state_dict(sd)",
+     ["param_groups", "params"]),
+    ("optim-load-state-dict-group-count",
+     "o = opt(); o.load_state_dict({'state': {}, 'param_groups': []})", ["parameter groups", "0"]),
+    ("optim-load-state-dict-buffer-shape",
+     "o = opt(); sd = o.state_dict(); sd['state'] = {0: {'momentum_buffer': np.ones(3, np.float32)}}; "
+     "o.load_state_dict(sd)", ["momentum_buffer", "(3,)"]),
+    ("optim-load-state-dict-lr-nan",
+     "o = opt(); sd = o.state_dict(); sd['param_groups'][0]['lr'] = float('nan'); o.load_state_dict(sd)",
+     ["lr", "nan"]),
+    ("optim-load-adam-into-sgd",
+     "p = params(); a = optim.Adam(p); a.state_dict(); opt(p).load_state_dict(a.state_dict())",
+     ["momentum", "betas"]),
+    ("optim-load-sgd-into-adam", "p = params(); optim.Adam(p).load_state_dict(opt(p).state_dict())",
+     ["betas"]),
+    ("optim-load-other-model", "opt(params(2)).load_state_dict(opt(params(1)).state_dict())",
+     ["parameter group", "1", "2"]),
+    # --- cnnx.optim.lr_scheduler -----------------------------------------------------------------
+    ("StepLR-not-optimizer", "S.StepLR('sgd', 1)", ["optimizer", "str"]),
+    ("StepLR-step-size-0", "S.StepLR(opt(), 0)", ["step_size", "0"]),
+    ("StepLR-step-size-float", "S.StepLR(opt(), 2.5)", ["step_size", "2.5"]),
+    ("StepLR-gamma-nan", "S.StepLR(opt(), 1, gamma=float('nan'))", ["gamma", "nan"]),
+    ("StepLR-gamma-str", "S.StepLR(opt(), 1, gamma='0.1')", ["gamma", "str"]),
+    ("StepLR-last-epoch-str", "S.StepLR(opt(), 1, last_epoch='0')", ["last_epoch", "str"]),
+    ("MultiStepLR-not-increasing", "S.MultiStepLR(opt(), [30, 10])", ["milestones", "[30, 10]"]),
+    ("MultiStepLR-milestone-neg", "S.MultiStepLR(opt(), [-1, 10])", ["milestone", "-1"]),
+    ("MultiStepLR-milestones-int", "S.MultiStepLR(opt(), 10)", ["milestones", "int"]),
+    ("MultiStepLR-gamma-inf", "S.MultiStepLR(opt(), [10], gamma=float('inf'))", ["gamma", "inf"]),
+    ("CosineAnnealingLR-T-max-0", "S.CosineAnnealingLR(opt(), 0)", ["T_max", "0"]),
+    ("CosineAnnealingLR-eta-min-nan", "S.CosineAnnealingLR(opt(), 10, eta_min=float('nan'))", ["eta_min", "nan"]),
+    ("ReduceLROnPlateau-not-optimizer", "S.ReduceLROnPlateau(None)", ["optimizer", "NoneType"]),
+    ("ReduceLROnPlateau-mode", "S.ReduceLROnPlateau(opt(), mode='avg')", ["mode", "avg"]),
+    ("ReduceLROnPlateau-factor-1", "S.ReduceLROnPlateau(opt(), factor=1.0)", ["factor", "1.0"]),
+    ("ReduceLROnPlateau-factor-str", "S.ReduceLROnPlateau(opt(), factor='0.5')", ["factor"]),
+    ("ReduceLROnPlateau-threshold-mode", "S.ReduceLROnPlateau(opt(), threshold_mode='percent')",
+     ["threshold_mode", "percent"]),
+    ("ReduceLROnPlateau-threshold-nan", "S.ReduceLROnPlateau(opt(), threshold=float('nan'))", ["threshold", "nan"]),
+    ("ReduceLROnPlateau-patience-neg", "S.ReduceLROnPlateau(opt(), patience=-1)", ["patience", "-1"]),
+    ("ReduceLROnPlateau-min-lr-length", "S.ReduceLROnPlateau(opt(), min_lr=[0.0, 0.0])", ["min_lr", "2"]),
+    ("ReduceLROnPlateau-step-str", "S.ReduceLROnPlateau(opt()).step('0.5')", ["metrics", "str"]),
+    ("scheduler-load-state-dict-int", "S.StepLR(opt(), 1).load_state_dict(5)", ["state_dict", "int"]),
+    ("plateau-load-state-dict-list", "S.ReduceLROnPlateau(opt()).load_state_dict([1])", ["state_dict", "list"]),
+    # --- cnnx.data: DataLoader and datasets ------------------------------------------------------
+    ("DataLoader-batch-size-0", "data.DataLoader(tds(), batch_size=0)", ["batch_size", "0"]),
+    ("DataLoader-batch-size-neg", "data.DataLoader(tds(), batch_size=-4)", ["batch_size", "-4"]),
+    ("DataLoader-batch-size-float", "data.DataLoader(tds(), batch_size=2.0)", ["batch_size", "2.0"]),
+    ("DataLoader-batch-size-bool", "data.DataLoader(tds(), batch_size=True)", ["batch_size", "True"]),
+    ("DataLoader-dataset-int", "data.DataLoader(5)", ["dataset", "int"]),
+    ("DataLoader-dataset-no-len", "data.DataLoader(x for x in range(3))", ["dataset", "__len__"]),
+    ("DataLoader-prefetch-neg", "data.DataLoader(tds(), prefetch=-1)", ["prefetch", "-1"]),
+    ("DataLoader-prefetch-float", "data.DataLoader(tds(), prefetch=1.5)", ["prefetch", "1.5"]),
+    ("DataLoader-seed-str", "data.DataLoader(tds(), shuffle=True, seed='42')", ["seed", "str"]),
+    ("DataLoader-seed-neg", "data.DataLoader(tds(), shuffle=True, seed=-1)", ["seed", "-1"]),
+    ("DataLoader-seed-float", "data.DataLoader(tds(), shuffle=True, seed=1.5)", ["seed", "1.5"]),
+    ("DataLoader-shuffle-str", "data.DataLoader(tds(), shuffle='no')", ["shuffle", "str"]),
+    ("DataLoader-drop-last-int", "data.DataLoader(tds(), drop_last=2)", ["drop_last", "int"]),
+    ("DataLoader-collate-not-callable", "data.DataLoader(tds(), collate_fn=5)", ["collate_fn", "int"]),
+    ("DataLoader-set-epoch-neg", "data.DataLoader(tds()).set_epoch(-1)", ["epoch", "-1"]),
+    ("DataLoader-load-state-dict-empty", "data.DataLoader(tds()).load_state_dict({})", ["state", "seed"]),
+    ("TensorDataset-size-mismatch", "data.TensorDataset(cnnx.ones(4, 2), cnnx.ones(3))", ["tensor 1", "(3,)"]),
+    ("TensorDataset-list", "data.TensorDataset([[1.0, 2.0]])", ["tensor 0", "list"]),
+    ("TensorDataset-empty", "data.TensorDataset()", ["tensor"]),
+    ("TensorDataset-scalar", "data.TensorDataset(cnnx.tensor(1.0))", ["tensor 0", "()"]),
+    ("random-split-lengths", "data.random_split(tds(), [3, 3])", ["lengths", "4"]),
+    ("Subset-indices-float", "data.Subset(tds(), [0.5, 1.0])", ["indices", "float"]),
+    ("default-collate-ragged", "data.default_collate([(cnnx.ones(2), 0), (cnnx.ones(2),)])", ["sample"]),
+    # --- cnnx.data.transforms --------------------------------------------------------------------
+    ("Normalize-std-0", "T.Normalize([0.5, 0.5], [0.5, 0.0])", ["std", "0"]),
+    ("Normalize-std-nan", "T.Normalize(0.5, float('nan'))", ["std", "nan"]),
+    ("Normalize-mean-nan", "T.Normalize(float('nan'), 0.5)", ["mean", "nan"]),
+    ("Normalize-mean-str", "T.Normalize('gray', 0.5)", ["mean", "gray"]),
+    ("Normalize-lengths", "T.Normalize([0.5, 0.5], [0.5, 0.5, 0.5])", ["mean", "std", "2", "3"]),
+    ("Normalize-channels", "T.Normalize([0.5, 0.5], [0.5, 0.5])(cnnx.ones(3, 4, 4))", ["mean", "2", "3"]),
+    ("Normalize-uint8-image", "T.Normalize(0.5, 0.5)(np.ones((4, 4, 3), np.uint8))", ["Normalize", "uint8"]),
+    ("RandomCrop-size-0", "T.RandomCrop(0)", ["size", "0"]),
+    ("RandomCrop-size-neg", "T.RandomCrop((8, -8))", ["size", "-8"]),
+    ("RandomCrop-padding-neg", "T.RandomCrop(8, padding=-1)", ["padding", "-1"]),
+    ("RandomCrop-padding-triple", "T.RandomCrop(8, padding=(1, 2, 3))", ["padding", "(1, 2, 3)"]),
+    ("RandomCrop-too-big", "T.RandomCrop(10)(np.ones((8, 8), np.uint8))", ["size", "8x8"]),
+    ("RandomRotation-neg", "T.RandomRotation(-10)", ["degrees", "-10"]),
+    ("RandomRotation-nan", "T.RandomRotation(float('nan'))", ["degrees", "nan"]),
+    ("RandomRotation-reversed", "T.RandomRotation((10, -10))", ["degrees", "(10, -10)"]),
+    ("RandomRotation-interpolation", "T.RandomRotation(10, interpolation='cubic')", ["interpolation", "cubic"]),
+    ("Resize-0", "T.Resize(0)", ["size", "0"]),
+    ("Resize-pair-0", "T.Resize((0, 4))", ["size", "(0, 4)"]),
+    ("Resize-float", "T.Resize(2.5)", ["size", "2.5"]),
+    ("Pad-neg", "T.Pad(-2)", ["padding", "-2"]),
+    ("CenterCrop-0", "T.CenterCrop(0)", ["size", "0"]),
+    ("RandomHorizontalFlip-p-nan", "T.RandomHorizontalFlip(float('nan'))", ["p", "nan"]),
+    ("Grayscale-channels-2", "T.Grayscale(2)", ["num_output_channels", "2"]),
+    ("ToTensor-list", "T.ToTensor()([[1, 2], [3, 4]])", ["ToTensor", "list"]),
+    ("ToTensor-4d", "T.ToTensor()(np.ones((1, 2, 2, 3), np.uint8))", ["ToTensor", "(1, 2, 2, 3)"]),
+    ("transform-on-str", "T.RandomHorizontalFlip()('cat.png')", ["RandomHorizontalFlip", "str"]),
+    ("Compose-not-callable", "T.Compose([T.ToTensor(), 'normalize'])", ["Compose", "normalize"]),
+    # --- cnnx.data.datasets: missing, truncated and corrupt files -----------------------------
+    ("MNIST-missing-folder", "datasets.MNIST('/nonexistent/mnist')", ["/nonexistent/mnist"], (FileNotFoundError,)),
+    ("MNIST-missing-file", "datasets.MNIST(os.path.dirname(tmp('x', b'')))", ["train-images-idx3-ubyte"],
+     (FileNotFoundError,)),
+    ("MNIST-truncated-images",
+     "d = os.path.dirname(tmp('train-labels-idx1-ubyte', idx([2], b'\\x01\\x02'))); "
+     "tmp('train-images-idx3-ubyte', idx([2, 28, 28], bytes(1000)), d); datasets.MNIST(d)",
+     ["train-images-idx3-ubyte", "truncated"]),
+    ("MNIST-bad-magic",
+     "d = os.path.dirname(tmp('train-labels-idx1-ubyte', idx([1], b'\\x01'))); "
+     "tmp('train-images-idx3-ubyte', b'GIF89a' + bytes(100), d); datasets.MNIST(d)",
+     ["train-images-idx3-ubyte", "IDX"]),
+    ("MNIST-corrupt-gzip",
+     "d = os.path.dirname(tmp('train-labels-idx1-ubyte', idx([1], b'\\x01'))); "
+     "tmp('train-images-idx3-ubyte.gz', gzip.compress(idx([1, 28, 28], bytes(784)))[:-12], d); datasets.MNIST(d)",
+     ["train-images-idx3-ubyte.gz", "gzip"]),
+    ("MNIST-label-count",
+     "d = os.path.dirname(tmp('train-labels-idx1-ubyte', idx([3], b'\\x01\\x02\\x03'))); "
+     "tmp('train-images-idx3-ubyte', idx([2, 28, 28], bytes(1568)), d); datasets.MNIST(d)",
+     ["train-labels-idx1-ubyte", "2", "(3,)"]),
+    ("MNIST-label-out-of-range",
+     "d = os.path.dirname(tmp('train-labels-idx1-ubyte', idx([1], b'\\x0c'))); "
+     "tmp('train-images-idx3-ubyte', idx([1, 28, 28], bytes(784)), d); datasets.MNIST(d)",
+     ["train-labels-idx1-ubyte", "12"]),
+    ("read-idx-empty", "datasets.read_idx(tmp('empty-idx', b''))", ["empty-idx"]),
+    ("CIFAR10-missing-folder", "datasets.CIFAR10('/nonexistent/cifar')", ["/nonexistent/cifar"],
+     (FileNotFoundError,)),
+    ("CIFAR10-truncated",
+     "datasets.CIFAR10(os.path.dirname(tmp('test_batch', cifar_batch()[:-100])), train=False)", ["test_batch"]),
+    ("CIFAR10-malicious-pickle",
+     "datasets.CIFAR10(os.path.dirname(tmp('test_batch', pickle.dumps(os.system))), train=False)",
+     ["test_batch", "system"]),
+    ("CIFAR10-label-out-of-range",
+     "datasets.CIFAR10(os.path.dirname(tmp('test_batch', cifar_batch(labels=[0, 10]))), train=False)",
+     ["test_batch", "labels"]),
+    ("CIFAR10-data-shape",
+     "datasets.CIFAR10(os.path.dirname(tmp('test_batch', cifar_batch(width=3000))), train=False)",
+     ["test_batch", "3072"]),
+    ("ImageFolder-missing-folder", "datasets.ImageFolder('/nonexistent/images')", ["/nonexistent/images"],
+     (FileNotFoundError,)),
+    ("ImageFolder-no-classes", "datasets.ImageFolder(os.path.dirname(tmp('x.txt', b'')))", ["class"],
+     (FileNotFoundError,)),
+    ("ImageFolder-corrupt-image", "datasets.ImageFolder(os.path.dirname(os.path.dirname("
+     "tmp('cat/broken.png', b'\\x89PNG\\r\\n\\x1a\\n' + bytes(40)))))[0]", ["broken.png"]),
+    ("ImageFolder-mode", "datasets.ImageFolder(os.path.dirname(os.path.dirname(tmp('cat/a.png', png()))), "
+     "mode='XYZ')", ["mode", "XYZ"]),
+    ("Digits-size-0", "datasets.Digits(size=0)", ["size", "0"]),
+    ("Digits-channels-2", "datasets.Digits(channels=2)", ["channels", "2"]),
+    # --- checkpoints: cnnx.save / cnnx.load and the safetensors weight files -----------------------
+    ("load-missing-file", "cnnx.load('/nonexistent/run/last.ckpt')", ["/nonexistent/run/last.ckpt"],
+     (FileNotFoundError,)),
+    ("load-directory", "cnnx.load(os.path.dirname(tmp('x', b'')))", ["cnnx-contract-"], (IsADirectoryError,)),
+    ("load-path-none", "cnnx.load(None)", ["path", "NoneType"]),
+    ("load-empty-file", "cnnx.load(tmp('empty.ckpt', b''))", ["empty.ckpt"]),
+    ("load-text-file", "cnnx.load(tmp('notes.ckpt', b'this is a text file, not a checkpoint ' * 3))",
+     ["notes.ckpt"]),
+    ("load-truncated", "p = tmp('cut.ckpt'); cnnx.save({'w': cnnx.ones(64, 64)}, p); "
+     "b = open(p, 'rb').read(); open(p, 'wb').write(b[:len(b) // 2]); cnnx.load(p)", ["cut.ckpt"]),
+    ("load-header-huge", "cnnx.load(tmp('huge.ckpt', struct.pack('<Q', 2**63) + b'{}'))", ["huge.ckpt", "header"]),
+    ("load-header-not-json", "cnnx.load(tmp('nj.ckpt', struct.pack('<Q', 8) + b'{oops!!}'))", ["nj.ckpt", "JSON"]),
+    ("load-header-not-utf8", "cnnx.load(tmp('nu.ckpt', struct.pack('<Q', 4) + b'{\\xff}'))", ["nu.ckpt"]),
+    ("load-header-list", "cnnx.load(tmp('hl.ckpt', st([])))", ["hl.ckpt", "object"]),
+    ("load-bad-dtype", "cnnx.load(tmp('dt.ckpt', st({'w': {'dtype': 'C64', 'shape': [1], "
+     "'data_offsets': [0, 8]}}, bytes(8))))", ["dt.ckpt", "w", "C64"]),
+    ("load-dtype-not-str", "cnnx.load(tmp('dn.ckpt', st({'w': {'dtype': 4, 'shape': [1], "
+     "'data_offsets': [0, 4]}}, bytes(4))))", ["dn.ckpt", "w", "dtype"]),
+    ("load-shape-vs-bytes", "cnnx.load(tmp('sb.ckpt', st({'w': {'dtype': 'F32', 'shape': [3], "
+     "'data_offsets': [0, 8]}}, bytes(8))))", ["sb.ckpt", "w", "3"]),
+    ("load-shape-negative", "cnnx.load(tmp('sn.ckpt', st({'w': {'dtype': 'F32', 'shape': [-1, -2], "
+     "'data_offsets': [0, 8]}}, bytes(8))))", ["sn.ckpt", "w", "shape"]),
+    ("load-shape-float", "cnnx.load(tmp('sf.ckpt', st({'w': {'dtype': 'F32', 'shape': [1.5], "
+     "'data_offsets': [0, 4]}}, bytes(4))))", ["sf.ckpt", "w", "shape"]),
+    ("load-shape-overflow", "cnnx.load(tmp('so.ckpt', st({'w': {'dtype': 'F32', 'shape': [2**32, 2**32, 2**32], "
+     "'data_offsets': [0, 0]}})))", ["so.ckpt", "w"]),
+    ("load-offsets-out-of-bounds", "cnnx.load(tmp('ob.ckpt', st({'w': {'dtype': 'F32', 'shape': [250], "
+     "'data_offsets': [0, 1000]}}, bytes(8))))", ["ob.ckpt", "w", "1000"]),
+    ("load-offsets-reversed", "cnnx.load(tmp('or.ckpt', st({'w': {'dtype': 'F32', 'shape': [0], "
+     "'data_offsets': [8, 0]}}, bytes(8))))", ["or.ckpt", "w"]),
+    ("load-offsets-overlap", "cnnx.load(tmp('ol.ckpt', st({'a': {'dtype': 'F32', 'shape': [2], "
+     "'data_offsets': [0, 8]}, 'b': {'dtype': 'F32', 'shape': [2], 'data_offsets': [4, 12]}}, bytes(12))))",
+     ["ol.ckpt", "overlap"]),
+    ("load-entry-missing-key", "cnnx.load(tmp('mk.ckpt', st({'w': {'dtype': 'F32', 'shape': [1]}}, bytes(4))))",
+     ["mk.ckpt", "w", "data_offsets"]),
+    ("load-metadata-not-dict", "cnnx.load(tmp('md.ckpt', st({'__metadata__': 5})))", ["md.ckpt", "__metadata__"]),
+    ("load-cnnx-metadata-corrupt", "cnnx.load(tmp('cm.ckpt', st({'__metadata__': {'cnnx': '{oops'}})))",
+     ["cm.ckpt", "metadata"]),
+    ("load-metadata-missing-tensor", "cnnx.load(tmp('mt.ckpt', st({'__metadata__': {'cnnx': json.dumps("
+     "{'format': 'cnnx.checkpoint', 'version': 1, 'tree': {'$tensor': 'w'}})}})))", ["mt.ckpt", "'w'"]),
+    ("load-header-deep-nesting", "cnnx.load(tmp('dn.ckpt', struct.pack('<Q', 200000) + b'[' * 200000))",
+     ["dn.ckpt", "JSON"]),
+    ("load-header-duplicate-name", "h = b'{\"w\": {\"dtype\": \"U8\", \"shape\": [0], \"data_offsets\": [0, 0]}, "
+     "\"w\": 1}'; cnnx.load(tmp('dup.ckpt', struct.pack('<Q', len(h)) + h))", ["dup.ckpt", "duplicate", "w"]),
+    ("load-trailing-bytes", "cnnx.load(tmp('tb.ckpt', st({'w': {'dtype': 'U8', 'shape': [2], "
+     "'data_offsets': [0, 2]}}, bytes(6))))", ["tb.ckpt", "4 bytes"]),
+    ("load-bool-bytes", "cnnx.load(tmp('bb.ckpt', st({'m': {'dtype': 'BOOL', 'shape': [2], "
+     "'data_offsets': [0, 2]}}, b'\\x00\\x07')))", ["bb.ckpt", "m", "BOOL"]),
+    ("load-metadata-tree-corrupt", "cnnx.load(tmp('tc.ckpt', st({'__metadata__': {'cnnx': json.dumps("
+     "{'format': 'cnnx.checkpoint', 'version': 1, 'tree': {'lr': {'$float': 'fast'}}})}})))", ["tc.ckpt", "fast"]),
+    ("load-metadata-newer-version", "cnnx.load(tmp('nv.ckpt', st({'__metadata__': {'cnnx': json.dumps("
+     "{'format': 'cnnx.checkpoint', 'version': 99, 'tree': 1})}})))", ["nv.ckpt", "99"]),
+    ("save-object", "cnnx.save({'model': {'w': object()}}, tmp('o.ckpt'))", ["object", "['w']"]),
+    ("save-string-array", "cnnx.save({'names': np.array(['a', 'b'])}, tmp('s.ckpt'))", ["names", "<U1"]),
+    ("save-complex", "cnnx.save({'z': np.ones(2, np.complex64)}, tmp('z.ckpt'))", ["z", "complex64"]),
+    ("save-path-none", "cnnx.save({'w': cnnx.ones(2)}, None)", ["path", "NoneType"]),
+    ("load-safetensors-bad-dtype", "models.load_safetensors(tmp('w.safetensors', st({'w': {'dtype': 'Q8', "
+     "'shape': [1], 'data_offsets': [0, 1]}}, bytes(1))))", ["w.safetensors", "Q8"]),
+    ("load-safetensors-truncated", "models.load_safetensors(tmp('t.safetensors', st({'w': {'dtype': 'F64', "
+     "'shape': [4], 'data_offsets': [0, 32]}}, bytes(16))))", ["t.safetensors", "w"]),
+    ("save-safetensors-string", "models.save_safetensors({'w': 'weights'}, tmp('s.safetensors'))", ["'w'", "<U7"]),
+    ("save-safetensors-ragged", "models.save_safetensors({'w': [[1.0], [1.0, 2.0]]}, tmp('r.safetensors'))",
+     ["'w'"]),
+    ("save-safetensors-key-int", "models.save_safetensors({1: np.ones(2)}, tmp('k.safetensors'))", ["name", "int"]),
+    ("save-safetensors-not-mapping", "models.save_safetensors([np.ones(2)], tmp('l.safetensors'))",
+     ["state", "list"]),
+    ("load-torch-state-dict-int", "models.load_torch_state_dict(models.lenet5(), 5)", ["state", "int"]),
+    ("load-torch-state-dict-missing-file", "models.load_torch_state_dict(models.lenet5(), '/nonexistent/w.safetensors')",
+     ["/nonexistent/w.safetensors"], (FileNotFoundError,)),
+    # --- Module.load_state_dict --------------------------------------------------------------------
+    ("load-state-dict-missing", "nn.Linear(2, 3).load_state_dict({'weight': cnnx.ones(3, 2)})",
+     ["missing", "bias"]),
+    ("load-state-dict-unexpected",
+     "nn.Linear(2, 3).load_state_dict({'weight': cnnx.ones(3, 2), 'bias': cnnx.ones(3), 'scale': cnnx.ones(1)})",
+     ["unexpected", "scale"]),
+    ("load-state-dict-shape", "nn.Linear(2, 3).load_state_dict({'weight': cnnx.ones(2, 2), 'bias': cnnx.ones(3)})",
+     ["weight", "(2, 2)", "(3, 2)"]),
+    ("load-state-dict-shape-not-strict",
+     "nn.Linear(2, 3).load_state_dict({'weight': cnnx.ones(2, 2)}, strict=False)", ["weight", "(2, 2)"]),
+    ("load-state-dict-string-value", "nn.Linear(2, 3).load_state_dict({'weight': 'abc', 'bias': cnnx.ones(3)})",
+     ["weight", "str"]),
+    ("load-state-dict-none-value", "nn.Linear(2, 3).load_state_dict({'weight': None, 'bias': cnnx.ones(3)})",
+     ["weight", "NoneType"]),
+    ("load-state-dict-ragged-value",
+     "nn.Linear(2, 3).load_state_dict({'weight': [[1.0, 2.0], [3.0]], 'bias': cnnx.ones(3)})", ["weight"]),
+    ("load-state-dict-complex-value",
+     "nn.Linear(2, 3).load_state_dict({'weight': np.ones((3, 2), np.complex64), 'bias': cnnx.ones(3)})",
+     ["weight", "complex64"]),
+    ("load-state-dict-nan-into-int",
+     "m = nn.BatchNorm2d(2); sd = dict(m.state_dict()); sd['num_batches_tracked'] = np.array(float('nan')); "
+     "m.load_state_dict(sd)", ["num_batches_tracked", "nan"]),
+    ("load-state-dict-not-mapping", "nn.Linear(2, 3).load_state_dict([cnnx.ones(3, 2)])", ["state_dict", "list"]),
+    ("load-state-dict-strict-str", "m = nn.Linear(2, 3); m.load_state_dict(m.state_dict(), strict='yes')",
+     ["strict", "str"]),
+    # --- losses: class labels -------------------------------------------------------------------------
+    ("F-cross-entropy-float-labels", "F.cross_entropy(cnnx.ones(2, 3), cnnx.tensor([0.0, 1.0]))", ["target", "(2,)"]),
+    ("F-cross-entropy-bool-labels", "F.cross_entropy(cnnx.ones(2, 3), cnnx.tensor([True, False]))", ["target", "bool"]),
+    ("F-cross-entropy-labels-2d", "F.cross_entropy(cnnx.ones(2, 3), cnnx.tensor([[0], [1]]))", ["target", "(2, 1)"]),
+    ("F-cross-entropy-labels-list", "F.cross_entropy(cnnx.ones(2, 3), [0, 1])", ["target", "list"]),
+    ("F-cross-entropy-label-neg-one", "F.cross_entropy(cnnx.ones(2, 3), cnnx.tensor([0, -1]))", ["target", "-1"]),
+    ("F-cross-entropy-label-high-ignored-other",
+     "F.cross_entropy(cnnx.ones(2, 3), cnnx.tensor([0, 5]), ignore_index=4)", ["target", "5"]),
+    ("F-cross-entropy-ignore-index-float",
+     "F.cross_entropy(cnnx.ones(2, 3), cnnx.tensor([0, 1]), ignore_index=1.5)", ["ignore_index", "1.5"]),
+    ("F-cross-entropy-smoothing-str",
+     "F.cross_entropy(cnnx.ones(2, 3), cnnx.tensor([0, 1]), label_smoothing='0.1')", ["label_smoothing", "str"]),
+    ("F-cross-entropy-weight-length",
+     "F.cross_entropy(cnnx.ones(2, 3), cnnx.tensor([0, 1]), weight=cnnx.ones(4))", ["weight", "(4,)"]),
+    ("F-cross-entropy-spatial-label-high",
+     "F.cross_entropy(cnnx.ones(1, 3, 2, 2), cnnx.tensor([[[0, 1], [2, 3]]]))", ["target", "3"]),
+    ("F-nll-label-neg", "F.nll_loss(cnnx.ones(2, 3), cnnx.tensor([-5, 0]))", ["target", "-5"]),
+    ("CrossEntropyLoss-label-high", "nn.CrossEntropyLoss()(cnnx.ones(2, 3), cnnx.tensor([1, 9]))", ["target", "9"]),
     # --- the command line ------------------------------------------------------------------------
     ("cli-unknown-model", "cli:summary resnet19", ["resnet19"]),
     ("cli-input-not-int", "cli:summary lenet5 --input 1,a,32", ["--input"]),
@@ -221,19 +523,83 @@ CASES = [
     ("cli-width-nan", "cli:summary mobilenet_v1 --width nan", ["width"]),
     ("cli-classes-0", "cli:summary lenet5 --classes 0", ["classes"]),
     ("cli-unknown-command", "cli:frobnicate", ["frobnicate"]),
+    ("cli-train-lr-inf", "cli:train lenet5 --epochs 0 --lr inf", ["--lr"]),
+    ("cli-train-batch-0", "cli:train lenet5 --epochs 0 --batch-size 0", ["--batch-size"]),
+    ("cli-train-epochs-neg", "cli:train lenet5 --epochs -1", ["--epochs"]),
+    ("cli-train-save-every-0", "cli:train lenet5 --epochs 0 --save-every 0", ["--save-every"]),
+    ("cli-train-image-size-0", "cli:train resnet18 --epochs 0 --image-size 0", ["--image-size"]),
+    ("cli-train-seed-neg", "cli:train lenet5 --epochs 0 --seed -1", ["--seed"]),
+    ("cli-train-threads-0", "cli:train lenet5 --epochs 0 --threads 0", ["--threads"]),
+    ("cli-train-missing-data", "cli:train lenet5 --epochs 0 --data mnist:/nonexistent/mnist", ["/nonexistent/mnist"]),
+    ("cli-train-resume-missing", "cli:train lenet5 --epochs 0 --resume /nonexistent/last.ckpt",
+     ["/nonexistent/last.ckpt"]),
+    ("cli-eval-missing-checkpoint", "cli:eval lenet5 /nonexistent/model.safetensors", ["/nonexistent/model.safetensors"]),
+    ("cli-eval-batch-0", "cli:eval lenet5 /nonexistent/model.safetensors --batch-size 0", ["--batch-size"]),
+    ("cli-eval-threads-0", "cli:eval lenet5 /nonexistent/model.safetensors --threads 0", ["--threads"]),
 ]
 
 
-def _namespace() -> dict:
+def _namespace(scratch: str) -> dict:
+    """The names the cases' code can use; files the cases write go below the folder `scratch`."""
+    import gzip
+    import pickle
+    import struct
+
     import numpy as np
 
     import cnnx
     import cnnx.kernels as K
     import cnnx.nn as nn
     import cnnx.nn.functional as F
-    from cnnx import models
+    from cnnx import data, models, optim
+    from cnnx.data import datasets
+    from cnnx.data import transforms as T
+    from cnnx.optim import lr_scheduler as S
 
-    return {"np": np, "cnnx": cnnx, "K": K, "nn": nn, "F": F, "models": models}
+    def tmp(name: str, content: bytes | None = None, folder: str | None = None) -> str:
+        """The path of `name` in `folder` (default: a new folder below `scratch`), holding `content`
+        when given (sub-folders in `name` are made)."""
+        path = os.path.join(folder or tempfile.mkdtemp(prefix="case-", dir=scratch), name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if content is not None:
+            with open(path, "wb") as f:
+                f.write(content)
+        return path
+
+    def st(header, payload: bytes = b"") -> bytes:
+        """A safetensors file: 8-byte header length, the JSON `header`, `payload`."""
+        text = json.dumps(header).encode()
+        return struct.pack("<Q", len(text)) + text + payload
+
+    def idx(shape, payload: bytes) -> bytes:
+        """An IDX (MNIST) file of unsigned bytes with the given shape in its header."""
+        return bytes([0, 0, 8, len(shape)]) + b"".join(struct.pack(">I", n) for n in shape) + payload
+
+    def cifar_batch(labels=(0, 1), width: int = 3072) -> bytes:
+        """A CIFAR-10 python batch (protocol-2 pickle with byte-string keys, as the real files)."""
+        return pickle.dumps({b"batch_label": b"test", b"labels": list(labels),
+                             b"data": np.zeros((len(labels), width), np.uint8)}, protocol=2)
+
+    def png() -> bytes:
+        from PIL import Image
+
+        out = io.BytesIO()
+        Image.new("RGB", (4, 4)).save(out, format="PNG")
+        return out.getvalue()
+
+    def params(n: int = 1) -> list:
+        return [nn.Parameter(cnnx.ones(2)) for _ in range(n)]
+
+    def opt(p=None):
+        return optim.SGD(params() if p is None else p, lr=0.1, momentum=0.9)
+
+    def tds():
+        return data.TensorDataset(cnnx.ones(4, 2), cnnx.zeros(4, dtype=cnnx.int64))
+
+    return {"np": np, "cnnx": cnnx, "K": K, "nn": nn, "F": F, "models": models, "optim": optim, "S": S,
+            "data": data, "T": T, "datasets": datasets, "os": os, "json": json, "struct": struct, "gzip": gzip,
+            "pickle": pickle, "tmp": tmp, "st": st, "idx": idx, "cifar_batch": cifar_batch, "png": png,
+            "params": params, "opt": opt, "tds": tds}
 
 
 def _run_case(code: str, ns: dict) -> dict:
@@ -261,9 +627,9 @@ def _run_case(code: str, ns: dict) -> dict:
 
 def _child(ids: list[str], report: str) -> None:
     """Run the cases `ids` in order, appending "start" and "done" lines to the file `report`."""
-    ns = _namespace()
     table = {case[0]: case for case in CASES}
-    with open(report, "a", buffering=1) as f:
+    with tempfile.TemporaryDirectory(prefix="cnnx-contract-") as scratch, open(report, "a", buffering=1) as f:
+        ns = _namespace(scratch)
         for cid in ids:
             f.write(json.dumps({"start": cid}) + "\n")
             f.flush()

@@ -130,3 +130,71 @@ def test_save_replaces_atomically(tmp_path):
     cnnx.save({"v": 2}, f)
     assert cnnx.load(f) == {"v": 2}
     assert [p.name for p in tmp_path.iterdir()] == ["c.ckpt"]
+
+
+# ---- the one safetensors reader/writer (cnnx._safetensors), shared with cnnx.models ---------------
+
+def _st(header, payload=b""):
+    text = json.dumps(header).encode()
+    return struct.pack("<Q", len(text)) + text + payload
+
+
+BAD_FILES = {
+    "bad dtype": _st({"w": {"dtype": "F8_E4M3", "shape": [1], "data_offsets": [0, 1]}}, b"\0"),
+    "shape vs bytes": _st({"w": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 8]}}, bytes(8)),
+    "offsets past the end": _st({"w": {"dtype": "U8", "shape": [9], "data_offsets": [0, 9]}}, bytes(8)),
+    "negative offset": _st({"w": {"dtype": "U8", "shape": [0], "data_offsets": [-4, -4]}}),
+    "overlap": _st({"a": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]},
+                    "b": {"dtype": "U8", "shape": [4], "data_offsets": [2, 6]}}, bytes(6)),
+    "gap": _st({"a": {"dtype": "U8", "shape": [2], "data_offsets": [2, 4]}}, bytes(4)),
+    "shape overflowing int64": _st({"w": {"dtype": "F64", "shape": [2**40, 2**40], "data_offsets": [0, 0]}}),
+    "bool shape": _st({"w": {"dtype": "U8", "shape": [True], "data_offsets": [0, 1]}}, b"\0"),
+    "metadata not strings": _st({"__metadata__": {"a": 1}}),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_FILES))
+def test_one_reader_refuses_malformed_files_for_both_entry_points(tmp_path, name):
+    from cnnx import models
+
+    f = tmp_path / "weights.safetensors"
+    f.write_bytes(BAD_FILES[name])
+    for read in (cnnx.load, models.load_safetensors):
+        with pytest.raises(ValueError, match="weights.safetensors"):
+            read(f)
+
+
+def test_every_dtype_round_trips_and_interoperates(tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    from cnnx import _safetensors, models
+
+    arrays = {name: (np.arange(6) % 2).astype(dt).reshape(2, 3) for name, dt in _safetensors.DTYPES.items()}
+    arrays["big_endian"] = np.arange(4, dtype=">f4")
+    arrays["scalar"] = np.array(2.5)
+    arrays["empty"] = np.zeros((0, 3), np.float32)
+    models.save_safetensors(arrays, tmp_path / "ours.safetensors", metadata={"k": "v"})
+    save_file({k: v.astype(v.dtype.newbyteorder("=")) for k, v in arrays.items()},
+              tmp_path / "theirs.safetensors")
+    for f in ("ours.safetensors", "theirs.safetensors"):
+        for read in (load_file, models.load_safetensors, lambda p: {k: v.numpy() for k, v in cnnx.load(p).items()}):
+            got = read(tmp_path / f)
+            assert set(got) == set(arrays)
+            for k, v in arrays.items():
+                assert got[k].dtype == v.dtype.newbyteorder("=") and got[k].shape == v.shape, (f, k)
+                np.testing.assert_array_equal(got[k], v)
+
+
+def test_save_refuses_names_and_values_it_cannot_store(tmp_path):
+    from cnnx import models
+
+    for state, err, match in (({1: np.ones(2)}, TypeError, "names must be strings"),
+                              ({"__metadata__": np.ones(2)}, ValueError, "reserved"),
+                              ({"w": np.ones(2, np.complex128)}, TypeError, "complex128"),
+                              ({"w": [[1.0], [2.0, 3.0]]}, TypeError, "'w'"),
+                              ([np.ones(2)], TypeError, "mapping")):
+        with pytest.raises(err, match=match):
+            models.save_safetensors(state, tmp_path / "w.safetensors")
+    with pytest.raises(TypeError, match="path"):
+        cnnx.save({"w": cnnx.ones(2)}, 5)
+    assert list(tmp_path.iterdir()) == []  # nothing half-written

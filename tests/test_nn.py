@@ -114,6 +114,27 @@ def test_load_state_dict_accepts_numpy_and_reports_every_problem_by_name():
         net.load_state_dict({**state, "block.scale": object()})
 
 
+def test_state_dict_errors_are_runtime_and_value_errors():
+    from cnnx.nn.module import StateDictError
+
+    bn = nn.BatchNorm2d(2)
+    state = dict(bn.state_dict())
+    with pytest.raises(StateDictError) as err:
+        bn.load_state_dict({k: v for k, v in state.items() if k != "bias"})
+    assert isinstance(err.value, RuntimeError) and isinstance(err.value, ValueError)  # PyTorch's type, and ours
+    for value, ok in ((np.array(3.0), True), (np.array(3.5), False), (np.array(np.inf), False),
+                      (np.array(4, np.int32), True)):
+        if ok:
+            bn.load_state_dict({**state, "num_batches_tracked": value})
+            assert bn.num_batches_tracked.item() == int(value)
+        else:
+            with pytest.raises(StateDictError, match="num_batches_tracked"):
+                bn.load_state_dict({**state, "num_batches_tracked": value})
+    for value in ("1", np.ones(2, np.complex64), np.array(["a", "b"])):
+        with pytest.raises(TypeError, match="not numeric"):
+            bn.load_state_dict({**state, "weight": value})
+
+
 def test_train_eval_zero_grad_requires_grad_apply_and_to():
     net = Net()
     assert net.training and net.block.fc.training

@@ -161,6 +161,40 @@ def test_load_state_dict_rejects_mismatch():
         optim.SGD([{"params": ps[:1]}, {"params": ps[1:]}], lr=0.1).load_state_dict(sd)
 
 
+def test_a_refused_state_dict_changes_nothing():
+    """load_state_dict checks the whole dict (structure, optimizer kind, hyper-parameters) before it
+    replaces anything: after a refusal the optimizer still steps as before."""
+    p = [cnnx.nn.Parameter(cnnx.ones(3))]
+    opt = optim.SGD(p, lr=0.1, momentum=0.9)
+    p[0].grad = cnnx.ones(3)
+    opt.step()
+    groups, buf = [dict(g) for g in opt.param_groups], opt.state[p[0]]["momentum_buffer"].copy()
+    adam = optim.Adam(p)
+    nan_lr = opt.state_dict()
+    nan_lr["param_groups"] = [{**nan_lr["param_groups"][0], "lr": float("nan")}]
+    for bad, err in ((adam.state_dict(), ValueError), (nan_lr, ValueError),
+                     ({"state": {0: 5}, "param_groups": opt.state_dict()["param_groups"]}, TypeError)):
+        with pytest.raises(err):
+            opt.load_state_dict(bad)
+        assert opt.param_groups == groups
+        np.testing.assert_array_equal(opt.state[p[0]]["momentum_buffer"], buf)
+    with pytest.raises(ValueError, match="lacks betas"):
+        optim.Adam(p).load_state_dict(opt.state_dict())
+    optim.AdamW(p).load_state_dict(adam.state_dict())  # same hyper-parameters and state: accepted
+    opt.step()
+
+
+def test_hyper_parameters_must_be_finite_and_flags_bool():
+    p = [cnnx.nn.Parameter(cnnx.ones(2))]
+    for kwargs in (dict(lr=math.inf), dict(lr=0.1, momentum=math.inf), dict(lr=0.1, weight_decay=-math.inf)):
+        with pytest.raises(ValueError, match=next(iter(kwargs.keys() - {"lr"}), "lr")):
+            optim.SGD(p, **kwargs)
+    for flag in ("nesterov", "maximize"):
+        with pytest.raises(TypeError, match=flag):
+            optim.SGD(p, lr=0.1, momentum=0.9, **{flag: 1})
+    optim.SGD(p, lr=0.1, momentum=0.9, nesterov=np.bool_(True))  # numpy's bool is a bool
+
+
 @pytest.mark.parametrize("make,match", [
     (lambda ps: optim.SGD(ps, lr=-0.1), "lr"),
     (lambda ps: optim.SGD(ps, lr=0.1, momentum=-1), "momentum"),

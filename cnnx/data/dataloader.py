@@ -26,6 +26,11 @@ from . import transforms as _transforms
 __all__ = ["DataLoader", "default_collate"]
 
 
+class CollateError(RuntimeError, ValueError):
+    """Samples that cannot form one batch: a RuntimeError as in PyTorch, and a ValueError as cnnx's
+    contract for bad arguments asks."""
+
+
 def default_collate(samples: list):
     """Stack a list of samples into a batch: Tensors and arrays are stacked along a new first
     dimension (a Tensor), ints become an int64 Tensor, floats a float64 Tensor, tuples/lists/dicts
@@ -46,8 +51,10 @@ def default_collate(samples: list):
     if isinstance(first, dict):
         return {k: default_collate([s[k] for s in samples]) for k in first}
     if isinstance(first, (tuple, list)):
-        if any(len(s) != len(first) for s in samples):
-            raise RuntimeError("each sample in the batch should have the same number of elements")
+        lengths = [len(s) for s in samples]
+        if any(n != len(first) for n in lengths):
+            raise CollateError(f"default_collate: each sample in the batch should have the same number of elements, "
+                               f"got samples of {sorted(set(lengths))} elements")
         return tuple(default_collate(list(group)) for group in zip(*samples))
     raise TypeError(f"default_collate: don't know how to batch samples of type {type(first).__name__}")
 
@@ -55,8 +62,15 @@ def default_collate(samples: list):
 def _positive_int(name: str, value, allow_zero: bool = False) -> int:
     low = 0 if allow_zero else 1
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"DataLoader: {name} must be an int >= {low}, got {value!r}")
+        kind = "" if isinstance(value, numbers.Number) else f"{type(value).__name__} "
+        raise ValueError(f"DataLoader: {name} must be an int >= {low}, got {kind}{value!r}")
     return int(value)
+
+
+def _bool(name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"DataLoader: {name} must be True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
 
 
 class DataLoader:
@@ -75,8 +89,10 @@ class DataLoader:
             raise TypeError(f"DataLoader: dataset must define __len__ and __getitem__, got {type(dataset).__name__}")
         self.dataset = dataset
         self.batch_size = _positive_int("batch_size", batch_size)
-        self.shuffle = bool(shuffle)
-        self.drop_last = bool(drop_last)
+        self.shuffle = _bool("shuffle", shuffle)
+        self.drop_last = _bool("drop_last", drop_last)
+        if collate_fn is not None and not callable(collate_fn):
+            raise TypeError(f"DataLoader: collate_fn must be callable or None, got {type(collate_fn).__name__}")
         self.collate_fn = default_collate if collate_fn is None else collate_fn
         self.prefetch = _positive_int("prefetch", prefetch, allow_zero=True)
         if seed is None:
@@ -98,6 +114,9 @@ class DataLoader:
         return {"seed": self.seed, "epoch": self.epoch}
 
     def load_state_dict(self, state: dict) -> None:
+        if not isinstance(state, dict) or "seed" not in state or "epoch" not in state:
+            raise ValueError(f"DataLoader.load_state_dict(): state must be a dict with 'seed' and 'epoch' (from "
+                             f"state_dict()), got {state!r:.80}")
         self.seed = _positive_int("seed", state["seed"], allow_zero=True)
         self.set_epoch(state["epoch"])
 

@@ -94,7 +94,10 @@ class Subset(Dataset):
 
     def __init__(self, dataset, indices: Sequence[int]):
         self.dataset = dataset
-        self.indices = np.asarray(indices, dtype=np.int64)
+        idx = np.asarray(indices)
+        if idx.ndim != 1 or (idx.size and (idx.dtype.kind not in "iu")):
+            raise TypeError(f"Subset: indices must be a sequence of ints, got {idx.dtype} values of shape {idx.shape}")
+        self.indices = idx.astype(np.int64)
         n = len(dataset)
         if self.indices.size and (self.indices.min() < -n or self.indices.max() >= n):
             raise IndexError(f"Subset: indices out of range for a dataset of {n} samples")

@@ -153,16 +153,30 @@ class ToTensor:
         return "ToTensor()"
 
 
+def _per_channel(name: str, value) -> np.ndarray:
+    """A number or a sequence of finite numbers as a 1-D float64 array (Normalize's mean / std)."""
+    try:
+        a = np.asarray(value)
+    except ValueError as e:  # ragged
+        raise ValueError(f"Normalize: {name} must be a number or a sequence of numbers, got {value!r} ({e})") from None
+    if a.dtype.kind not in "biuf" or a.dtype.kind == "b" or a.ndim > 1 or a.size == 0:
+        raise ValueError(f"Normalize: {name} must be a number or a sequence of numbers, got {value!r}")
+    a = np.atleast_1d(a.astype(np.float64))
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"Normalize: {name} must be finite, got {value!r}")
+    return a
+
+
 class Normalize:
     """``(x - mean[c]) / std[c]`` per channel of a ``C x H x W`` float image."""
 
     def __init__(self, mean, std, inplace: bool = False):
-        self.mean = np.atleast_1d(np.asarray(mean, dtype=np.float64))
-        self.std = np.atleast_1d(np.asarray(std, dtype=np.float64))
-        if self.mean.ndim != 1 or self.std.ndim != 1:
-            raise ValueError("Normalize: mean and std must be numbers or sequences of numbers")
-        if np.any(self.std == 0) or not np.all(np.isfinite(self.std)):
-            raise ValueError(f"Normalize: std must be finite and non-zero, got {std!r}")
+        self.mean, self.std = _per_channel("mean", mean), _per_channel("std", std)
+        if np.any(self.std == 0):
+            raise ValueError(f"Normalize: std must be non-zero, got {std!r}")
+        if self.mean.size > 1 and self.std.size > 1 and self.mean.size != self.std.size:
+            raise ValueError(f"Normalize: mean and std must have one value per channel each, got {self.mean.size} "
+                             f"mean and {self.std.size} std values")
         self.inplace = inplace
 
     def __call__(self, img):
@@ -340,11 +354,12 @@ class RandomRotation:
 
     def __init__(self, degrees, interpolation: str = "nearest", fill=0):
         if isinstance(degrees, numbers.Real) and not isinstance(degrees, bool):
-            if degrees < 0:
+            if not degrees >= 0:
                 raise ValueError(f"RandomRotation: degrees must be >= 0 when a single number, got {degrees!r}")
             degrees = (-float(degrees), float(degrees))
         if (not isinstance(degrees, (tuple, list)) or len(degrees) != 2
-                or not all(isinstance(d, numbers.Real) for d in degrees) or degrees[0] > degrees[1]):
+                or not all(isinstance(d, numbers.Real) and not isinstance(d, bool) and math.isfinite(d) for d in degrees)
+                or degrees[0] > degrees[1]):
             raise ValueError(f"RandomRotation: degrees must be a number or a (min, max) pair, got {degrees!r}")
         if interpolation not in ("nearest", "bilinear"):
             raise ValueError(f"RandomRotation: interpolation must be 'nearest' or 'bilinear', got {interpolation!r}")

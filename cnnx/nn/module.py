@@ -9,6 +9,7 @@ PyTorch's ``__getattr__`` fallback (a measurable share of per-layer overhead in 
 from __future__ import annotations
 
 from collections import namedtuple
+from collections.abc import Mapping
 from typing import Callable, Iterator
 
 import numpy as np
@@ -52,9 +53,26 @@ def _as_array(key: str, value) -> np.ndarray:
         array = np.asarray(value)
     except Exception as e:  # noqa: BLE001 - reported with the key
         raise TypeError(f"state_dict value for {key!r} is not array-like ({type(value).__name__}): {e}") from None
-    if array.dtype == object:
-        raise TypeError(f"state_dict value for {key!r} is not numeric ({type(value).__name__})")
+    if array.dtype.kind not in "biuf":  # strings, objects, complex numbers, dates: no silent conversion
+        raise TypeError(f"state_dict value for {key!r} is not numeric: {type(value).__name__} of dtype {array.dtype} "
+                        "(expected an array of real numbers)")
     return array
+
+
+class StateDictError(RuntimeError, ValueError):
+    """A state dict that does not fit the module (missing, unexpected or wrong-shaped entries): a
+    RuntimeError as in PyTorch, and a ValueError as cnnx's contract for bad arguments asks."""
+
+
+def _cast_problem(key: str, src: np.ndarray, target: np.ndarray) -> str | None:
+    """Why copying ``src`` into the integer ``target`` would change its values (None when it would not)."""
+    if target.dtype.kind not in "iu" or src.dtype.kind != "f" or src.size == 0:
+        return None
+    bad = ~np.isfinite(src) | (src != np.round(src))
+    if bad.any():
+        return (f"value for {key} holds {float(src[bad].flat[0])}, which the integer ({target.dtype}) entry cannot hold "
+                "without changing it")
+    return None
 
 
 class Module:
@@ -396,12 +414,17 @@ class Module:
         anything array-like, e.g. PyTorch tensors), casting to each tensor's dtype.
 
         Everything is checked before anything is copied. A value whose shape differs from the
-        module's is always an error; with ``strict`` (default), missing and unexpected keys are too.
-        Errors are a RuntimeError listing every offending key. Returns
-        ``(missing_keys, unexpected_keys)``.
+        module's is always an error, and so is a float value with a fractional part or NaN for an
+        integer entry (``num_batches_tracked``); with ``strict`` (default), missing and unexpected keys
+        are too. These errors are one ``StateDictError`` (a RuntimeError, as in PyTorch, and a
+        ValueError) listing every offending key; a value that is not a real numeric array raises
+        TypeError. Returns ``(missing_keys, unexpected_keys)``.
         """
-        if not hasattr(state_dict, "keys"):
-            raise TypeError(f"expected a mapping of names to arrays, got {type(state_dict).__name__}")
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"load_state_dict(): state_dict must be a mapping of names to arrays, got "
+                            f"{type(state_dict).__name__}")
+        if not isinstance(strict, (bool, np.bool_)):
+            raise TypeError(f"load_state_dict(): strict must be True or False, got {type(strict).__name__} {strict!r}")
         targets = self.state_dict(keep_vars=True)
         missing = [k for k in targets if k not in state_dict]
         unexpected = [k for k in state_dict if k not in targets]
@@ -413,6 +436,8 @@ class Module:
             if src.shape != target.shape:
                 errors.append(f"size mismatch for {key}: copying a param with shape {tuple(src.shape)} from "
                               f"checkpoint, the shape in current model is {tuple(target.shape)}.")
+            elif (problem := _cast_problem(key, src, target._data)) is not None:
+                errors.append(problem)
             else:
                 copies.append((target, src))
         if strict:
@@ -421,7 +446,7 @@ class Module:
             if missing:
                 errors.insert(0, "Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ".")
         if errors:
-            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(errors))
+            raise StateDictError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(errors))
         for target, src in copies:
             np.copyto(target._data, src, casting="unsafe")
         return _IncompatibleKeys(missing, unexpected)

@@ -13,6 +13,8 @@ Reference: https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_e
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from ..autograd import Function
@@ -222,6 +224,12 @@ def _check_class_target(fn: str, x, target, weight, ignore_index):
     return classes
 
 
+def _check_ignore_index(fn: str, ignore_index) -> int:
+    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, numbers.Integral):
+        raise TypeError(f"{fn}(): ignore_index must be an int, got {type(ignore_index).__name__} {ignore_index!r}")
+    return int(ignore_index)
+
+
 def _common(fn, input, target, weight):
     for name, v in (("input", input), ("target", target)):
         if not isinstance(v, Tensor):
@@ -244,6 +252,9 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     ``reduction`` ('none' | 'mean' | 'sum'), ``label_smoothing`` in [0, 1]."""
     w = _common("cross_entropy", input, target, weight)
     reduction = _reduction("cross_entropy", size_average, reduce, reduction)
+    ignore_index = _check_ignore_index("cross_entropy", ignore_index)
+    if isinstance(label_smoothing, (bool, np.bool_)) or not isinstance(label_smoothing, numbers.Real):
+        raise TypeError(f"cross_entropy(): label_smoothing must be a number, got {type(label_smoothing).__name__}")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy(): label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
     probabilities = target.dtype.kind == "f"
@@ -271,6 +282,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     integer class ``target``."""
     w = _common("nll_loss", input, target, weight)
     reduction = _reduction("nll_loss", size_average, reduce, reduction)
+    ignore_index = _check_ignore_index("nll_loss", ignore_index)
     if target.dtype.kind not in "iu":
         raise TypeError(f"nll_loss(): target must hold integer class indices, got {target.dtype}")
     _check_class_target("nll_loss", input, target, weight, ignore_index)

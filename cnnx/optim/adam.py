@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from .optimizer import Optimizer, _check_number
+from .optimizer import Optimizer, _check_bool, _check_number
 
 __all__ = ["Adam", "AdamW"]
 
@@ -43,8 +43,8 @@ class Adam(Optimizer):
         group["betas"] = (_check_number(name, "beta1 (betas[0])", betas[0], high=1.0, high_open=True),
                           _check_number(name, "beta2 (betas[1])", betas[1], high=1.0, high_open=True))
         group["weight_decay"] = _check_number(name, "weight_decay", group["weight_decay"])
-        group["amsgrad"] = bool(group["amsgrad"])
-        group["maximize"] = bool(group["maximize"])
+        group["amsgrad"] = _check_bool(name, "amsgrad", group["amsgrad"])
+        group["maximize"] = _check_bool(name, "maximize", group["maximize"])
 
     def _step(self) -> None:
         state = self.state

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections import Counter
+from collections.abc import Mapping
 
 from .optimizer import Optimizer
 
@@ -25,15 +26,31 @@ def _check_optimizer(owner: str, optimizer) -> None:
 
 
 def _positive_int(owner: str, name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{owner}: {name} must be a positive int, got {type(value).__name__} {value!r}")
+    if value <= 0:
         raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
     return int(value)
 
 
+def _number(owner: str, name: str, value, *, positive: bool) -> float:
+    """``value`` as a finite float that is > 0 (``positive``) or >= 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: {name} must be a number, got {type(value).__name__} {value!r}")
+    v = float(value)
+    if not (math.isfinite(v) and (v > 0 if positive else v >= 0)):
+        raise ValueError(f"{owner}: {name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
+    return v
+
+
 def _positive_float(owner: str, name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-        raise ValueError(f"{owner}: {name} must be a positive number, got {value!r}")
-    return float(value)
+    return _number(owner, name, value, positive=True)
+
+
+def _check_state_dict(owner: str, state_dict) -> None:
+    if not isinstance(state_dict, Mapping) or not all(isinstance(k, str) for k in state_dict):
+        raise TypeError(f"{owner}.load_state_dict(): state_dict must be a dict of attribute names (from "
+                        f"state_dict()), got {type(state_dict).__name__}")
 
 
 class LRScheduler:
@@ -42,6 +59,11 @@ class LRScheduler:
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
         _check_optimizer(type(self).__name__, optimizer)
+        if isinstance(last_epoch, bool) or not isinstance(last_epoch, numbers.Integral):
+            raise TypeError(f"{type(self).__name__}: last_epoch must be an int (-1 to start), got "
+                            f"{type(last_epoch).__name__} {last_epoch!r}")
+        if last_epoch < -1:
+            raise ValueError(f"{type(self).__name__}: last_epoch must be >= -1, got {last_epoch}")
         self.optimizer = optimizer
         if last_epoch == -1:
             for group in optimizer.param_groups:
@@ -76,7 +98,10 @@ class LRScheduler:
                 for k, v in self.__dict__.items() if k != "optimizer"}
 
     def load_state_dict(self, state_dict: dict) -> None:
+        _check_state_dict(type(self).__name__, state_dict)
         for k, v in state_dict.items():
+            if k == "optimizer":
+                continue
             if k == "milestones":
                 v = Counter({int(m): int(c) for m, c in dict(v).items()})
             self.__dict__[k] = v
@@ -103,6 +128,8 @@ class MultiStepLR(LRScheduler):
     """Multiply the learning rate by ``gamma`` at each epoch listed in ``milestones``."""
 
     def __init__(self, optimizer: Optimizer, milestones, gamma: float = 0.1, last_epoch: int = -1):
+        if isinstance(milestones, (str, bytes, Mapping)) or not hasattr(milestones, "__iter__"):
+            raise TypeError(f"MultiStepLR: milestones must be a list of epochs (ints), got {type(milestones).__name__}")
         milestones = list(milestones)
         for m in milestones:
             _positive_int("MultiStepLR", "each milestone", m)
@@ -125,9 +152,7 @@ class CosineAnnealingLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):
         self.T_max = _positive_int("CosineAnnealingLR", "T_max", T_max)
-        if isinstance(eta_min, bool) or not isinstance(eta_min, numbers.Real) or eta_min < 0:
-            raise ValueError(f"CosineAnnealingLR: eta_min must be a number >= 0, got {eta_min!r}")
-        self.eta_min = float(eta_min)
+        self.eta_min = _number("CosineAnnealingLR", "eta_min", eta_min, positive=False)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -156,7 +181,7 @@ class ReduceLROnPlateau:
                  threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0, min_lr=0.0,
                  eps: float = 1e-8):
         _check_optimizer("ReduceLROnPlateau", optimizer)
-        if not (isinstance(factor, numbers.Real) and 0 < factor < 1):
+        if not (_number("ReduceLROnPlateau", "factor", factor, positive=True) < 1):
             raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor!r}")
         if mode not in ("min", "max"):
             raise ValueError(f"ReduceLROnPlateau: mode must be 'min' or 'max', got {mode!r}")
@@ -166,14 +191,13 @@ class ReduceLROnPlateau:
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
                 raise ValueError(f"ReduceLROnPlateau: {name} must be an int >= 0, got {value!r}")
         for name, value in (("threshold", threshold), ("eps", eps)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or value < 0:
-                raise ValueError(f"ReduceLROnPlateau: {name} must be a number >= 0, got {value!r}")
+            _number("ReduceLROnPlateau", name, value, positive=False)
         n = len(optimizer.param_groups)
         min_lrs = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * n
         if len(min_lrs) != n:
             raise ValueError(f"ReduceLROnPlateau: expected {n} min_lr values (one per group), got {len(min_lrs)}")
-        if any(isinstance(m, bool) or not isinstance(m, numbers.Real) or m < 0 for m in min_lrs):
-            raise ValueError(f"ReduceLROnPlateau: min_lr must be >= 0, got {min_lr!r}")
+        for m in min_lrs:
+            _number("ReduceLROnPlateau", "min_lr", m, positive=False)
         self.optimizer = optimizer
         self.mode, self.factor, self.patience = mode, float(factor), int(patience)
         self.threshold, self.threshold_mode, self.cooldown = float(threshold), threshold_mode, int(cooldown)
@@ -191,8 +215,15 @@ class ReduceLROnPlateau:
         return a > best * (1.0 + self.threshold) if self.threshold_mode == "rel" else a > best + self.threshold
 
     def step(self, metrics) -> None:
-        """Record this epoch's metric (a number or one-element tensor) and reduce lrs on a plateau."""
-        current = float(metrics)
+        """Record this epoch's metric (a number or one-element tensor) and reduce lrs on a plateau.
+        A NaN metric counts as no improvement, as in PyTorch."""
+        if isinstance(metrics, (str, bytes, bool)) or not hasattr(metrics, "__float__"):
+            raise TypeError(f"ReduceLROnPlateau.step(): metrics must be a number or a one-element tensor, got "
+                            f"{type(metrics).__name__}")
+        try:
+            current = float(metrics)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"ReduceLROnPlateau.step(): metrics must be a single number: {e}") from None
         self.last_epoch += 1
         if self.is_better(current, self.best):
             self.best = current
@@ -224,7 +255,8 @@ class ReduceLROnPlateau:
                 if k != "optimizer"}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.__dict__.update(state_dict)
+        _check_state_dict("ReduceLROnPlateau", state_dict)
+        self.__dict__.update({k: v for k, v in state_dict.items() if k != "optimizer"})
 
     def __repr__(self) -> str:
         return (f"ReduceLROnPlateau(mode={self.mode!r}, factor={self.factor}, patience={self.patience}, "

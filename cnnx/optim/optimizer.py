@@ -13,7 +13,9 @@ identity and memory (modules and the optimizer share it).
 from __future__ import annotations
 
 import copy
+import math
 import numbers
+from collections.abc import Mapping
 from typing import Callable, Iterable
 
 import numpy as np
@@ -31,15 +33,23 @@ BLOCK = 1 << 14
 
 def _check_number(owner: str, name: str, value, *, low: float = 0.0, high: float | None = None,
                   high_open: bool = False) -> float:
-    """``value`` as a float, or a ValueError naming the hyper-parameter and the allowed range."""
+    """``value`` as a float: a TypeError when it is not a real number, a ValueError naming the
+    hyper-parameter and the allowed range when it is outside it (NaN and infinities never are in it)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{owner}: {name} must be a number, got {type(value).__name__}")
     v = float(value)
-    bad = not (v >= low) or (high is not None and (v >= high if high_open else v > high))
+    bad = not (low <= v < math.inf) or (high is not None and (v >= high if high_open else v > high))
     if bad:
-        rng = f">= {low:g}" if high is None else f"in [{low:g}, {high:g}{')' if high_open else ']'}"
+        rng = f"finite and >= {low:g}" if high is None else f"in [{low:g}, {high:g}{')' if high_open else ']'}"
         raise ValueError(f"{owner}: invalid {name} {value!r} (must be {rng})")
     return v
+
+
+def _check_bool(owner: str, name: str, value) -> bool:
+    """``value`` as a bool; anything else (``"no"``, 1) is a TypeError rather than a truth test."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{owner}: {name} must be True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
 
 
 class Optimizer:
@@ -50,12 +60,14 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.state: dict = {}
         self.param_groups: list[dict] = []
-        if isinstance(params, Tensor):
-            raise TypeError("params argument given to the optimizer should be an iterable of Tensors or dicts, "
-                            "but got a Tensor")
+        owner = type(self).__name__
+        if isinstance(params, (Tensor, Mapping, str, bytes)) or not hasattr(params, "__iter__"):
+            what = "a Tensor" if isinstance(params, Tensor) else type(params).__name__
+            raise TypeError(f"{owner}: params argument given to the optimizer should be an iterable of Tensors or "
+                            f"dicts, but got {what}")
         groups = list(params)
         if not groups:
-            raise ValueError("optimizer got an empty parameter list")
+            raise ValueError(f"{owner}: params is empty: optimizer got an empty parameter list")
         if not isinstance(groups[0], dict):
             groups = [{"params": groups}]
         for g in groups:
@@ -66,22 +78,33 @@ class Optimizer:
 
     def add_param_group(self, param_group: dict) -> None:
         """Add a group of parameters (a dict with ``"params"`` and optional hyper-parameters)."""
+        owner = type(self).__name__
         if not isinstance(param_group, dict):
-            raise TypeError(f"param_group must be a dict, got {type(param_group).__name__}")
+            raise TypeError(f"{owner}: param_group must be a dict, got {type(param_group).__name__}")
+        if "params" not in param_group:
+            raise ValueError(f"{owner}: param_group must have a 'params' entry (its Tensors), got keys "
+                             f"{sorted(map(str, param_group))}")
         params = param_group["params"]
-        params = [params] if isinstance(params, Tensor) else list(params)
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, (Mapping, str, bytes)) or not hasattr(params, "__iter__"):
+            raise TypeError(f"{owner}: param_group['params'] must be a Tensor or an iterable of Tensors, got "
+                            f"{type(params).__name__}")
+        params = list(params)
         for p in params:
             if not isinstance(p, Tensor):
-                raise TypeError(f"optimizer can only optimize Tensors, got {type(p).__name__}")
+                raise TypeError(f"{owner}: params must hold Tensors (optimizer can only optimize Tensors), but one "
+                                f"of the params is {type(p).__name__}")
             if not p.is_leaf:
-                raise ValueError("can't optimize a non-leaf Tensor")
+                raise ValueError(f"{owner}: params must be leaf Tensors: can't optimize a non-leaf Tensor")
             if p.dtype.kind != "f":
-                raise TypeError(f"optimizer can only optimize floating point Tensors, got {p.dtype}")
+                raise TypeError(f"{owner}: params must hold floating point Tensors (optimizer can only optimize "
+                                f"those), got one of dtype {p.dtype}")
         if len({id(p) for p in params}) != len(params):
-            raise ValueError("optimizer contains a parameter group with duplicate parameters")
+            raise ValueError(f"{owner}: optimizer contains a parameter group with duplicate parameters")
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in params):
-            raise ValueError("some parameters appear in more than one parameter group")
+            raise ValueError(f"{owner}: some parameters appear in more than one parameter group")
         group = {k: v for k, v in param_group.items() if k != "params"}
         for k, v in self.defaults.items():
             group.setdefault(k, v)
@@ -133,34 +156,64 @@ class Optimizer:
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore hyper-parameters and state saved by ``state_dict()`` from an optimizer built over
-        the same parameters (same group sizes, same shapes). Arrays are copied and cast to each
-        parameter's dtype."""
-        if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
-            raise ValueError("optimizer state_dict must be a dict with 'state' and 'param_groups'")
-        saved_groups = state_dict["param_groups"]
+        """Restore hyper-parameters and state saved by ``state_dict()`` from an optimizer of the same
+        class built over the same parameters (same group sizes, same shapes). Arrays are copied and
+        cast to each parameter's dtype. Everything is checked before anything changes: a structure
+        that is not a state dict, one from another kind of optimizer (its groups lack this one's
+        hyper-parameters), other group sizes or shapes, or invalid hyper-parameters raise."""
+        where = f"{type(self).__name__}.load_state_dict()"
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"{where}: state_dict must be a dict with 'state' and 'param_groups', got "
+                            f"{type(state_dict).__name__}")
+        lacking = [k for k in ("state", "param_groups") if k not in state_dict]
+        if lacking:
+            raise ValueError(f"{where}: state_dict must be a dict with 'state' and 'param_groups'; it lacks "
+                             f"{' and '.join(map(repr, lacking))}")
+        saved_state, saved_groups = state_dict["state"], state_dict["param_groups"]
+        if not isinstance(saved_state, Mapping):
+            raise TypeError(f"{where}: state_dict['state'] must be a dict (parameter index -> state), got "
+                            f"{type(saved_state).__name__}")
+        if not isinstance(saved_groups, (list, tuple)) or not all(isinstance(g, Mapping) for g in saved_groups):
+            raise TypeError(f"{where}: state_dict['param_groups'] must be a list of dicts, got {saved_groups!r:.80}")
         if len(saved_groups) != len(self.param_groups):
-            raise ValueError(f"loaded state dict has {len(saved_groups)} parameter groups, the optimizer has "
+            raise ValueError(f"{where}: loaded state dict has {len(saved_groups)} parameter groups, the optimizer has "
                              f"{len(self.param_groups)}")
         params_by_index = {}
-        for g, sg in zip(self.param_groups, saved_groups):
-            if len(g["params"]) != len(sg["params"]):
-                raise ValueError("loaded state dict contains a parameter group that doesn't match the size of "
-                                 f"the optimizer's group ({len(sg['params'])} vs {len(g['params'])} parameters)")
-            for i, p in zip(sg["params"], g["params"]):
-                params_by_index[int(i)] = p
+        for i, (g, sg) in enumerate(zip(self.param_groups, saved_groups)):
+            ids = sg.get("params")
+            if not isinstance(ids, (list, tuple)) or not all(
+                    isinstance(k, numbers.Integral) and not isinstance(k, bool) for k in ids):
+                raise TypeError(f"{where}: state_dict['param_groups'][{i}]['params'] must be a list of parameter "
+                                f"indices, got {ids!r:.80}")
+            if len(g["params"]) != len(ids):
+                raise ValueError(f"{where}: loaded state dict contains a parameter group that doesn't match the size "
+                                 f"of the optimizer's group ({len(ids)} vs {len(g['params'])} parameters)")
+            lacks = [k for k in self.defaults if k not in sg]
+            if lacks:
+                saved = ", ".join(str(k) for k in sg if k not in ("params", "initial_lr"))
+                raise ValueError(f"{where}: state_dict['param_groups'][{i}] lacks {', '.join(lacks)}: it was saved by "
+                                 f"another kind of optimizer (its hyper-parameters are {saved})")
+            for k, p in zip(ids, g["params"]):
+                params_by_index[int(k)] = p
         new_state = {}
-        for key, s in state_dict["state"].items():
-            p = params_by_index.get(int(key))
+        for key, s in saved_state.items():
+            try:
+                p = params_by_index.get(int(key))
+            except (TypeError, ValueError):
+                p = None
             if p is None:
-                raise ValueError(f"loaded optimizer state refers to parameter {key}, which no group holds")
+                raise ValueError(f"{where}: loaded optimizer state refers to parameter {key!r}, which no group holds")
+            if not isinstance(s, Mapping):
+                raise TypeError(f"{where}: state of parameter {key} must be a dict, got {type(s).__name__}")
             entry = {}
             for k, v in s.items():
                 if isinstance(v, (Tensor, np.ndarray)) or hasattr(v, "__array__") and not np.isscalar(v):
                     a = np.array(v._data if isinstance(v, Tensor) else v, copy=True)
+                    if a.dtype.kind not in "biuf":
+                        raise TypeError(f"{where}: loaded optimizer state {k!r} of parameter {key} has dtype {a.dtype}")
                     if a.ndim > 0 and a.shape != p.shape:
-                        raise ValueError(f"loaded optimizer state {k!r} of parameter {key} has shape {a.shape}, "
-                                         f"the parameter has shape {p.shape}")
+                        raise ValueError(f"{where}: loaded optimizer state {k!r} of parameter {key} has shape "
+                                         f"{a.shape}, the parameter has shape {p.shape}")
                     entry[k] = a.astype(p.dtype) if a.dtype.kind == "f" and a.ndim > 0 else a
                 else:
                     entry[k] = copy.deepcopy(v)
@@ -171,6 +224,7 @@ class Optimizer:
             for k, v in ng.items():  # JSON round trips turn tuples (betas) into lists
                 if isinstance(v, list) and isinstance(self.defaults.get(k), tuple):
                     ng[k] = tuple(v)
+            self._validate_group(ng)
             ng["params"] = g["params"]
             new_groups.append(ng)
         self.state = new_state

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .optimizer import Optimizer, _check_number
+from .optimizer import Optimizer, _check_bool, _check_number
 
 __all__ = ["SGD"]
 
@@ -35,8 +35,8 @@ class SGD(Optimizer):
         group["momentum"] = _check_number("SGD", "momentum", group["momentum"])
         group["dampening"] = _check_number("SGD", "dampening", group["dampening"])
         group["weight_decay"] = _check_number("SGD", "weight_decay", group["weight_decay"])
-        group["nesterov"] = bool(group["nesterov"])
-        group["maximize"] = bool(group["maximize"])
+        group["nesterov"] = _check_bool("SGD", "nesterov", group["nesterov"])
+        group["maximize"] = _check_bool("SGD", "maximize", group["maximize"])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("SGD: nesterov=True requires momentum > 0 and dampening = 0 "
                              f"(got momentum={group['momentum']:g}, dampening={group['dampening']:g})")

@@ -15,6 +15,8 @@ from ..dataset import Dataset, _check_index
 
 __all__ = ["ImageFolder", "IMG_EXTENSIONS"]
 
+# Pillow modes whose channels are 8-bit, so the uint8 array is the image itself (not a cast of it).
+MODES = ("L", "RGB", "RGBA", "LA", "CMYK", "YCbCr", "LAB", "HSV", "1", "P")
 IMG_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 
 
@@ -48,6 +50,9 @@ class ImageFolder(Dataset):
         if empty:
             raise FileNotFoundError(f"ImageFolder: no images ({', '.join(exts)}) in {', '.join(str(self.root / c) for c in empty)}")
         self.targets = np.array([t for _, t in self.samples], dtype=np.int64)
+        if mode not in MODES:
+            raise ValueError(f"ImageFolder: mode must be one of {', '.join(MODES)} (Pillow modes with 8-bit "
+                             f"channels), got {mode!r}")
         self.mode = mode
         self.transform = transform
 
