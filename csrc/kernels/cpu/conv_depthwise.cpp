@@ -16,8 +16,10 @@
 // weight gradient (each channel sums its images in order, on one thread): results are bitwise
 // identical for any thread count.
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "cnnx/conv.h"
@@ -229,11 +231,15 @@ void output_plane(T* out, const T* buf, const T* wk, T bias, const Conv2dParams&
 // image (above or below it, or across the end of a row) are masked off and not read. The masks and
 // bases depend on the shape only and are made once per call.
 
-// Stride-1 "same" planes up to this many values take the shifted kernels (measured on AVX-512: faster
-// than the row kernels on 7x7 to 56x56 planes: no padded copy, no partly empty row vectors).
-constexpr int64_t kFlatMaxPlane = 56 * 56;
-// Other planes up to this many input values take the gathering kernels (their base table stays small).
-constexpr int64_t kGatherMaxPlane = 32 * 32;
+// Planes up to this many input values take the flat kernels. Measured on AVX-512 (2 threads, batch 1
+// to 32): faster than the row kernels from 7x7 to 112x112, in all three directions (e.g. 112x112
+// stride 1 dw 2.3x, 14x14 stride 2 forward 2.1x, dx 2x); larger planes keep the row kernels, whose
+// per-plane copy is then small next to the plane (and the flat plans' tables would not stay in L1).
+constexpr int64_t kFlatMaxPlane = 128 * 128;
+constexpr int64_t kGatherMaxPlane = kFlatMaxPlane;
+// Strided dx gathers 9 taps per vector of which about a quarter of the lanes are live: faster than
+// the row kernels' scatter only on small planes (14x14: 1.4x; 28x28: 0.87x).
+constexpr int64_t kGatherDxMaxPlane = 16 * 16;
 
 struct FlatPlan {
   bool gather = false;              // lanes gathered at base + off (else one shifted run)
@@ -252,7 +258,7 @@ inline bool flat_applies(const Conv2dParams& p) {
 }
 
 template <class T>
-FlatPlan flat_plan(const Conv2dParams& p) {
+FlatPlan make_flat_plan(const Conv2dParams& p) {
   constexpr int64_t W = simd::Vec<T>::width;
   FlatPlan F;
   F.gather = !shift_applies(p);
@@ -263,16 +269,79 @@ FlatPlan flat_plan(const Conv2dParams& p) {
     for (int64_t j = 0; j < p.kw; ++j) F.off.push_back((i * p.dil_h - p.pad_h) * p.w + j * p.dil_w - p.pad_w);
   F.mask.assign(static_cast<size_t>(F.vecs * F.ntaps), 0u);
   if (F.gather) F.base.assign(static_cast<size_t>(F.vecs * W), 0);
-  for (int64_t o = 0; o < F.hw; ++o) {
-    const int64_t v = o / W, l = o % W, oh = o / p.ow, ow = o % p.ow;
-    if (F.gather) F.base[o] = static_cast<std::int32_t>(oh * p.stride_h * p.w + ow * p.stride_w);
-    for (int64_t q = 0; q < F.ntaps; ++q) {
-      const int64_t ih = oh * p.stride_h + (q / p.kw) * p.dil_h - p.pad_h;
-      const int64_t iw = ow * p.stride_w + (q % p.kw) * p.dil_w - p.pad_w;
-      if (ih >= 0 && ih < p.h && iw >= 0 && iw < p.w) F.mask[v * F.ntaps + q] |= 1u << l;
+  // Tap q reads inside the image at output (oh, ow) when its row and its column both land inside.
+  std::vector<std::uint32_t> col_ok(static_cast<size_t>(p.ow * p.kw));  // bit per kernel column
+  for (int64_t ow = 0; ow < p.ow; ++ow)
+    for (int64_t j = 0; j < p.kw; ++j) {
+      const int64_t iw = ow * p.stride_w + j * p.dil_w - p.pad_w;
+      col_ok[ow * p.kw + j] = iw >= 0 && iw < p.w;
     }
-  }
+  for (int64_t oh = 0, o = 0; oh < p.oh; ++oh)
+    for (int64_t ow = 0; ow < p.ow; ++ow, ++o) {
+      const int64_t v = o / W;
+      const std::uint32_t bit = 1u << (o % W);
+      if (F.gather) F.base[o] = static_cast<std::int32_t>(oh * p.stride_h * p.w + ow * p.stride_w);
+      std::uint32_t* m = F.mask.data() + v * F.ntaps;
+      for (int64_t i = 0; i < p.kh; ++i) {
+        const int64_t ih = oh * p.stride_h + i * p.dil_h - p.pad_h;
+        if (ih < 0 || ih >= p.h) continue;
+        for (int64_t j = 0; j < p.kw; ++j)
+          if (col_ok[ow * p.kw + j]) m[i * p.kw + j] |= bit;
+      }
+    }
   return F;
+}
+
+// The input gradient of a strided layer as a gathering plan over dx: input position (ih, iw) receives
+// tap (i, j) from dy[(ih + PH - i*DH) / SH][(iw + PW - j*DW) / SW] when both divisions are exact and
+// land inside dy. Writing ih + PH = SH*a + r and i*DH = SH*b + t, exact means r == t, and then the dy
+// row is a - b: so the read is base(ih, iw) + off(i, j) with base = a*OW + c and off = -(b*OW + e)
+// (c, e likewise for columns), and the masks carry the exactness and the bounds.
+template <class T>
+FlatPlan make_flat_plan_dx(const Conv2dParams& p) {
+  constexpr int64_t W = simd::Vec<T>::width;
+  FlatPlan F;
+  F.gather = true;
+  F.hw = p.h * p.w;
+  F.vecs = (F.hw + W - 1) / W;
+  F.ntaps = p.kh * p.kw;
+  for (int64_t i = 0; i < p.kh; ++i)
+    for (int64_t j = 0; j < p.kw; ++j)
+      F.off.push_back(-((i * p.dil_h) / p.stride_h * p.ow + (j * p.dil_w) / p.stride_w));
+  F.mask.assign(static_cast<size_t>(F.vecs * F.ntaps), 0u);
+  F.base.assign(static_cast<size_t>(F.vecs * W), 0);
+  for (int64_t ih = 0, o = 0; ih < p.h; ++ih)
+    for (int64_t iw = 0; iw < p.w; ++iw, ++o) {
+      const int64_t a = (ih + p.pad_h) / p.stride_h, r = (ih + p.pad_h) % p.stride_h;
+      const int64_t c = (iw + p.pad_w) / p.stride_w, rc = (iw + p.pad_w) % p.stride_w;
+      F.base[o] = static_cast<std::int32_t>(a * p.ow + c);
+      std::uint32_t* m = F.mask.data() + (o / W) * F.ntaps;
+      for (int64_t i = 0; i < p.kh; ++i) {
+        const int64_t b = (i * p.dil_h) / p.stride_h, t = (i * p.dil_h) % p.stride_h;
+        if (t != r || a - b < 0 || a - b >= p.oh) continue;
+        for (int64_t j = 0; j < p.kw; ++j) {
+          const int64_t e = (j * p.dil_w) / p.stride_w, tc = (j * p.dil_w) % p.stride_w;
+          if (tc == rc && c - e >= 0 && c - e < p.ow) m[i * p.kw + j] |= 1u << (o % W);
+        }
+      }
+    }
+  return F;
+}
+
+// The plan of a shape (for the forward and dw, or for dx), from a small per-thread cache: building
+// one walks every position (for a 112x112 plane that cost more than a batch-1 forward), and a
+// network's few depthwise shapes recur on every step.
+template <class T>
+const FlatPlan& flat_plan(const Conv2dParams& p, bool for_dx = false) {
+  using Key = std::array<int64_t, 13>;
+  const Key key{p.h, p.w, p.oh, p.ow, p.kh, p.kw, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dil_h, p.dil_w,
+                for_dx};
+  thread_local std::vector<std::pair<Key, FlatPlan>> cache;
+  for (const auto& entry : cache)
+    if (entry.first == key) return entry.second;
+  if (cache.size() >= 32) cache.clear();
+  cache.emplace_back(key, for_dx ? make_flat_plan_dx<T>(p) : make_flat_plan<T>(p));
+  return cache.back().second;
 }
 
 // p + d elements, computed on addresses: for masked-off lanes the sum may point outside the plane,
@@ -391,7 +460,7 @@ bool flat_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p,
 template <class T>
 void depthwise_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p) {
   if (flat_applies(p)) {
-    const FlatPlan F = flat_plan<T>(p);
+    const FlatPlan& F = flat_plan<T>(p);
     return F.gather ? flat_forward<T, true>(y, x, w, bias, p, F) : flat_forward<T, false>(y, x, w, bias, p, F);
   }
   const Layout L = layout_of<T>(p);
@@ -427,6 +496,16 @@ void depthwise_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams
     for (int64_t k = 0; k < p.k; ++k)
       for (int64_t t = 0; t < ntaps; ++t) flipped[k * ntaps + t] = w[k * ntaps + ntaps - 1 - t];
     depthwise_forward(dx, dy, flipped.data(), static_cast<const T*>(nullptr), q);
+    return;
+  }
+  if (p.k == p.c && p.kh * p.kw <= 25 && p.h * p.w <= kGatherDxMaxPlane) {  // gathered from dy
+    const FlatPlan& F = flat_plan<T>(p, true);
+    const int64_t ntaps = p.kh * p.kw, ohw = p.oh * p.ow;
+    parallel::region(get_num_threads(), [&](int tid, int nt) {
+      const parallel::Range planes = parallel::split(p.n * p.c, tid, nt);
+      for (int64_t nc = planes.begin; nc < planes.end; ++nc)
+        flat_plane<T, true>(dx + nc * F.hw, dy + nc * ohw, w + (nc % p.c) * ntaps, T(0), F);
+    });
     return;
   }
   using V = simd::Vec<T>;
@@ -465,7 +544,7 @@ void depthwise_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams
 template <class T>
 void depthwise_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
   if (flat_applies(p)) {
-    const FlatPlan F = flat_plan<T>(p);
+    const FlatPlan& F = flat_plan<T>(p);
     if (F.gather ? flat_backward_weight<T, true>(dw, x, dy, p, F) : flat_backward_weight<T, false>(dw, x, dy, p, F))
       return;
   }
