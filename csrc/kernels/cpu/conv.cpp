@@ -20,6 +20,7 @@
 #include "cnnx/runtime.h"
 #include "cpu/conv_geometry.h"
 #include "cpu/parallel.h"
+#include "cpu/simd.h"
 
 namespace cnnx {
 namespace CNNX_ISA_NS {
@@ -229,7 +230,25 @@ inline int threads_for(double macs, int64_t units) {
 // results are bitwise identical for any thread count.
 template <class T>
 void forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p) {
-  const Shape s = shape_of<T>(p);
+  Shape s = shape_of<T>(p);
+  const int threads = get_num_threads();
+  const int64_t nt64 = threads;
+  // A forward output is one GEMM dot product whatever the column tiling, so here (unlike the
+  // backward passes) tiles may follow the thread count: when the row tiles of single-image blocks
+  // would not divide between the threads (AlexNet's conv1 at batch 1: 5 tiles), cut the rows into
+  // slightly smaller tiles that do, so each thread builds and multiplies whole tiles of its own
+  // instead of sharing every tile (a barrier per tile, and half of each column matrix read from the
+  // other core's cache).
+  if (threads > 1 && s.imgs == 1 && !s.pointwise) {
+    const int64_t per = p.groups * s.blocks;
+    int64_t tiles = s.tiles;
+    while ((per * tiles) % nt64 != 0 && per * tiles < 8 * nt64 && tiles < p.oh) ++tiles;
+    const int64_t rows = (p.oh + tiles - 1) / tiles;
+    if ((per * ((p.oh + rows - 1) / rows)) % nt64 == 0) {
+      s.rows_per_tile = rows;
+      s.tiles = (p.oh + rows - 1) / rows;
+    }
+  }
   const int64_t items = p.groups * s.blocks * s.tiles;
   constexpr int64_t kRowUnit = 16;
 
@@ -256,9 +275,7 @@ void forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p)
 
   // Whole blocks per thread when they divide evenly or are many (5 blocks on 2 threads would leave
   // one idle for a fifth of the time).
-  const int threads = get_num_threads();
-  const int64_t nt64 = threads;
-  if (threads > 1 && items >= 2 * nt64 && (items % nt64 == 0 || items >= 8 * nt64)) {
+  if (threads > 1 && items >= nt64 && (items % nt64 == 0 || items >= 8 * nt64)) {
     parallel::region(threads, [&](int tid, int nt) {
       const parallel::Range mine = parallel::split(items, tid, nt);
       for (int64_t it = mine.begin; it < mine.end; ++it) {
@@ -359,13 +376,20 @@ void backward_bias(T* db, const T* dy, const Conv2dParams& p) {
   const int64_t ohw = p.oh * p.ow;
   parallel::region(threads_for(double(p.n) * double(p.k) * double(ohw) / 8, p.k), [&](int tid, int nt) {
     const parallel::Range ks = parallel::split(p.k, tid, nt);
+    // Vec lanes in four rotating accumulators (a single scalar sum waits on every add), reduced
+    // once per channel: the order depends on the shape only.
+    using V = simd::Vec<T>;
+    constexpr int64_t W = V::width;
     for (int64_t k = ks.begin; k < ks.end; ++k) {
-      T acc = T(0);
+      typename V::reg acc[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
+      int64_t at = 0;
       for (int64_t n = 0; n < p.n; ++n) {
         const T* dyk = dy + (n * p.k + k) * ohw;
-        for (int64_t o = 0; o < ohw; ++o) acc += dyk[o];
+        int64_t o = 0;
+        for (; o + W <= ohw; o += W, ++at) acc[at & 3] = V::add(acc[at & 3], V::load(dyk + o));
+        if (o < ohw) acc[at & 3] = V::add(acc[at & 3], V::load_partial(dyk + o, int(ohw - o))), ++at;
       }
-      db[k] = acc;
+      db[k] = V::reduce_add(V::add(V::add(acc[0], acc[1]), V::add(acc[2], acc[3])));
     }
   });
 }
