@@ -27,6 +27,18 @@ namespace CNNX_ISA_NS {
 
 void gemm_f32(float*, const float*, const float*, const GemmParams&);
 void gemm_f64(double*, const double*, const double*, const GemmParams&);
+// A packed once for many GEMMs (gemm.cpp, same ISA build): sizes, packing of MR-row panels
+// [q0, q1), and the GEMM that reads it (p.lda and p.trans_a unused).
+std::int64_t gemm_packed_a_size(std::int64_t m, std::int64_t k, float);
+std::int64_t gemm_packed_a_size(std::int64_t m, std::int64_t k, double);
+std::int64_t gemm_a_panels(std::int64_t m, float);
+std::int64_t gemm_a_panels(std::int64_t m, double);
+void gemm_pack_a(float*, const float*, std::int64_t lda, bool trans, std::int64_t m, std::int64_t k, std::int64_t q0,
+                 std::int64_t q1);
+void gemm_pack_a(double*, const double*, std::int64_t lda, bool trans, std::int64_t m, std::int64_t k,
+                 std::int64_t q0, std::int64_t q1);
+void gemm_prepacked(float* c, const float* a_packed, const float* b, const GemmParams& p);
+void gemm_prepacked(double* c, const double* a_packed, const double* b, const GemmParams& p);
 
 template <class T>
 void depthwise_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p);
@@ -50,6 +62,7 @@ constexpr int64_t kMinTileCols = 256;
 // Workspace slots (0-2 belong to the GEMM): the column tile, and a gathered/staged output block.
 constexpr int kColSlot = 3;
 constexpr int kStageSlot = 4;
+constexpr int kPackedWeightSlot = 5;  // the weights packed once per call (calling thread's, shared)
 
 // How the work is cut. An image larger than a tile is split into tiles of output rows; images
 // smaller than a tile are put side by side in one column matrix (a "block" of images), so the
@@ -254,19 +267,28 @@ void forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p)
 
   // Output channels [k0, k1) of block b from its column matrix `col` (row stride ldb): straight
   // into y for a single image, else into the staging block `stage` and scattered from there.
+  // `packed`: the group weights packed for the GEMM (whole groups only, k0 == 0), or null.
+  const T* packed = nullptr;
+  const int64_t packed_group = gemm_packed_a_size(s.kg, s.ckk, T(0));
   auto multiply = [&](const Block& b, const T* col, int64_t ldb, T* stage, int64_t k0, int64_t k1) {
     if (k1 <= k0) return;
     GemmParams gp;
     gp.m = k1 - k0, gp.n = b.cols(), gp.k = s.ckk, gp.lda = s.ckk, gp.ldb = ldb, gp.threads = 1;
     const T* wk = w + (b.g * s.kg + k0) * s.ckk;
+    auto product = [&](T* c) {
+      if (packed && k0 == 0 && k1 == s.kg)
+        gemm_prepacked(c, packed + b.g * packed_group, col, gp);
+      else
+        gemm(c, wk, col, gp);
+    };
     if (b.single()) {
       T* yt = y + (b.n0 * p.k + b.g * s.kg + k0) * s.ohw + b.oh0 * p.ow;
       gp.ldc = s.ohw;
-      gemm(yt, wk, col, gp);
+      product(yt);
       if (bias) add_bias(yt, bias + b.g * s.kg + k0, k1 - k0, b.cols(), s.ohw);
     } else {
       gp.ldc = b.cols();
-      gemm(stage + k0 * b.cols(), wk, col, gp);
+      product(stage + k0 * b.cols());
       scatter_rows(y, stage, b.cols(), bias, b, s, p.k, k0, k1);
     }
   };
@@ -276,7 +298,20 @@ void forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p)
   // Whole blocks per thread when they divide evenly or are many (5 blocks on 2 threads would leave
   // one idle for a fifth of the time).
   if (threads > 1 && items >= nt64 && (items % nt64 == 0 || items >= 8 * nt64)) {
+    // Each GEMM would pack its weights again (for a deep layer, megabytes per image): when every
+    // group's weights serve several blocks, the threads pack them once, together, first.
+    const int64_t a_panels = gemm_a_panels(s.kg, T(0));
+    T* pack = items >= 2 * p.groups ? workspace_as<T>(kPackedWeightSlot, p.groups * packed_group) : nullptr;
+    packed = pack;
     parallel::region(threads, [&](int tid, int nt) {
+      if (pack) {
+        const parallel::Range q = parallel::split(p.groups * a_panels, tid, nt);
+        for (int64_t i = q.begin; i < q.end; ++i) {
+          const int64_t g = i / a_panels, panel = i % a_panels;
+          gemm_pack_a(pack + g * packed_group, w + g * s.kg * s.ckk, s.ckk, false, s.kg, s.ckk, panel, panel + 1);
+        }
+        parallel::barrier(nt);  // every panel packed
+      }
       const parallel::Range mine = parallel::split(items, tid, nt);
       for (int64_t it = mine.begin; it < mine.end; ++it) {
         const Block b = block_of(it, s, p);

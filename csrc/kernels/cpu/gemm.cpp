@@ -261,8 +261,36 @@ void scale_c(T* c, const GemmParams& p, T beta) {
 // Below this many multiply-adds per thread, waking a second thread costs more than it saves.
 constexpr double kMinMacsPerThread = 1 << 19;
 
+// Where gemm_blocked reads a packed A: k block kb (all KC-deep but the last), then MR-row panels,
+// each kc x MR. A caller that multiplies the same A many times (a convolution's weights, once per
+// image or tile) packs it once in this layout (pack_a_panels) and passes it in (a_packed).
 template <class T>
-void gemm_blocked(T* c, const T* a, const T* b, const GemmParams& p) {
+int64_t packed_a_offset(int64_t m, int64_t k, int64_t pc, int64_t row) {
+  using B = Blocking<T>;
+  const int64_t KC = balanced_block(k, B::KC, 8);
+  return (pc / KC) * ceil_div(m, B::MR) * B::MR * KC + (row / B::MR) * B::MR * std::min(KC, k - pc);
+}
+
+template <class T>
+int64_t packed_a_size(int64_t m, int64_t k) {
+  return ceil_div(m, Blocking<T>::MR) * Blocking<T>::MR * k;
+}
+
+// Panels [q_begin, q_end) of op(A) (m x k), every k block, into dst laid out as packed_a_offset says.
+template <class T>
+void pack_a_panels(T* dst, const T* a, int64_t lda, bool trans, int64_t m, int64_t k, int64_t q_begin,
+                   int64_t q_end) {
+  using B = Blocking<T>;
+  constexpr int MR = B::MR;
+  const int64_t KC = balanced_block(k, B::KC, 8);
+  for (int64_t pc = 0; pc < k; pc += KC)
+    for (int64_t q = q_begin; q < q_end; ++q)
+      pack_a_panel<T, MR>(dst + packed_a_offset<T>(m, k, pc, q * MR), a, lda, trans, q * MR,
+                          std::min<int64_t>(MR, m - q * MR), pc, std::min(KC, k - pc));
+}
+
+template <class T>
+void gemm_blocked(T* c, const T* a, const T* b, const GemmParams& p, const T* a_packed = nullptr) {
   using B = Blocking<T>;
   constexpr int MR = B::MR, NV = B::NV, NR = B::NR;
   static constexpr std::array<TileFn<T>, MR> tiles = make_tiles<T, MR, NV>(std::make_index_sequence<MR>());
@@ -314,6 +342,7 @@ void gemm_blocked(T* c, const T* a, const T* b, const GemmParams& p) {
   };
   auto pack_a_block = [&](T* dst, int64_t ic, int64_t mc, int64_t pc, int64_t kc, int64_t q_begin,
                           int64_t q_end) {
+    if (a_packed) return;  // already packed by the caller
     for (int64_t q = q_begin; q < q_end; ++q)
       pack_a_panel<T, MR>(dst + q * MR * kc, a, p.lda, p.trans_a, ic + q * MR,
                           std::min<int64_t>(MR, mc - q * MR), pc, kc);
@@ -347,7 +376,8 @@ void gemm_blocked(T* c, const T* a, const T* b, const GemmParams& p) {
           for (int64_t ic = mine.begin * MR; ic < row_end; ic += MC) {
             const int64_t mc = std::min(MC, row_end - ic);
             pack_a_block(my_a, ic, mc, pc, kc, 0, ceil_div(mc, MR));
-            run_tiles(my_a, ic, mc, jc, nc, pc, kc, 0, ceil_div(mc, MR) * b_panels);
+            const T* a_block = a_packed ? a_packed + packed_a_offset<T>(p.m, p.k, pc, ic) : my_a;
+            run_tiles(a_block, ic, mc, jc, nc, pc, kc, 0, ceil_div(mc, MR) * b_panels);
           }
           parallel::barrier(nt);  // nobody repacks B while another thread still reads it
           continue;
@@ -359,7 +389,8 @@ void gemm_blocked(T* c, const T* a, const T* b, const GemmParams& p) {
           pack_a_block(a_pack, ic, mc, pc, kc, aq.begin, aq.end);
           parallel::barrier(nt);  // both packed blocks complete
           const parallel::Range tq = parallel::split(a_panels * b_panels, tid, nt);
-          run_tiles(a_pack, ic, mc, jc, nc, pc, kc, tq.begin, tq.end);
+          const T* a_block = a_packed ? a_packed + packed_a_offset<T>(p.m, p.k, pc, ic) : a_pack;
+          run_tiles(a_block, ic, mc, jc, nc, pc, kc, tq.begin, tq.end);
           parallel::barrier(nt);  // nobody repacks A (or B) while another thread still reads it
         }
       }
@@ -374,6 +405,25 @@ void gemm_f32(float* c, const float* a, const float* b, const GemmParams& p) {
 }
 void gemm_f64(double* c, const double* a, const double* b, const GemmParams& p) {
   gemm_blocked<double>(c, a, b, p);
+}
+
+// Pre-packed A (see packed_a_offset): for kernels in this ISA build that reuse one A many times.
+int64_t gemm_packed_a_size(int64_t m, int64_t k, float) { return packed_a_size<float>(m, k); }
+int64_t gemm_packed_a_size(int64_t m, int64_t k, double) { return packed_a_size<double>(m, k); }
+int64_t gemm_a_panels(int64_t m, float) { return ceil_div(m, Blocking<float>::MR); }
+int64_t gemm_a_panels(int64_t m, double) { return ceil_div(m, Blocking<double>::MR); }
+void gemm_pack_a(float* dst, const float* a, int64_t lda, bool trans, int64_t m, int64_t k, int64_t q0, int64_t q1) {
+  pack_a_panels<float>(dst, a, lda, trans, m, k, q0, q1);
+}
+void gemm_pack_a(double* dst, const double* a, int64_t lda, bool trans, int64_t m, int64_t k, int64_t q0,
+                 int64_t q1) {
+  pack_a_panels<double>(dst, a, lda, trans, m, k, q0, q1);
+}
+void gemm_prepacked(float* c, const float* a_packed, const float* b, const GemmParams& p) {
+  gemm_blocked<float>(c, nullptr, b, p, a_packed);
+}
+void gemm_prepacked(double* c, const double* a_packed, const double* b, const GemmParams& p) {
+  gemm_blocked<double>(c, nullptr, b, p, a_packed);
 }
 
 }  // namespace CNNX_ISA_NS
