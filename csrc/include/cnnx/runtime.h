@@ -21,7 +21,7 @@ const char* version();
 // bytes, 64-byte aligned, contents undefined. Grows on demand and is kept, so steady-state calls never
 // touch the system allocator (large blocks would otherwise be page-faulted in on every call).
 // The pointer is valid until the next workspace() call for the same slot on the same thread.
-constexpr int kWorkspaceSlots = 6;
+constexpr int kWorkspaceSlots = 7;
 void* workspace(int slot, std::size_t bytes);
 
 template <class T>

@@ -37,8 +37,16 @@ void gemm_pack_a(float*, const float*, std::int64_t lda, bool trans, std::int64_
                  std::int64_t q1);
 void gemm_pack_a(double*, const double*, std::int64_t lda, bool trans, std::int64_t m, std::int64_t k,
                  std::int64_t q0, std::int64_t q1);
-void gemm_prepacked(float* c, const float* a_packed, const float* b, const GemmParams& p);
-void gemm_prepacked(double* c, const double* a_packed, const double* b, const GemmParams& p);
+// B likewise, built a row at a time (gemm_pack_b_row) in the GEMM's panel layout.
+std::int64_t gemm_packed_b_size(std::int64_t k, std::int64_t n, float);
+std::int64_t gemm_packed_b_size(std::int64_t k, std::int64_t n, double);
+void gemm_pack_b_row(float* dst, const float* row, std::int64_t k, std::int64_t n, std::int64_t r);
+void gemm_pack_b_row(double* dst, const double* row, std::int64_t k, std::int64_t n, std::int64_t r);
+// a_packed / b_packed: null to read a / b as gemm_f32 does.
+void gemm_prepacked(float* c, const float* a, const float* a_packed, const float* b, const float* b_packed,
+                    const GemmParams& p);
+void gemm_prepacked(double* c, const double* a, const double* a_packed, const double* b, const double* b_packed,
+                    const GemmParams& p);
 
 template <class T>
 void depthwise_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p);
@@ -63,6 +71,7 @@ constexpr int64_t kMinTileCols = 256;
 constexpr int kColSlot = 3;
 constexpr int kStageSlot = 4;
 constexpr int kPackedWeightSlot = 5;  // the weights packed once per call (calling thread's, shared)
+constexpr int kRowSlot = 6;           // one column-matrix row on its way into the packed layout
 
 // How the work is cut. An image larger than a tile is split into tiles of output rows; images
 // smaller than a tile are put side by side in one column matrix (a "block" of images), so the
@@ -149,6 +158,19 @@ void im2col_block(T* col, int64_t ld, const T* x, const Block& b, const Shape& s
                   int64_t r0, int64_t r1) {
   for (int64_t n = b.n0; n < b.n1; ++n)
     im2col(col + (n - b.n0) * b.per_image(), ld, x + (n * p.c + b.g * s.cg) * s.hw, p, b.oh0, b.oh1, r0, r1);
+}
+
+// Rows [r0, r1) of a block's column matrix written straight into the GEMM's packed-B layout at dst
+// (gemm_pack_b_row), a row at a time through an L1-sized buffer: the GEMM then reads it without
+// copying it again (a row-major column matrix is copied once more into panels by the GEMM).
+template <class T>
+void im2col_packed(T* dst, const T* x, const Block& b, const Shape& s, const Conv2dParams& p, int64_t r0,
+                   int64_t r1) {
+  T* row = workspace_as<T>(kRowSlot, b.cols());
+  for (int64_t r = r0; r < r1; ++r) {
+    im2col_block(row, b.cols(), x, b, s, p, r, r + 1);
+    gemm_pack_b_row(dst, row, s.ckk, b.cols(), r);
+  }
 }
 
 // The adjoint of im2col for whole channels [c0, c1): dx[c] += the dcol rows of c (dcol starts at
@@ -270,16 +292,15 @@ void forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p)
   // `packed`: the group weights packed for the GEMM (whole groups only, k0 == 0), or null.
   const T* packed = nullptr;
   const int64_t packed_group = gemm_packed_a_size(s.kg, s.ckk, T(0));
+  // `col` is row-major with row stride ldb, or (ldb == 0) in the GEMM's packed-B layout.
   auto multiply = [&](const Block& b, const T* col, int64_t ldb, T* stage, int64_t k0, int64_t k1) {
     if (k1 <= k0) return;
     GemmParams gp;
-    gp.m = k1 - k0, gp.n = b.cols(), gp.k = s.ckk, gp.lda = s.ckk, gp.ldb = ldb, gp.threads = 1;
+    gp.m = k1 - k0, gp.n = b.cols(), gp.k = s.ckk, gp.lda = s.ckk, gp.ldb = ldb ? ldb : b.cols(), gp.threads = 1;
     const T* wk = w + (b.g * s.kg + k0) * s.ckk;
+    const T* a_packed = packed && k0 == 0 && k1 == s.kg ? packed + b.g * packed_group : nullptr;
     auto product = [&](T* c) {
-      if (packed && k0 == 0 && k1 == s.kg)
-        gemm_prepacked(c, packed + b.g * packed_group, col, gp);
-      else
-        gemm(c, wk, col, gp);
+      gemm_prepacked(c, wk, a_packed, ldb ? col : nullptr, ldb ? nullptr : col, gp);
     };
     if (b.single()) {
       T* yt = y + (b.n0 * p.k + b.g * s.kg + k0) * s.ohw + b.oh0 * p.ow;
@@ -294,6 +315,11 @@ void forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p)
   };
   // The block's column matrix: the image itself for a single pointwise image, else built.
   auto direct = [&](const Block& b) { return s.pointwise && b.single(); };
+  // Built in the GEMM's packed layout when the GEMM would copy it into panels anyway (many rows of
+  // output channels); with few rows the GEMM reads a row-major column matrix in place.
+  auto pack_col = [&](const Block& b) {
+    return gemm_a_panels(s.kg, T(0)) > 8 || (b.cols() * int64_t(sizeof(T))) % 2048 == 0;
+  };
 
   // Whole blocks per thread when they divide evenly or are many (5 blocks on 2 threads would leave
   // one idle for a fifth of the time).
@@ -320,9 +346,15 @@ void forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p)
           multiply(b, x + (b.n0 * p.c + b.g * s.cg) * s.hw, s.hw, stage, 0, s.kg);
           continue;
         }
-        T* col = workspace_as<T>(kColSlot, s.ckk * b.cols());
-        im2col_block(col, b.cols(), x, b, s, p, 0, s.ckk);
-        multiply(b, col, b.cols(), stage, 0, s.kg);
+        if (!pack_col(b)) {
+          T* col = workspace_as<T>(kColSlot, s.ckk * b.cols());
+          im2col_block(col, b.cols(), x, b, s, p, 0, s.ckk);
+          multiply(b, col, b.cols(), stage, 0, s.kg);
+          continue;
+        }
+        T* col = workspace_as<T>(kColSlot, gemm_packed_b_size(s.ckk, b.cols(), T(0)));
+        im2col_packed(col, x, b, s, p, 0, s.ckk);
+        multiply(b, col, 0, stage, 0, s.kg);
       }
     });
     return;
@@ -330,20 +362,26 @@ void forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p)
   for (int64_t it = 0; it < items; ++it) {
     const Block b = block_of(it, s, p);
     // Buffers of the calling thread, shared by the team.
-    T* col = direct(b) ? nullptr : workspace_as<T>(kColSlot, s.ckk * b.cols());
+    const bool packed_col = !direct(b) && pack_col(b);
+    T* col = direct(b) ? nullptr
+                       : workspace_as<T>(kColSlot, packed_col ? gemm_packed_b_size(s.ckk, b.cols(), T(0))
+                                                              : s.ckk * b.cols());
     T* stage = b.single() ? nullptr : workspace_as<T>(kStageSlot, s.kg * b.cols());
     const int want = threads_for(double(s.kg) * double(s.ckk) * double(b.cols()), (s.kg + kRowUnit - 1) / kRowUnit);
     parallel::region(want, [&](int tid, int nt) {
       if (!direct(b)) {
         const parallel::Range rows = parallel::split(s.ckk, tid, nt);
-        im2col_block(col + rows.begin * b.cols(), b.cols(), x, b, s, p, rows.begin, rows.end);
+        if (packed_col)
+          im2col_packed(col, x, b, s, p, rows.begin, rows.end);
+        else
+          im2col_block(col + rows.begin * b.cols(), b.cols(), x, b, s, p, rows.begin, rows.end);
         parallel::barrier(nt);  // the whole column matrix is built
       }
       const parallel::Range ks = split_units(s.kg, kRowUnit, tid, nt);
       if (direct(b))
         multiply(b, x + (b.n0 * p.c + b.g * s.cg) * s.hw, s.hw, stage, ks.begin, ks.end);
       else
-        multiply(b, col, b.cols(), stage, ks.begin, ks.end);
+        multiply(b, col, packed_col ? 0 : b.cols(), stage, ks.begin, ks.end);
     });
   }
 }

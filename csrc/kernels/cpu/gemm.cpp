@@ -289,8 +289,50 @@ void pack_a_panels(T* dst, const T* a, int64_t lda, bool trans, int64_t m, int64
                           std::min<int64_t>(MR, m - q * MR), pc, std::min(KC, k - pc));
 }
 
+// Where gemm_blocked reads a packed B: column block jc (all NC wide but the last), then k block,
+// then NR-column panels, each kc x NR. A caller can build B in this layout directly (a convolution
+// writes its column matrix there instead of writing it row-major for the GEMM to copy again).
 template <class T>
-void gemm_blocked(T* c, const T* a, const T* b, const GemmParams& p, const T* a_packed = nullptr) {
+int64_t packed_b_offset(int64_t k, int64_t n, int64_t pc, int64_t jc) {
+  using B = Blocking<T>;
+  const int64_t KC = balanced_block(k, B::KC, 8), NC = balanced_block(n, B::NC, B::NR);
+  const int64_t nc = std::min(NC, n - jc);
+  return (jc / NC) * ceil_div(NC, B::NR) * B::NR * k + (pc / KC) * ceil_div(nc, B::NR) * B::NR * KC;
+}
+
+template <class T>
+int64_t packed_b_size(int64_t k, int64_t n) {
+  using B = Blocking<T>;
+  const int64_t NC = balanced_block(n, B::NC, B::NR);
+  return n == 0 ? 0 : ((n - 1) / NC) * ceil_div(NC, B::NR) * B::NR * k + ceil_div(n - (n - 1) / NC * NC, B::NR) * B::NR * k;
+}
+
+// Row r of op(B) (n values at row) into the packed layout; the lanes past n in a block's last panel
+// are zeroed.
+template <class T>
+void pack_b_row(T* dst, const T* row, int64_t k, int64_t n, int64_t r) {
+  using B = Blocking<T>;
+  using V = simd::Vec<T>;
+  constexpr int NR = B::NR, W = V::width;
+  const int64_t KC = balanced_block(k, B::KC, 8), NC = balanced_block(n, B::NC, NR);
+  const int64_t pc = r / KC * KC, kc = std::min(KC, k - pc);
+  for (int64_t jc = 0; jc < n; jc += NC) {
+    const int64_t nc = std::min(NC, n - jc);
+    T* d = dst + packed_b_offset<T>(k, n, pc, jc) + (r - pc) * NR;
+    int64_t j = 0;
+    for (; j + NR <= nc; j += NR, d += NR * kc)
+#pragma GCC unroll 8
+      for (int v = 0; v < NR / W; ++v) V::store(d + v * W, V::load(row + jc + j + v * W));
+    if (j < nc) {
+      const int64_t left = nc - j;
+      for (int64_t l = 0; l < NR; ++l) d[l] = l < left ? row[jc + j + l] : T(0);
+    }
+  }
+}
+
+template <class T>
+void gemm_blocked(T* c, const T* a, const T* b, const GemmParams& p, const T* a_packed = nullptr,
+                  const T* b_packed = nullptr) {
   using B = Blocking<T>;
   constexpr int MR = B::MR, NV = B::NV, NR = B::NR;
   static constexpr std::array<TileFn<T>, MR> tiles = make_tiles<T, MR, NV>(std::make_index_sequence<MR>());
@@ -310,7 +352,7 @@ void gemm_blocked(T* c, const T* a, const T* b, const GemmParams& p, const T* a_
   // Packing B pays off when many A panels reuse it. With few (M = out channels of a convolution
   // over a large image), copying B costs as much as using it: read row-major B in place instead.
   // Not when rows lie a multiple of 2 KiB apart: they would then crowd a few cache sets.
-  const bool direct_b = !p.trans_b && ceil_div(p.m, MR) <= 8 &&
+  const bool direct_b = !b_packed && !p.trans_b && ceil_div(p.m, MR) <= 8 &&
                         (p.ldb * int64_t(sizeof(T))) % 2048 != 0;
 
   const double macs = double(p.m) * double(p.n) * double(p.k);
@@ -332,7 +374,8 @@ void gemm_blocked(T* c, const T* a, const T* b, const GemmParams& p, const T* a_
       const int64_t rows = std::min<int64_t>(MR, mc - ir * MR);
       const int64_t cols = std::min<int64_t>(NR, nc - jr * NR);
       const bool in_place = direct_b && cols == NR;
-      const T* bp = in_place ? b + pc * p.ldb + jc + jr * NR : b_pack + jr * NR * kc;
+      const T* b_block = b_packed ? b_packed + packed_b_offset<T>(p.k, p.n, pc, jc) : b_pack;
+      const T* bp = in_place ? b + pc * p.ldb + jc + jr * NR : b_block + jr * NR * kc;
       const int64_t bs = in_place ? p.ldb : NR;
       if (rows == MR && cols == NR)
         micro_kernel<T, MR, NV, MR>(kc, ap, bp, bs, ct, p.ldc, alpha, beta_k);
@@ -364,7 +407,9 @@ void gemm_blocked(T* c, const T* a, const T* b, const GemmParams& p, const T* a_
         const int64_t kc = std::min(KC, p.k - pc);
 
         const parallel::Range bq = parallel::split(b_panels, tid, nt);
-        if (!direct_b)
+        if (b_packed)
+          ;  // already packed by the caller
+        else if (!direct_b)
           pack_b_panels<T, NR>(b_pack, b, p.ldb, p.trans_b, pc, kc, jc, nc, bq.begin, bq.end);
         else if (nc % NR != 0 && tid == nt - 1)  // only the ragged last panel needs a copy
           pack_b_panels<T, NR>(b_pack, b, p.ldb, false, pc, kc, jc, nc, b_panels - 1, b_panels);
@@ -419,11 +464,22 @@ void gemm_pack_a(double* dst, const double* a, int64_t lda, bool trans, int64_t 
                  int64_t q1) {
   pack_a_panels<double>(dst, a, lda, trans, m, k, q0, q1);
 }
-void gemm_prepacked(float* c, const float* a_packed, const float* b, const GemmParams& p) {
-  gemm_blocked<float>(c, nullptr, b, p, a_packed);
+int64_t gemm_packed_b_size(int64_t k, int64_t n, float) { return packed_b_size<float>(k, n); }
+int64_t gemm_packed_b_size(int64_t k, int64_t n, double) { return packed_b_size<double>(k, n); }
+void gemm_pack_b_row(float* dst, const float* row, int64_t k, int64_t n, int64_t r) {
+  pack_b_row<float>(dst, row, k, n, r);
 }
-void gemm_prepacked(double* c, const double* a_packed, const double* b, const GemmParams& p) {
-  gemm_blocked<double>(c, nullptr, b, p, a_packed);
+void gemm_pack_b_row(double* dst, const double* row, int64_t k, int64_t n, int64_t r) {
+  pack_b_row<double>(dst, row, k, n, r);
+}
+// a_packed / b_packed: null to use a / b (p.lda, p.trans_a / p.ldb, p.trans_b) as in gemm_*.
+void gemm_prepacked(float* c, const float* a, const float* a_packed, const float* b, const float* b_packed,
+                    const GemmParams& p) {
+  gemm_blocked<float>(c, a, b, p, a_packed, b_packed);
+}
+void gemm_prepacked(double* c, const double* a, const double* a_packed, const double* b, const double* b_packed,
+                    const GemmParams& p) {
+  gemm_blocked<double>(c, a, b, p, a_packed, b_packed);
 }
 
 }  // namespace CNNX_ISA_NS
