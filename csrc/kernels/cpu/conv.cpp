@@ -394,6 +394,10 @@ void backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p) {
   // an image block.
   const int64_t items = p.groups * s.blocks;
 
+  // w[g]^T packed once per call for the GEMMs of whole groups (see forward), or null.
+  const T* packed = nullptr;
+  const int64_t packed_group = gemm_packed_a_size(s.ckk, s.kg, T(0));
+
   // Input channels [c0, c1) of image block `ib` of group g, on the calling thread.
   auto channels = [&](int64_t g, int64_t ib, int64_t c0, int64_t c1) {
     if (c1 <= c0) return;
@@ -421,7 +425,8 @@ void backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p) {
       }
       T* dcol = workspace_as<T>(kColSlot, gp.m * b.cols());
       gp.ldc = b.cols();
-      gemm(dcol, wc, src, gp);
+      const T* a_packed = packed && c0 == 0 && c1 == s.cg ? packed + g * packed_group : nullptr;
+      gemm_prepacked(dcol, wc, a_packed, src, nullptr, gp);
       for (int64_t n = b.n0; n < b.n1; ++n)
         col2im_add(dx + (n * p.c + g * s.cg) * s.hw, dcol + (n - b.n0) * b.per_image(), b.cols(), p, b.oh0,
                    b.oh1, c0, c1);
@@ -430,7 +435,19 @@ void backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p) {
 
   const int threads = get_num_threads();
   if (threads > 1 && items >= 2 * int64_t(threads)) {
+    const int64_t a_panels = gemm_a_panels(s.ckk, T(0));
+    T* pack = !s.pointwise && items * s.tiles >= 2 * p.groups
+                  ? workspace_as<T>(kPackedWeightSlot, p.groups * packed_group) : nullptr;
+    packed = pack;
     parallel::region(threads, [&](int tid, int nt) {
+      if (pack) {
+        const parallel::Range q = parallel::split(p.groups * a_panels, tid, nt);
+        for (int64_t i = q.begin; i < q.end; ++i) {
+          const int64_t g = i / a_panels, panel = i % a_panels;
+          gemm_pack_a(pack + g * packed_group, w + g * s.kg * s.ckk, s.ckk, true, s.ckk, s.kg, panel, panel + 1);
+        }
+        parallel::barrier(nt);  // every panel packed
+      }
       const parallel::Range mine = parallel::split(items, tid, nt);
       for (int64_t it = mine.begin; it < mine.end; ++it) channels(it / s.blocks, it % s.blocks, 0, s.cg);
     });
