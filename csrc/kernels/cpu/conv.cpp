@@ -327,7 +327,7 @@ void forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p)
     // Each GEMM would pack its weights again (for a deep layer, megabytes per image): when every
     // group's weights serve several blocks, the threads pack them once, together, first.
     const int64_t a_panels = gemm_a_panels(s.kg, T(0));
-    T* pack = items >= 2 * p.groups ? workspace_as<T>(kPackedWeightSlot, p.groups * packed_group) : nullptr;
+    T* pack = !s.pointwise && items >= 2 * p.groups ? workspace_as<T>(kPackedWeightSlot, p.groups * packed_group) : nullptr;
     packed = pack;
     parallel::region(threads, [&](int tid, int nt) {
       if (pack) {
