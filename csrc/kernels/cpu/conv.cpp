@@ -141,12 +141,13 @@ void im2col(T* col, int64_t ld, const T* x, const Conv2dParams& p, int64_t oh0, 
         std::fill(dst, dst + p.ow, T(0));
         continue;
       }
-      const T* src = xc + ih * p.w - p.pad_w + j * p.dil_w;  // src[ow * s] is column ow
+      const T* src = shifted(xc, ih * p.w - p.pad_w + j * p.dil_w);  // src[ow * s] is column ow
+      if (p.stride_w == 1) {
+        copy_window_row(dst, src, p.ow, lo, hi);
+        continue;
+      }
       std::fill(dst, dst + lo, T(0));
-      if (p.stride_w == 1)
-        std::memcpy(dst + lo, src + lo, size_t(hi - lo) * sizeof(T));
-      else
-        for (int64_t o = lo; o < hi; ++o) dst[o] = src[o * p.stride_w];
+      for (int64_t o = lo; o < hi; ++o) dst[o] = src[o * p.stride_w];
       std::fill(dst + hi, dst + p.ow, T(0));
     }
   }

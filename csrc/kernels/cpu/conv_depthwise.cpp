@@ -344,13 +344,6 @@ const FlatPlan& flat_plan(const Conv2dParams& p, bool for_dx = false) {
   return cache.back().second;
 }
 
-// p + d elements, computed on addresses: for masked-off lanes the sum may point outside the plane,
-// which pointer arithmetic may not do.
-template <class T>
-CNNX_INLINE const T* shifted(const T* p, int64_t d) {
-  return reinterpret_cast<const T*>(reinterpret_cast<std::uintptr_t>(p) + static_cast<std::uintptr_t>(d * int64_t(sizeof(T))));
-}
-
 // Vector v of tap q of the plane at x (its lanes masked by m).
 template <class T, bool G>
 CNNX_INLINE typename simd::Vec<T>::reg flat_load(const T* x, int64_t v, int64_t q, std::uint32_t m, const FlatPlan& F) {

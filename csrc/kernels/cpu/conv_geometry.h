@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "cpu/simd.h"
+
 namespace cnnx {
 namespace CNNX_ISA_NS {
 
@@ -19,6 +21,32 @@ inline void valid_range(std::int64_t size, std::int64_t out, std::int64_t s, std
   const std::int64_t last = size - 1 + pad - offset;  // o*s <= last
   *hi = last < 0 ? 0 : std::min(out, last / s + 1);
   if (*hi < *lo) *hi = *lo;
+}
+
+// p + d elements, computed on addresses: the result may point outside the array (for lanes a masked
+// load does not read), which pointer arithmetic may not do.
+template <class T>
+CNNX_INLINE const T* shifted(const T* p, std::int64_t d) {
+  return reinterpret_cast<const T*>(reinterpret_cast<std::uintptr_t>(p) +
+                                    static_cast<std::uintptr_t>(d * std::int64_t(sizeof(T))));
+}
+
+// dst[o] = src[o] for lo <= o < hi, else 0, for o in [0, n): one masked load and one store per Vec,
+// with no calls. im2col rows are short (28 values for a 28x28 image), and memcpy plus two fills per
+// row cost more than the copy.
+template <class T>
+CNNX_INLINE void copy_window_row(T* dst, const T* src, std::int64_t n, std::int64_t lo, std::int64_t hi) {
+  using V = simd::Vec<T>;
+  constexpr std::int64_t W = V::width;
+  for (std::int64_t o = 0; o < n; o += W) {
+    const std::int64_t a = std::clamp<std::int64_t>(lo - o, 0, W), b = std::clamp<std::int64_t>(hi - o, 0, W);
+    const std::uint32_t bits = b > a ? ((b == 32 ? ~0u : (1u << b) - 1u) & ~((1u << a) - 1u)) : 0u;
+    const typename V::reg v = V::load_lanes(shifted(src, o), bits);
+    if (o + W <= n)
+      V::store(dst + o, v);
+    else
+      V::store_partial(dst + o, v, int(n - o));
+  }
 }
 
 }  // namespace CNNX_ISA_NS
