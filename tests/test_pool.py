@@ -365,6 +365,29 @@ def test_fast_paths_match_ref_on_network_shapes(fast_isa, dtype):
         assert np.array_equal(K.avg_pool2d_forward(x, k, s, p), ref_a)
 
 
+@pytest.mark.parametrize("shape, k, s, p, ceil_mode", [
+    ((3, 6, 28, 28), 2, 2, 0, False),   # LeNet's S2
+    ((2, 16, 10, 10), 2, 2, 0, False),  # LeNet's S4
+    ((2, 3, 7, 9), 3, 2, 1, True),      # padded, overlapping, ceil mode
+    ((1, 4, 5, 5), 3, 1, 1, False),     # stride 1: every input in up to 9 windows
+    ((1, 2, 13, 11), (2, 3), (3, 1), (1, 0), True),
+    ((2, 2, 40, 40), 2, 2, 0, False),   # wide rows: the register-row forward, the flat backward
+])
+@pytest.mark.parametrize("count_include_pad, divisor", [(True, None), (False, None), (True, 5)])
+def test_flat_avg_pool_equals_reference_bitwise(fast_isa, shape, k, s, p, ceil_mode, count_include_pad, divisor):
+    """Small planes take the flat (gathering) average-pooling kernels: same sums, same order."""
+    for dtype in DTYPES:
+        x = sample(shape, dtype, 31)
+        args = (k, s, p, ceil_mode, count_include_pad, divisor)
+        y = K.avg_pool2d_forward(x, *args)
+        g = sample(y.shape, dtype, 32)
+        gx = K.avg_pool2d_backward(g, shape[2:], *args)
+        with using_isa("ref"):
+            want_y = K.avg_pool2d_forward(x, *args)
+            want_gx = K.avg_pool2d_backward(g, shape[2:], *args)
+        assert np.array_equal(y, want_y) and np.array_equal(gx, want_gx)
+
+
 INPUT_LAYOUTS = {
     "noncontiguous": noncontiguous,
     "fortran": np.asfortranarray,
