@@ -252,6 +252,21 @@ inline int threads_for(double macs, int64_t units) {
   return int(std::max<int64_t>(1, std::min<int64_t>({int64_t(get_num_threads()), int64_t(by_work), units})));
 }
 
+// The weights of every group packed for the GEMM (gemm_pack_a), thread tid of nt taking its share of
+// the panels: w[g] (kg x ckk) for the forward, or its transpose (ckk x kg) for dx. The caller
+// synchronises before the GEMMs read it.
+template <class T>
+void pack_group_weights(T* pack, int64_t packed_group, const T* w, const Shape& s, int64_t groups, bool transposed,
+                        int tid, int nt) {
+  const int64_t m = transposed ? s.ckk : s.kg, k = transposed ? s.kg : s.ckk;
+  const int64_t a_panels = gemm_a_panels(m, T(0));
+  const parallel::Range q = parallel::split(groups * a_panels, tid, nt);
+  for (int64_t i = q.begin; i < q.end; ++i) {
+    const int64_t g = i / a_panels, panel = i % a_panels;
+    gemm_pack_a(pack + g * packed_group, w + g * s.kg * s.ckk, s.ckk, transposed, m, k, panel, panel + 1);
+  }
+}
+
 // Threading. Conv never lets the GEMM split itself (its blocks synchronise several times per call,
 // which is costly when a shared host briefly takes a core away); each thread runs single-threaded
 // GEMMs on work of its own:
@@ -327,16 +342,11 @@ void forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p)
   if (threads > 1 && items >= nt64 && (items % nt64 == 0 || items >= 8 * nt64)) {
     // Each GEMM would pack its weights again (for a deep layer, megabytes per image): when every
     // group's weights serve several blocks, the threads pack them once, together, first.
-    const int64_t a_panels = gemm_a_panels(s.kg, T(0));
     T* pack = !s.pointwise && items >= 2 * p.groups ? workspace_as<T>(kPackedWeightSlot, p.groups * packed_group) : nullptr;
     packed = pack;
     parallel::region(threads, [&](int tid, int nt) {
       if (pack) {
-        const parallel::Range q = parallel::split(p.groups * a_panels, tid, nt);
-        for (int64_t i = q.begin; i < q.end; ++i) {
-          const int64_t g = i / a_panels, panel = i % a_panels;
-          gemm_pack_a(pack + g * packed_group, w + g * s.kg * s.ckk, s.ckk, false, s.kg, s.ckk, panel, panel + 1);
-        }
+        pack_group_weights(pack, packed_group, w, s, p.groups, false, tid, nt);
         parallel::barrier(nt);  // every panel packed
       }
       const parallel::Range mine = parallel::split(items, tid, nt);
@@ -436,17 +446,12 @@ void backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p) {
 
   const int threads = get_num_threads();
   if (threads > 1 && items >= 2 * int64_t(threads)) {
-    const int64_t a_panels = gemm_a_panels(s.ckk, T(0));
     T* pack = !s.pointwise && items * s.tiles >= 2 * p.groups
                   ? workspace_as<T>(kPackedWeightSlot, p.groups * packed_group) : nullptr;
     packed = pack;
     parallel::region(threads, [&](int tid, int nt) {
       if (pack) {
-        const parallel::Range q = parallel::split(p.groups * a_panels, tid, nt);
-        for (int64_t i = q.begin; i < q.end; ++i) {
-          const int64_t g = i / a_panels, panel = i % a_panels;
-          gemm_pack_a(pack + g * packed_group, w + g * s.kg * s.ckk, s.ckk, true, s.ckk, s.kg, panel, panel + 1);
-        }
+        pack_group_weights(pack, packed_group, w, s, p.groups, true, tid, nt);
         parallel::barrier(nt);  // every panel packed
       }
       const parallel::Range mine = parallel::split(items, tid, nt);

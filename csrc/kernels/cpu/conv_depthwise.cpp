@@ -26,6 +26,7 @@
 #include "cnnx/runtime.h"
 #include "cpu/conv_geometry.h"
 #include "cpu/parallel.h"
+#include "cpu/plan_cache.h"
 #include "cpu/simd.h"
 
 namespace cnnx {
@@ -328,20 +329,12 @@ FlatPlan make_flat_plan_dx(const Conv2dParams& p) {
   return F;
 }
 
-// The plan of a shape (for the forward and dw, or for dx), from a small per-thread cache: building
-// one walks every position (for a 112x112 plane that cost more than a batch-1 forward), and a
-// network's few depthwise shapes recur on every step.
+// The plan of a shape, for the forward and dw or for dx (cpu/plan_cache.h).
 template <class T>
 const FlatPlan& flat_plan(const Conv2dParams& p, bool for_dx = false) {
-  using Key = std::array<int64_t, 13>;
-  const Key key{p.h, p.w, p.oh, p.ow, p.kh, p.kw, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dil_h, p.dil_w,
-                for_dx};
-  thread_local std::vector<std::pair<Key, FlatPlan>> cache;
-  for (const auto& entry : cache)
-    if (entry.first == key) return entry.second;
-  if (cache.size() >= 32) cache.clear();
-  cache.emplace_back(key, for_dx ? make_flat_plan_dx<T>(p) : make_flat_plan<T>(p));
-  return cache.back().second;
+  const std::array<int64_t, 13> key{p.h,        p.w,        p.oh,    p.ow,    p.kh,     p.kw,    p.stride_h,
+                                    p.stride_w, p.pad_h,    p.pad_w, p.dil_h, p.dil_w, for_dx};
+  return cached_plan(key, [&] { return for_dx ? make_flat_plan_dx<T>(p) : make_flat_plan<T>(p); });
 }
 
 // Vector v of tap q of the plane at x (its lanes masked by m).

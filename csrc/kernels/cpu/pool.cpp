@@ -32,6 +32,7 @@
 #include "cnnx/pool.h"
 #include "cnnx/runtime.h"
 #include "cpu/parallel.h"
+#include "cpu/plan_cache.h"
 #include "cpu/simd.h"
 
 namespace cnnx {
@@ -395,16 +396,10 @@ FlatAvg make_flat_avg(const Pool2dParams& p, bool backward) {
 }
 
 template <class T>
-const FlatAvg& flat_avg(const Pool2dParams& p, bool backward) {
-  using Key = std::array<int64_t, 13>;
-  const Key key{p.h, p.w, p.oh, p.ow, p.kh, p.kw, p.sh, p.sw, p.ph, p.pw, p.count_include_pad, p.divisor_override,
-                backward};
-  thread_local std::vector<std::pair<Key, FlatAvg>> cache;
-  for (const auto& entry : cache)
-    if (entry.first == key) return entry.second;
-  if (cache.size() >= 32) cache.clear();
-  cache.emplace_back(key, make_flat_avg<T>(p, backward));
-  return cache.back().second;
+const FlatAvg& flat_avg(const Pool2dParams& p, bool backward) {  // cached per thread (cpu/plan_cache.h)
+  const std::array<int64_t, 13> key{p.h,  p.w,  p.oh, p.ow, p.kh, p.kw, p.sh, p.sw, p.ph, p.pw, p.count_include_pad,
+                                    p.divisor_override, backward};
+  return cached_plan(key, [&] { return make_flat_avg<T>(p, backward); });
 }
 
 // Sums over the taps of F for vectors [v0, v0 + NB) of plane `src`, into out (then scaled).
