@@ -388,6 +388,27 @@ def test_flat_avg_pool_equals_reference_bitwise(fast_isa, shape, k, s, p, ceil_m
         assert np.array_equal(y, want_y) and np.array_equal(gx, want_gx)
 
 
+@pytest.mark.parametrize("shape, k, s, d, ceil_mode", [
+    ((3, 6, 28, 28), 2, 2, 1, False),   # LeNet's max variant
+    ((2, 8, 14, 14), 2, 2, 1, False),   # VGG16's pool5
+    ((2, 4, 13, 13), 3, 2, 1, False),   # AlexNet's pool5
+    ((2, 4, 14, 14), 3, 2, 1, True),    # GoogLeNet's pool4: ceil mode, windows past the input
+    ((1, 3, 11, 9), (2, 3), (1, 2), (2, 1), True),
+])
+def test_flat_max_pool_equals_reference_bitwise(fast_isa, shape, k, s, d, ceil_mode):
+    """Narrow rows without padding take the flat (gathering) max-pool kernel: same maxima, same
+    indices, NaN and tie rules included."""
+    for dtype in DTYPES:
+        x = np.round(sample(shape, dtype, 41) * 4) / 4  # many ties
+        x.reshape(-1)[::13] = np.nan
+        x.reshape(-1)[3::7] = -np.inf
+        x[0, 0] = -np.inf                                   # a plane of -inf: the first index wins
+        y, idx = K.max_pool2d_forward(x, k, s, 0, d, ceil_mode)
+        with using_isa("ref"):
+            want_y, want_idx = K.max_pool2d_forward(x, k, s, 0, d, ceil_mode)
+        assert np.array_equal(y, want_y, equal_nan=True) and np.array_equal(idx, want_idx)
+
+
 INPUT_LAYOUTS = {
     "noncontiguous": noncontiguous,
     "fortran": np.asfortranarray,

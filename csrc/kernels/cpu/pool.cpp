@@ -18,7 +18,8 @@
 // Global average pooling (one window = one whole plane) sums each plane as one contiguous run.
 // Average pooling on rows narrower than one register (LeNet's 28x28 -> 14x14, late-layer maps), and
 // its gradient on planes up to 128x128, run "flat": a register holds `width` consecutive outputs of
-// the flattened plane (several rows), and each window tap is one masked gather (FlatAvg below).
+// the flattened plane (several rows), and each window tap is one masked gather (FlatAvg below). So
+// does max pooling of narrow rows without padding (MaxPool::flat_plane).
 // Adaptive pooling sums each window along its rows with whole registers (window_sum).
 #include <algorithm>
 #include <array>
@@ -171,6 +172,112 @@ void global_backward(T* gx, const T* gy, int64_t planes, int64_t plane, T diviso
 }
 
 // ---------------------------------------------------------------------------------------------
+// flat pooling tables (small planes)
+//
+// Forward: output o = (oh, ow) of a plane sums taps (i, j) in the reference's order, each a gather
+// at base(o) + i*W + j (base = the window's corner, possibly in the padding) masked to the taps
+// inside the input; then one division by the output's divisor. Backward: input position (ih, iw)
+// gathers gy[o] / divisor[o] from the windows that contain it, in the reference's (oh, ow) order:
+// those are oh = oh0(ih) + a, ow = ow0(iw) + b for a < ceil(kh/sh), b < ceil(kw/sw), i.e. position
+// base(ih, iw) + a*OW + b of the output plane, masked to the windows that exist and contain it.
+// Masked taps add +0, which leaves every sum as the reference's (its sums start from +0 too). The
+// tables depend on the shape only and are cached per thread.
+
+constexpr int64_t kFlatPoolMaxPlane = 128 * 128;
+
+struct FlatAvg {  // (max pooling's forward uses the forward tables too)
+  int64_t hw = 0, vecs = 0, taps = 0;  // outputs per plane (forward) or inputs (backward)
+  std::vector<std::int32_t> off;       // per tap
+  std::vector<std::int32_t> base;      // per lane (vecs * width)
+  std::vector<std::uint32_t> mask;     // per vector and tap
+  std::vector<double> divisor;         // per output of the plane
+};
+
+inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+template <class T>
+FlatAvg make_flat_avg(const Pool2dParams& p, bool backward) {
+  constexpr int64_t W = simd::Vec<T>::width;
+  FlatAvg F;
+  for (int64_t oh = 0; oh < p.oh; ++oh)
+    for (int64_t ow = 0; ow < p.ow; ++ow)
+      F.divisor.push_back(double(avg_divisor(p, avg_window(oh, p.kh, p.sh, p.ph, p.h), avg_window(ow, p.kw, p.sw, p.pw, p.w))));
+  const int64_t da = (p.kh + p.sh - 1) / p.sh, db = (p.kw + p.sw - 1) / p.sw;
+  F.hw = backward ? p.h * p.w : p.oh * p.ow;
+  F.vecs = (F.hw + W - 1) / W;
+  F.taps = backward ? da * db : p.kh * p.kw;
+  for (int64_t a = 0; a < (backward ? da : p.kh); ++a)
+    for (int64_t b = 0; b < (backward ? db : p.kw); ++b)
+      F.off.push_back(static_cast<std::int32_t>(backward ? a * p.ow + b : a * p.dh * p.w + b * p.dw));
+  F.base.assign(static_cast<size_t>(F.vecs * W), 0);
+  F.mask.assign(static_cast<size_t>(F.vecs * F.taps), 0u);
+  for (int64_t o = 0; o < F.hw; ++o) {
+    const std::uint32_t bit = 1u << (o % W);
+    std::uint32_t* m = F.mask.data() + (o / W) * F.taps;
+    if (!backward) {
+      const int64_t oh = o / p.ow, ow = o % p.ow, r0 = oh * p.sh - p.ph, c0 = ow * p.sw - p.pw;
+      F.base[o] = static_cast<std::int32_t>(r0 * p.w + c0);
+      for (int64_t i = 0; i < p.kh; ++i)
+        for (int64_t j = 0; j < p.kw; ++j) {
+          const int64_t r = r0 + i * p.dh, c = c0 + j * p.dw;
+          if (r >= 0 && r < p.h && c >= 0 && c < p.w) m[i * p.kw + j] |= bit;
+        }
+      continue;
+    }
+    const int64_t ih = o / p.w, iw = o % p.w;
+    // The first window that can contain (ih, iw): its start oh*sh - ph > ih - kh.
+    const int64_t oh0 = std::max<int64_t>(0, floor_div(ih + p.ph - p.kh, p.sh) + 1);
+    const int64_t ow0 = std::max<int64_t>(0, floor_div(iw + p.pw - p.kw, p.sw) + 1);
+    F.base[o] = static_cast<std::int32_t>(oh0 * p.ow + ow0);
+    for (int64_t a = 0; a < da; ++a)
+      for (int64_t b = 0; b < db; ++b) {
+        const int64_t oh = oh0 + a, ow = ow0 + b;
+        const bool rows = oh < p.oh && oh * p.sh - p.ph <= ih && ih < oh * p.sh - p.ph + p.kh;
+        const bool cols = ow < p.ow && ow * p.sw - p.pw <= iw && iw < ow * p.sw - p.pw + p.kw;
+        if (rows && cols) m[a * db + b] |= bit;
+      }
+  }
+  return F;
+}
+
+template <class T>
+const FlatAvg& flat_avg(const Pool2dParams& p, bool backward) {  // cached per thread (cpu/plan_cache.h)
+  const std::array<int64_t, 15> key{p.h,  p.w,  p.oh, p.ow, p.kh, p.kw, p.sh, p.sw, p.ph, p.pw, p.dh, p.dw,
+                                    p.count_include_pad, p.divisor_override, backward};
+  return cached_plan(key, [&] { return make_flat_avg<T>(p, backward); });
+}
+
+// Sums over the taps of F for vectors [v0, v0 + NB) of plane `src`, into out (then scaled).
+template <class T, int NB>
+CNNX_INLINE void flat_avg_block(T* out, const T* src, int64_t v0, const FlatAvg& F, const T* divisor) {
+  using V = simd::Vec<T>;
+  constexpr int64_t W = V::width;
+  typename V::reg acc[NB];
+  for (int b = 0; b < NB; ++b) acc[b] = V::zero();
+  for (int64_t q = 0; q < F.taps; ++q) {
+    const T* tap = src + F.off[q];
+    for (int b = 0; b < NB; ++b)
+      acc[b] = V::add(acc[b], V::gather_lanes(tap, F.base.data() + (v0 + b) * W, F.mask[(v0 + b) * F.taps + q]));
+  }
+  for (int b = 0; b < NB; ++b) {
+    const int64_t at = (v0 + b) * W;
+    typename V::reg r = acc[b];
+    if (divisor) r = V::div(r, at + W <= F.hw ? V::load(divisor + at) : V::load_partial(divisor + at, int(F.hw - at)));
+    if (at + W <= F.hw)
+      V::store(out + at, r);
+    else
+      V::store_partial(out + at, r, int(F.hw - at));
+  }
+}
+
+template <class T>
+void flat_avg_plane(T* out, const T* src, const FlatAvg& F, const T* divisor) {
+  int64_t v = 0;
+  for (; v + 4 <= F.vecs; v += 4) flat_avg_block<T, 4>(out, src, v, F, divisor);
+  for (; v < F.vecs; ++v) flat_avg_block<T, 1>(out, src, v, F, divisor);
+}
+
+// ---------------------------------------------------------------------------------------------
 // max pooling
 
 template <class T>
@@ -293,12 +400,50 @@ struct MaxPool {
     }
   }
 
+  // Flat (rows narrower than a register, no padding): a register holds `width` consecutive outputs
+  // of the flattened plane and each tap is one gather (FlatAvg's forward tables). Without padding
+  // every window's first tap lies inside the input, so it seeds the running maximum as the
+  // reference's first comparison does; taps outside the input (ceil mode) gather -inf and never
+  // win. The position register holds the flat input index, exact in T on these small planes.
+  static void flat_plane(T* y, int64_t* idx, const T* x, const FlatAvg& F, const T* base_t) {
+    const reg minus_inf = V::set1(-std::numeric_limits<T>::infinity());
+    alignas(64) int64_t tail[W];
+    for (int64_t v = 0; v < F.vecs; ++v) {
+      const std::int32_t* bases = F.base.data() + v * W;
+      const std::uint32_t* m = F.mask.data() + v * F.taps;
+      const reg corner = V::load(base_t + v * W);
+      reg best = V::gather_lanes(x + F.off[0], bases, m[0], minus_inf);
+      reg pos = V::add(corner, V::set1(static_cast<T>(F.off[0])));
+      for (int64_t q = 1; q < F.taps; ++q)
+        absorb(best, pos, V::gather_lanes(x + F.off[q], bases, m[q], minus_inf),
+               V::add(corner, V::set1(static_cast<T>(F.off[q]))));
+      const int64_t at = v * W;
+      if (at + W <= F.hw) {
+        V::store(y + at, best);
+        V::store_index(idx + at, pos, 0, 0);
+      } else {
+        V::store_partial(y + at, best, int(F.hw - at));
+        V::store_index(tail, pos, 0, 0);
+        std::copy(tail, tail + (F.hw - at), idx + at);
+      }
+    }
+  }
+
   static void forward(T* y, int64_t* idx, const T* x, const Pool2dParams& p) {
     const int64_t in_plane = p.h * p.w, out_plane = p.oh * p.ow;
     // Offsets inside a window must be exact in T, and fit the int32 conversion of store_index.
     const int64_t max_offset = (p.kh - 1) * p.dh * p.w + (p.kw - 1) * p.dw;
     const bool exact = max_offset < (int64_t(1) << std::min(std::numeric_limits<T>::digits, 31));
     const Interior in = exact ? interior_columns(p) : Interior{0, 0};
+    if (p.ph == 0 && p.pw == 0 && in.hi - in.lo < W && in_plane <= kFlatPoolMaxPlane) {
+      const FlatAvg& F = flat_avg<T>(p, false);
+      std::vector<T> base_t(static_cast<size_t>(F.vecs * W));
+      for (size_t i = 0; i < base_t.size(); ++i) base_t[i] = static_cast<T>(F.base[i]);
+      for_each_plane(p.n * p.c, p.n * p.c * in_plane, [&](int64_t q) {
+        flat_plane(y + q * out_plane, idx + q * out_plane, x + q * in_plane, F, base_t.data());
+      });
+      return;
+    }
     for_each_plane(p.n * p.c, p.n * p.c * in_plane, [&](int64_t q) {
       plane(y + q * out_plane, idx + q * out_plane, x + q * in_plane, p, in);
     });
@@ -327,110 +472,6 @@ struct MaxPool {
     return ok.load();
   }
 };
-
-// ---------------------------------------------------------------------------------------------
-// flat average pooling (small planes)
-//
-// Forward: output o = (oh, ow) of a plane sums taps (i, j) in the reference's order, each a gather
-// at base(o) + i*W + j (base = the window's corner, possibly in the padding) masked to the taps
-// inside the input; then one division by the output's divisor. Backward: input position (ih, iw)
-// gathers gy[o] / divisor[o] from the windows that contain it, in the reference's (oh, ow) order:
-// those are oh = oh0(ih) + a, ow = ow0(iw) + b for a < ceil(kh/sh), b < ceil(kw/sw), i.e. position
-// base(ih, iw) + a*OW + b of the output plane, masked to the windows that exist and contain it.
-// Masked taps add +0, which leaves every sum as the reference's (its sums start from +0 too). The
-// tables depend on the shape only and are cached per thread.
-
-constexpr int64_t kFlatPoolMaxPlane = 128 * 128;
-
-struct FlatAvg {
-  int64_t hw = 0, vecs = 0, taps = 0;  // outputs per plane (forward) or inputs (backward)
-  std::vector<std::int32_t> off;       // per tap
-  std::vector<std::int32_t> base;      // per lane (vecs * width)
-  std::vector<std::uint32_t> mask;     // per vector and tap
-  std::vector<double> divisor;         // per output of the plane
-};
-
-inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-
-template <class T>
-FlatAvg make_flat_avg(const Pool2dParams& p, bool backward) {
-  constexpr int64_t W = simd::Vec<T>::width;
-  FlatAvg F;
-  for (int64_t oh = 0; oh < p.oh; ++oh)
-    for (int64_t ow = 0; ow < p.ow; ++ow)
-      F.divisor.push_back(double(avg_divisor(p, avg_window(oh, p.kh, p.sh, p.ph, p.h), avg_window(ow, p.kw, p.sw, p.pw, p.w))));
-  const int64_t da = (p.kh + p.sh - 1) / p.sh, db = (p.kw + p.sw - 1) / p.sw;
-  F.hw = backward ? p.h * p.w : p.oh * p.ow;
-  F.vecs = (F.hw + W - 1) / W;
-  F.taps = backward ? da * db : p.kh * p.kw;
-  for (int64_t a = 0; a < (backward ? da : p.kh); ++a)
-    for (int64_t b = 0; b < (backward ? db : p.kw); ++b)
-      F.off.push_back(static_cast<std::int32_t>(backward ? a * p.ow + b : a * p.w + b));
-  F.base.assign(static_cast<size_t>(F.vecs * W), 0);
-  F.mask.assign(static_cast<size_t>(F.vecs * F.taps), 0u);
-  for (int64_t o = 0; o < F.hw; ++o) {
-    const std::uint32_t bit = 1u << (o % W);
-    std::uint32_t* m = F.mask.data() + (o / W) * F.taps;
-    if (!backward) {
-      const int64_t oh = o / p.ow, ow = o % p.ow, r0 = oh * p.sh - p.ph, c0 = ow * p.sw - p.pw;
-      F.base[o] = static_cast<std::int32_t>(r0 * p.w + c0);
-      for (int64_t i = 0; i < p.kh; ++i)
-        for (int64_t j = 0; j < p.kw; ++j)
-          if (r0 + i >= 0 && r0 + i < p.h && c0 + j >= 0 && c0 + j < p.w) m[i * p.kw + j] |= bit;
-      continue;
-    }
-    const int64_t ih = o / p.w, iw = o % p.w;
-    // The first window that can contain (ih, iw): its start oh*sh - ph > ih - kh.
-    const int64_t oh0 = std::max<int64_t>(0, floor_div(ih + p.ph - p.kh, p.sh) + 1);
-    const int64_t ow0 = std::max<int64_t>(0, floor_div(iw + p.pw - p.kw, p.sw) + 1);
-    F.base[o] = static_cast<std::int32_t>(oh0 * p.ow + ow0);
-    for (int64_t a = 0; a < da; ++a)
-      for (int64_t b = 0; b < db; ++b) {
-        const int64_t oh = oh0 + a, ow = ow0 + b;
-        const bool rows = oh < p.oh && oh * p.sh - p.ph <= ih && ih < oh * p.sh - p.ph + p.kh;
-        const bool cols = ow < p.ow && ow * p.sw - p.pw <= iw && iw < ow * p.sw - p.pw + p.kw;
-        if (rows && cols) m[a * db + b] |= bit;
-      }
-  }
-  return F;
-}
-
-template <class T>
-const FlatAvg& flat_avg(const Pool2dParams& p, bool backward) {  // cached per thread (cpu/plan_cache.h)
-  const std::array<int64_t, 13> key{p.h,  p.w,  p.oh, p.ow, p.kh, p.kw, p.sh, p.sw, p.ph, p.pw, p.count_include_pad,
-                                    p.divisor_override, backward};
-  return cached_plan(key, [&] { return make_flat_avg<T>(p, backward); });
-}
-
-// Sums over the taps of F for vectors [v0, v0 + NB) of plane `src`, into out (then scaled).
-template <class T, int NB>
-CNNX_INLINE void flat_avg_block(T* out, const T* src, int64_t v0, const FlatAvg& F, const T* divisor) {
-  using V = simd::Vec<T>;
-  constexpr int64_t W = V::width;
-  typename V::reg acc[NB];
-  for (int b = 0; b < NB; ++b) acc[b] = V::zero();
-  for (int64_t q = 0; q < F.taps; ++q) {
-    const T* tap = src + F.off[q];
-    for (int b = 0; b < NB; ++b)
-      acc[b] = V::add(acc[b], V::gather_lanes(tap, F.base.data() + (v0 + b) * W, F.mask[(v0 + b) * F.taps + q]));
-  }
-  for (int b = 0; b < NB; ++b) {
-    const int64_t at = (v0 + b) * W;
-    typename V::reg r = acc[b];
-    if (divisor) r = V::div(r, at + W <= F.hw ? V::load(divisor + at) : V::load_partial(divisor + at, int(F.hw - at)));
-    if (at + W <= F.hw)
-      V::store(out + at, r);
-    else
-      V::store_partial(out + at, r, int(F.hw - at));
-  }
-}
-
-template <class T>
-void flat_avg_plane(T* out, const T* src, const FlatAvg& F, const T* divisor) {
-  int64_t v = 0;
-  for (; v + 4 <= F.vecs; v += 4) flat_avg_block<T, 4>(out, src, v, F, divisor);
-  for (; v < F.vecs; ++v) flat_avg_block<T, 1>(out, src, v, F, divisor);
-}
 
 // ---------------------------------------------------------------------------------------------
 // average pooling

@@ -58,10 +58,11 @@ struct Vec<float> {
     const __m256i on = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(int(bits)), bit), bit);
     return _mm256_maskload_ps(p, on);
   }
-  static CNNX_INLINE reg gather_lanes(const float* p, const std::int32_t* idx, std::uint32_t bits) {
+  static CNNX_INLINE reg gather_lanes(const float* p, const std::int32_t* idx, std::uint32_t bits,
+                                      reg fill = _mm256_setzero_ps()) {
     const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
     const __m256i on = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(int(bits)), bit), bit);
-    return _mm256_mask_i32gather_ps(_mm256_setzero_ps(), p, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx)),
+    return _mm256_mask_i32gather_ps(fill, p, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx)),
                                     _mm256_castsi256_ps(on), 4);
   }
   // dst[l] = base + l * step + int64(off[l]) for whole-number lanes 0 <= off < 2^31.
@@ -131,10 +132,11 @@ struct Vec<double> {
     const __m256i on = _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x(bits), bit), bit);
     return _mm256_maskload_pd(p, on);
   }
-  static CNNX_INLINE reg gather_lanes(const double* p, const std::int32_t* idx, std::uint32_t bits) {
+  static CNNX_INLINE reg gather_lanes(const double* p, const std::int32_t* idx, std::uint32_t bits,
+                                      reg fill = _mm256_setzero_pd()) {
     const __m256i bit = _mm256_setr_epi64x(1, 2, 4, 8);
     const __m256i on = _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x(bits), bit), bit);
-    return _mm256_mask_i32gather_pd(_mm256_setzero_pd(), p, _mm_loadu_si128(reinterpret_cast<const __m128i*>(idx)),
+    return _mm256_mask_i32gather_pd(fill, p, _mm_loadu_si128(reinterpret_cast<const __m128i*>(idx)),
                                     _mm256_castsi256_pd(on), 8);
   }
   static CNNX_INLINE void store_index(std::int64_t* dst, reg off, std::int64_t base, std::int64_t step) {

@@ -63,9 +63,9 @@ struct Vec<float> {
   static CNNX_INLINE reg load_lanes(const float* p, std::uint32_t bits) {
     return _mm512_maskz_loadu_ps(static_cast<__mmask16>(bits), p);
   }
-  static CNNX_INLINE reg gather_lanes(const float* p, const std::int32_t* idx, std::uint32_t bits) {
-    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), static_cast<__mmask16>(bits),
-                                    _mm512_loadu_si512(idx), p, 4);
+  static CNNX_INLINE reg gather_lanes(const float* p, const std::int32_t* idx, std::uint32_t bits,
+                                      reg fill = _mm512_setzero_ps()) {
+    return _mm512_mask_i32gather_ps(fill, static_cast<__mmask16>(bits), _mm512_loadu_si512(idx), p, 4);
   }
   // dst[l] = base + l * step + int64(off[l]) for whole-number lanes 0 <= off < 2^31.
   static CNNX_INLINE void store_index(std::int64_t* dst, reg off, std::int64_t base, std::int64_t step) {
@@ -130,8 +130,9 @@ struct Vec<double> {
   static CNNX_INLINE reg load_lanes(const double* p, std::uint32_t bits) {
     return _mm512_maskz_loadu_pd(static_cast<__mmask8>(bits), p);
   }
-  static CNNX_INLINE reg gather_lanes(const double* p, const std::int32_t* idx, std::uint32_t bits) {
-    return _mm512_mask_i32gather_pd(_mm512_setzero_pd(), static_cast<__mmask8>(bits),
+  static CNNX_INLINE reg gather_lanes(const double* p, const std::int32_t* idx, std::uint32_t bits,
+                                      reg fill = _mm512_setzero_pd()) {
+    return _mm512_mask_i32gather_pd(fill, static_cast<__mmask8>(bits),
                                     _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx)), p, 8);
   }
   static CNNX_INLINE void store_index(std::int64_t* dst, reg off, std::int64_t base, std::int64_t step) {

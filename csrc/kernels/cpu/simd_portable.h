@@ -58,8 +58,8 @@ struct Vec {
       if (bits >> i & 1u) r[i] = p[i];
     return r;
   }
-  static CNNX_INLINE reg gather_lanes(const T* p, const std::int32_t* idx, std::uint32_t bits) {
-    reg r{};
+  static CNNX_INLINE reg gather_lanes(const T* p, const std::int32_t* idx, std::uint32_t bits, reg fill = reg{}) {
+    reg r = fill;
     for (int i = 0; i < width; ++i)
       if (bits >> i & 1u) r[i] = p[idx[i]];
     return r;
