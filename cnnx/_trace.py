@@ -134,13 +134,17 @@ def _pool_call(fn, x, out_hw, k, s, p, d, identity):
     return KernelCall(fn, "pool", x.shape, (n, c, *out_hw), 0, k, s, p, d, None, identity)
 
 
+def _check_pool_padding(fn, kh, kw, ph, pw):
+    if 2 * ph > kh or 2 * pw > kw:
+        raise ValueError(f"{fn}(): argument 'padding' must be at most half of kernel_size, got padding "
+                         f"{(ph, pw)} for kernel_size {(kh, kw)}")
+
+
 @shape_rule("max_pool2d_forward", "pool")
 def _max_pool2d(x, kh, kw, sh, sw, ph, pw, dh, dw, ceil_mode):
     fn = "max_pool2d_forward"
     _check_4d(fn, x)
-    if 2 * ph > kh or 2 * pw > kw:
-        raise ValueError(f"{fn}(): argument 'padding' must be at most half of kernel_size, got padding "
-                         f"{(ph, pw)} for kernel_size {(kh, kw)}")
+    _check_pool_padding(fn, kh, kw, ph, pw)
     k, s, p, d = (kh, kw), (sh, sw), (ph, pw), (dh, dw)
     oh, ow = _out_hw(fn, *x.shape[2:], k, s, p, d, ceil_mode)
     out = np.zeros((*x.shape[:2], oh, ow), x.dtype)
@@ -152,9 +156,7 @@ def _max_pool2d(x, kh, kw, sh, sw, ph, pw, dh, dw, ceil_mode):
 def _avg_pool2d(x, kh, kw, sh, sw, ph, pw, ceil_mode, count_include_pad, divisor_override):
     fn = "avg_pool2d_forward"
     _check_4d(fn, x)
-    if 2 * ph > kh or 2 * pw > kw:
-        raise ValueError(f"{fn}(): argument 'padding' must be at most half of kernel_size, got padding "
-                         f"{(ph, pw)} for kernel_size {(kh, kw)}")
+    _check_pool_padding(fn, kh, kw, ph, pw)
     k, s, p = (kh, kw), (sh, sw), (ph, pw)
     oh, ow = _out_hw(fn, *x.shape[2:], k, s, p, (1, 1), ceil_mode)
     out = np.zeros((*x.shape[:2], oh, ow), x.dtype)

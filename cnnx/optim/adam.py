@@ -67,12 +67,10 @@ class Adam(Optimizer):
                     if vmax is None:
                         vmax = s["max_exp_avg_sq"] = np.zeros_like(d)
                 arrays = (d, g, s["exp_avg"], s["exp_avg_sq"]) + (() if vmax is None else (vmax,))
-                t1, t2 = self._scratch(d.dtype)
+                scratch = self._scratch(d.dtype)
                 for blk in self._blocks(*arrays):
                     db, gb, mb, vb = blk[:4]
-                    n = db.size
-                    a, b = (t1[:n].reshape(db.shape), t2[:n].reshape(db.shape)) if n <= t1.size else (
-                        np.empty_like(db), np.empty_like(db))
+                    a, b = self._work_arrays(scratch, db)
                     if maximize:
                         np.negative(gb, out=b)
                         gb = b

@@ -79,7 +79,8 @@ class LRScheduler:
         self.step()
 
     def get_lr(self) -> list[float]:
-        raise NotImplementedError
+        """The learning rates of this epoch: each schedule (StepLR, CosineAnnealingLR, ...) defines it."""
+        raise NotImplementedError(f"{type(self).__name__} does not define get_lr()")
 
     def get_last_lr(self) -> list[float]:
         """The learning rates the last ``step()`` set."""

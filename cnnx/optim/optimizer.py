@@ -133,7 +133,8 @@ class Optimizer:
         return loss
 
     def _step(self) -> None:
-        raise NotImplementedError
+        """The update of every parameter with a gradient: each optimizer (SGD, Adam, ...) defines it."""
+        raise NotImplementedError(f"{type(self).__name__} does not define _step()")
 
     # ---- state dict ----------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -254,6 +255,15 @@ class Optimizer:
         if key not in cache or len(cache[key]) < count:
             cache[key] = [np.empty(BLOCK, dtype=key) for _ in range(count)]
         return cache[key]
+
+    @staticmethod
+    def _work_arrays(scratch: list[np.ndarray], like: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Two work arrays shaped like the block ``like``: views of ``scratch`` (from ``_scratch``)
+        when it fits, else fresh ones (a non-contiguous parameter comes as one whole block)."""
+        n = like.size
+        if n <= scratch[0].size:
+            return scratch[0][:n].reshape(like.shape), scratch[1][:n].reshape(like.shape)
+        return np.empty_like(like), np.empty_like(like)
 
     @staticmethod
     def _blocks(*arrays: np.ndarray):

@@ -56,12 +56,10 @@ class SGD(Optimizer):
                     if buf is None:
                         buf = s["momentum_buffer"] = np.empty_like(d)
                         first = True
-                t1, t2 = self._scratch(d.dtype)
+                scratch = self._scratch(d.dtype)
                 for blk in self._blocks(d, g) if buf is None else self._blocks(d, g, buf):
                     db, gb = blk[0], blk[1]
-                    n = db.size
-                    a, b = (t1[:n].reshape(db.shape), t2[:n].reshape(db.shape)) if n <= t1.size else (
-                        np.empty_like(db), np.empty_like(db))
+                    a, b = self._work_arrays(scratch, db)
                     if maximize:
                         np.negative(gb, out=a)
                         gb = a

@@ -40,7 +40,7 @@ CNNX_INLINE void copy_window_row(T* dst, const T* src, std::int64_t n, std::int6
   constexpr std::int64_t W = V::width;
   for (std::int64_t o = 0; o < n; o += W) {
     const std::int64_t a = std::clamp<std::int64_t>(lo - o, 0, W), b = std::clamp<std::int64_t>(hi - o, 0, W);
-    const std::uint32_t bits = b > a ? ((b == 32 ? ~0u : (1u << b) - 1u) & ~((1u << a) - 1u)) : 0u;
+    const std::uint32_t bits = b > a ? ((1u << b) - 1u) & ~((1u << a) - 1u) : 0u;  // width <= 16
     const typename V::reg v = V::load_lanes(shifted(src, o), bits);
     if (o + W <= n)
       V::store(dst + o, v);
