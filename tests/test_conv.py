@@ -48,6 +48,12 @@ GRID = {
     "pointwise_large_image": (2, 32, 100, 100, 8, 1, 1, 1, 0, 1, 1),
     "alexnet_like": (2, 3, 31, 31, 8, 11, 11, 4, 2, 1, 1),
     # padding wider than the input: some kernel columns see only zeros (AlexNet's conv2 on a 1x1 map)
+    # dense layers on small planes: the column matrix built flat (conv.cpp im2col_flat)
+    "flat_5x5_same": (2, 3, 28, 28, 4, 5, 5, 1, 2, 1, 1),
+    "flat_4x4_many_images": (21, 8, 4, 4, 6, 3, 3, 1, 1, 1, 1),
+    "flat_s2_gather": (2, 4, 14, 13, 5, 3, 3, 2, 1, 1, 1),
+    "flat_valid_gather": (3, 2, 12, 10, 3, 5, 3, 1, 0, 1, 1),
+    "flat_row_33_wide": (1, 3, 9, 33, 4, 3, 3, 1, 1, 1, 1),
     "pad_exceeds_input": (1, 4, 1, 1, 3, 5, 5, 1, 2, 1, 1),
     "pad_exceeds_input_s2": (2, 3, 1, 2, 2, 7, 7, 2, 3, 1, 1),
     "pad_exceeds_input_groups": (1, 4, 2, 1, 4, 5, 5, 1, 2, 1, 2),
@@ -190,22 +196,24 @@ def test_fast_paths_match_reference(fast_isa, name, dtype):
         assert np.all(err <= 2 * bound), f"{what}: max error {err.max()} over bound"
 
 
-@pytest.mark.parametrize("h, w, stride", [(7, 7, 1), (14, 14, 1), (14, 14, 2), (7, 7, 2)])
-def test_depthwise_edges_do_not_leak_across_rows(fast_isa, h, w, stride):
-    """The flat depthwise kernels treat a plane as one run: a value at the end of a row must not
-    reach the start of the next (even an Inf, which times a zero weight would give NaN)."""
+@pytest.mark.parametrize("groups", [2, 1], ids=["depthwise", "dense"])
+@pytest.mark.parametrize("h, w, stride", [(7, 7, 1), (14, 14, 1), (14, 14, 2), (7, 7, 2), (4, 4, 1)])
+def test_flat_planes_do_not_leak_across_rows(fast_isa, h, w, stride, groups):
+    """The flat depthwise kernels and the flat im2col treat a plane as one run: a value at the end of
+    a row must not reach the start of the next (even an Inf, which times a zero weight would give
+    NaN)."""
     x = np.zeros((1, 2, h, w), np.float32)
     x[0, :, :, -1] = np.inf  # the last column
     x[0, :, :, 0] = -np.inf  # the first column
-    wt = np.ones((2, 1, 3, 3), np.float32)
+    wt = np.ones((2, 2 // groups, 3, 3), np.float32)
     wt[:, :, :, 0] = 0.0     # taps that would read across a row end, weighted zero
-    y = kernels.conv2d_forward(x, wt, stride=stride, padding=1, groups=2)
+    y = kernels.conv2d_forward(x, wt, stride=stride, padding=1, groups=groups)
     with using_isa("ref"):
-        want = kernels.conv2d_forward(x, wt, stride=stride, padding=1, groups=2)
+        want = kernels.conv2d_forward(x, wt, stride=stride, padding=1, groups=groups)
     np.testing.assert_array_equal(y, want)
-    dw = kernels.conv2d_backward_weight(x, np.ones_like(y), (3, 3), stride=stride, padding=1, groups=2)[0]
+    dw = kernels.conv2d_backward_weight(x, np.ones_like(y), (3, 3), stride=stride, padding=1, groups=groups)[0]
     with using_isa("ref"):
-        want_dw = kernels.conv2d_backward_weight(x, np.ones_like(y), (3, 3), stride=stride, padding=1, groups=2)[0]
+        want_dw = kernels.conv2d_backward_weight(x, np.ones_like(y), (3, 3), stride=stride, padding=1, groups=groups)[0]
     np.testing.assert_array_equal(dw, want_dw)
 
 

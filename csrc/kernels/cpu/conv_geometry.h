@@ -26,9 +26,9 @@ inline void valid_range(std::int64_t size, std::int64_t out, std::int64_t s, std
 // p + d elements, computed on addresses: the result may point outside the array (for lanes a masked
 // load does not read), which pointer arithmetic may not do.
 template <class T>
-CNNX_INLINE const T* shifted(const T* p, std::int64_t d) {
-  return reinterpret_cast<const T*>(reinterpret_cast<std::uintptr_t>(p) +
-                                    static_cast<std::uintptr_t>(d * std::int64_t(sizeof(T))));
+CNNX_INLINE T* shifted(T* p, std::int64_t d) {
+  return reinterpret_cast<T*>(reinterpret_cast<std::uintptr_t>(p) +
+                              static_cast<std::uintptr_t>(d * std::int64_t(sizeof(T))));
 }
 
 // dst[o] = src[o] for lo <= o < hi, else 0, for o in [0, n): one masked load and one store per Vec,

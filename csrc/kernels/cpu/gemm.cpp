@@ -60,13 +60,20 @@ int64_t balanced_block(int64_t total, int64_t cap, int64_t unit) {
 template <class T, int MR>
 void pack_a_panel(T* dst, const T* a, int64_t lda, bool trans, int64_t i, int64_t rows, int64_t p0,
                   int64_t kc) {
-  if (trans) {  // op(A)[i][q] = a[q * lda + i]: each k reads `rows` consecutive values
+  if (trans) {  // op(A)[i][q] = a[q * lda + i]: each k reads `rows` consecutive values, in vectors
+    using V = simd::Vec<T>;
+    constexpr int W = V::width;
     for (int64_t q = 0; q < kc; ++q) {
       const T* src = a + (p0 + q) * lda + i;
       T* d = dst + q * MR;
-      int64_t r = 0;
-      for (; r < rows; ++r) d[r] = src[r];
-      for (; r < MR; ++r) d[r] = T(0);
+      for (int r0 = 0; r0 < MR; r0 += W) {
+        const int live = int(std::clamp<int64_t>(rows - r0, 0, W)), span = std::min(W, MR - r0);
+        const typename V::reg v = live == W ? V::load(src + r0) : live ? V::load_partial(src + r0, live) : V::zero();
+        if (span == W)
+          V::store(d + r0, v);
+        else
+          V::store_partial(d + r0, v, span);
+      }
     }
   } else if constexpr (simd::Transpose<T>::available && MR <= 16) {
     // op(A)[i][q] = a[i * lda + q]: a transpose, done 16 columns at a time in registers.

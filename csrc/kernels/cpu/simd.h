@@ -14,6 +14,7 @@
 //   store_partial(p, v, n)   the first n < width lanes
 //   load_lanes(p, bits)      lane l = p[l] where bit l of bits is set, else zero; reads only those
 //                            lanes (the others may lie outside any object: they are not touched)
+//   store_lanes(p, v, bits)  p[l] = lane l where bit l of bits is set; writes only those lanes
 //   gather_lanes(p, idx, bits[, fill])  lane l = p[idx[l]] where bit l is set, else fill (default
 //                            zero; idx: width int32s); reads only those lanes
 //   store_index(dst, off, base, step)   dst[l] = base + l*step + int64(off[l]), for whole-number lanes

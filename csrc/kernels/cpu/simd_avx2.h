@@ -53,11 +53,12 @@ struct Vec<float> {
     const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lanes), v);
   }
-  static CNNX_INLINE reg load_lanes(const float* p, std::uint32_t bits) {
+  static CNNX_INLINE __m256i lanes_on(std::uint32_t bits) {
     const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-    const __m256i on = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(int(bits)), bit), bit);
-    return _mm256_maskload_ps(p, on);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(int(bits)), bit), bit);
   }
+  static CNNX_INLINE reg load_lanes(const float* p, std::uint32_t bits) { return _mm256_maskload_ps(p, lanes_on(bits)); }
+  static CNNX_INLINE void store_lanes(float* p, reg v, std::uint32_t bits) { _mm256_maskstore_ps(p, lanes_on(bits), v); }
   static CNNX_INLINE reg gather_lanes(const float* p, const std::int32_t* idx, std::uint32_t bits,
                                       reg fill = _mm256_setzero_ps()) {
     const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
@@ -127,11 +128,12 @@ struct Vec<double> {
     const __m256i lanes = _mm256_setr_epi64x(0, 1, 2, 3);
     _mm256_maskstore_pd(p, _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), lanes), v);
   }
-  static CNNX_INLINE reg load_lanes(const double* p, std::uint32_t bits) {
+  static CNNX_INLINE __m256i lanes_on(std::uint32_t bits) {
     const __m256i bit = _mm256_setr_epi64x(1, 2, 4, 8);
-    const __m256i on = _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x(bits), bit), bit);
-    return _mm256_maskload_pd(p, on);
+    return _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x(bits), bit), bit);
   }
+  static CNNX_INLINE reg load_lanes(const double* p, std::uint32_t bits) { return _mm256_maskload_pd(p, lanes_on(bits)); }
+  static CNNX_INLINE void store_lanes(double* p, reg v, std::uint32_t bits) { _mm256_maskstore_pd(p, lanes_on(bits), v); }
   static CNNX_INLINE reg gather_lanes(const double* p, const std::int32_t* idx, std::uint32_t bits,
                                       reg fill = _mm256_setzero_pd()) {
     const __m256i bit = _mm256_setr_epi64x(1, 2, 4, 8);

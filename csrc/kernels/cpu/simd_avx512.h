@@ -63,6 +63,9 @@ struct Vec<float> {
   static CNNX_INLINE reg load_lanes(const float* p, std::uint32_t bits) {
     return _mm512_maskz_loadu_ps(static_cast<__mmask16>(bits), p);
   }
+  static CNNX_INLINE void store_lanes(float* p, reg v, std::uint32_t bits) {
+    _mm512_mask_storeu_ps(p, static_cast<__mmask16>(bits), v);
+  }
   static CNNX_INLINE reg gather_lanes(const float* p, const std::int32_t* idx, std::uint32_t bits,
                                       reg fill = _mm512_setzero_ps()) {
     return _mm512_mask_i32gather_ps(fill, static_cast<__mmask16>(bits), _mm512_loadu_si512(idx), p, 4);
@@ -129,6 +132,9 @@ struct Vec<double> {
   }
   static CNNX_INLINE reg load_lanes(const double* p, std::uint32_t bits) {
     return _mm512_maskz_loadu_pd(static_cast<__mmask8>(bits), p);
+  }
+  static CNNX_INLINE void store_lanes(double* p, reg v, std::uint32_t bits) {
+    _mm512_mask_storeu_pd(p, static_cast<__mmask8>(bits), v);
   }
   static CNNX_INLINE reg gather_lanes(const double* p, const std::int32_t* idx, std::uint32_t bits,
                                       reg fill = _mm512_setzero_pd()) {

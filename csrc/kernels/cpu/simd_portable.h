@@ -58,6 +58,10 @@ struct Vec {
       if (bits >> i & 1u) r[i] = p[i];
     return r;
   }
+  static CNNX_INLINE void store_lanes(T* p, reg v, std::uint32_t bits) {
+    for (int i = 0; i < width; ++i)
+      if (bits >> i & 1u) p[i] = v[i];
+  }
   static CNNX_INLINE reg gather_lanes(const T* p, const std::int32_t* idx, std::uint32_t bits, reg fill = reg{}) {
     reg r = fill;
     for (int i = 0; i < width; ++i)
