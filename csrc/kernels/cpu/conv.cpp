@@ -154,24 +154,40 @@ void im2col_rows(T* col, int64_t ld, const T* x, const Conv2dParams& p, int64_t 
   }
 }
 
-// The same rows for a whole image on a small plane, a Vec at a time over the flattened output
-// (cpu/flat_plan.h): row (c, i, j) is tap (i, j) of plane c, one masked shifted load per Vec (stride
-// 1, "same" size) or one masked gather. The row version moves OW values per step, which for the
-// narrow rows of late layers (4 to 28 values) costs more in loop and call overhead than in copying.
+// Lanes l of the Vec at plane position `at` with o0 <= at + l < o1.
+template <class T>
+CNNX_INLINE std::uint32_t range_lanes(int64_t at, int64_t o0, int64_t o1) {
+  constexpr int64_t W = simd::Vec<T>::width;
+  const int64_t lo = std::clamp<int64_t>(o0 - at, 0, W), hi = std::clamp<int64_t>(o1 - at, 0, W);
+  return hi > lo ? ((std::uint32_t(1) << hi) - 1u) & ~((std::uint32_t(1) << lo) - 1u) : 0u;
+}
+
+// The same rows on a small plane, a Vec at a time over the flattened output positions
+// [oh0 * OW, oh1 * OW) (cpu/flat_plan.h): row (c, i, j) is tap (i, j) of plane c, one masked shifted
+// load per Vec (stride 1, "same" size) or one masked gather. The row version moves OW values per
+// step, which for the narrow rows of late layers (4 to 28 values) costs more in loop and call
+// overhead than in copying. Vecs are aligned to the plane, so a tile that starts mid-Vec writes its
+// first and last Vec through a lane mask.
 template <class T, bool G>
-void im2col_flat(T* col, int64_t ld, const T* x, const Conv2dParams& p, int64_t r0, int64_t r1,
-                 const flat::FlatPlan& F) {
+void im2col_flat(T* col, int64_t ld, const T* x, const Conv2dParams& p, int64_t oh0, int64_t oh1, int64_t r0,
+                 int64_t r1, const flat::FlatPlan& F) {
   using V = simd::Vec<T>;
   constexpr int64_t W = V::width;
-  const int64_t full = F.hw / W, rest = F.hw % W;
+  constexpr std::uint32_t all = (std::uint32_t(1) << W) - 1u;
+  const int64_t o0 = oh0 * p.ow, o1 = oh1 * p.ow, v0 = o0 / W, v1 = (o1 + W - 1) / W;
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t q = r % F.ntaps;
     const T* xc = x + (r / F.ntaps) * p.h * p.w;
-    T* dst = col + (r - r0) * ld;
+    T* dst = shifted(col + (r - r0) * ld, -o0);  // dst[o] holds plane position o
     const std::uint32_t* m = F.mask.data() + q;
-    int64_t v = 0;
-    for (; v < full; ++v) V::store(dst + v * W, flat::flat_load<T, G>(xc, v, q, m[v * F.ntaps], F));
-    if (rest) V::store_partial(dst + v * W, flat::flat_load<T, G>(xc, v, q, m[v * F.ntaps], F), int(rest));
+    for (int64_t v = v0; v < v1; ++v) {
+      const std::uint32_t live = range_lanes<T>(v * W, o0, o1);
+      const typename V::reg val = flat::flat_load<T, G>(xc, v, q, m[v * F.ntaps] & live, F);
+      if (live == all)
+        V::store(shifted(dst, v * W), val);
+      else
+        V::store_lanes(shifted(dst, v * W), val, live);
+    }
   }
 }
 
@@ -181,12 +197,12 @@ void im2col_flat(T* col, int64_t ld, const T* x, const Conv2dParams& p, int64_t 
 // values per row both versions run at the same speed.
 constexpr int64_t kFlatMaxRow = 32;
 
-// The flat plan for a column matrix of whole images of this shape, or null when the row version
-// serves it better (wide rows, large planes). Per thread (cpu/plan_cache.h): look it up on the thread
+// The flat plan for the column matrix of this shape, or null when the row version serves it better
+// (wide rows, large planes). Per thread (cpu/plan_cache.h): look it up on the thread
 // that uses it.
 template <class T>
-const flat::FlatPlan* flat_im2col_plan(const Conv2dParams& p, int64_t oh0, int64_t oh1) {
-  if (oh0 != 0 || oh1 != p.oh || p.ow > kFlatMaxRow) return nullptr;
+const flat::FlatPlan* flat_im2col_plan(const Conv2dParams& p) {
+  if (p.ow > kFlatMaxRow) return nullptr;
   if (!flat::shift_applies(p) && p.h * p.w > flat::kGatherMaxPlane) return nullptr;
   return &flat::flat_plan<T>(p);
 }
@@ -197,9 +213,9 @@ void im2col(T* col, int64_t ld, const T* x, const Conv2dParams& p, int64_t oh0, 
   if (!F)
     im2col_rows(col, ld, x, p, oh0, oh1, r0, r1);
   else if (F->gather)
-    im2col_flat<T, true>(col, ld, x, p, r0, r1, *F);
+    im2col_flat<T, true>(col, ld, x, p, oh0, oh1, r0, r1, *F);
   else
-    im2col_flat<T, false>(col, ld, x, p, r0, r1, *F);
+    im2col_flat<T, false>(col, ld, x, p, oh0, oh1, r0, r1, *F);
 }
 
 // Rows [r0, r1) of a block's column matrix (every image of the block), at col with row stride ld.
@@ -212,7 +228,7 @@ void im2col_block(T* col, int64_t ld, const T* x, const Block& b, const Shape& s
 template <class T>
 void im2col_block(T* col, int64_t ld, const T* x, const Block& b, const Shape& s, const Conv2dParams& p,
                   int64_t r0, int64_t r1) {
-  im2col_block(col, ld, x, b, s, p, r0, r1, flat_im2col_plan<T>(p, b.oh0, b.oh1));
+  im2col_block(col, ld, x, b, s, p, r0, r1, flat_im2col_plan<T>(p));
 }
 
 // Rows [r0, r1) of a block's column matrix written straight into the GEMM's packed-B layout at dst
@@ -222,7 +238,7 @@ template <class T>
 void im2col_packed(T* dst, const T* x, const Block& b, const Shape& s, const Conv2dParams& p, int64_t r0,
                    int64_t r1) {
   T* row = workspace_as<T>(kRowSlot, b.cols());
-  const flat::FlatPlan* F = flat_im2col_plan<T>(p, b.oh0, b.oh1);
+  const flat::FlatPlan* F = flat_im2col_plan<T>(p);
   for (int64_t r = r0; r < r1; ++r) {
     im2col_block(row, b.cols(), x, b, s, p, r, r + 1, F);
     gemm_pack_b_row(dst, row, s.ckk, b.cols(), r);
@@ -255,25 +271,26 @@ void col2im_rows(T* dx, const T* dcol, int64_t ld, const Conv2dParams& p, int64_
   }
 }
 
-// The same for a whole image, stride 1 and "same" size, on a small plane (see im2col_flat): tap q's
-// row of dcol adds onto the plane shifted by the tap's offset, a Vec at a time, reading and writing
-// only the lanes the mask keeps. Each dx element receives its taps in the same order as above.
+// The same on a small plane with stride 1 and "same" size (see im2col_flat): tap q's row of dcol adds
+// onto the plane shifted by the tap's offset, a Vec at a time, reading and writing only the lanes
+// the tap's mask and the tile's range keep. Each dx element receives its taps in the same order as
+// above.
 template <class T>
-void col2im_flat(T* dx, const T* dcol, int64_t ld, const Conv2dParams& p, int64_t c0, int64_t c1,
-                 const flat::FlatPlan& F) {
+void col2im_flat(T* dx, const T* dcol, int64_t ld, const Conv2dParams& p, int64_t oh0, int64_t oh1, int64_t c0,
+                 int64_t c1, const flat::FlatPlan& F) {
   using V = simd::Vec<T>;
   constexpr int64_t W = V::width;
-  const int64_t full = F.hw / W, rest = F.hw % W;  // F.vecs = full, or full + 1 when rest > 0
+  const int64_t o0 = oh0 * p.ow, o1 = oh1 * p.ow, v0 = o0 / W, v1 = (o1 + W - 1) / W;
   for (int64_t c = c0; c < c1; ++c) {
     T* dxc = dx + c * p.h * p.w;
     for (int64_t q = 0; q < F.ntaps; ++q) {
-      const T* src = dcol + ((c - c0) * F.ntaps + q) * ld;
+      const T* src = shifted(dcol + ((c - c0) * F.ntaps + q) * ld, -o0);  // src[o]: plane position o
       const std::uint32_t* m = F.mask.data() + q;
-      for (int64_t v = 0; v < F.vecs; ++v) {
-        const std::uint32_t bits = m[v * F.ntaps];
+      for (int64_t v = v0; v < v1; ++v) {
+        const std::uint32_t bits = m[v * F.ntaps] & range_lanes<T>(v * W, o0, o1);
         if (!bits) continue;
         T* d = shifted(dxc, v * W + F.off[q]);
-        const typename V::reg g = v < full ? V::load(src + v * W) : V::load_partial(src + v * W, int(rest));
+        const typename V::reg g = V::load_lanes(shifted(src, v * W), bits);
         V::store_lanes(d, V::add(V::load_lanes(d, bits), g), bits);
       }
     }
@@ -284,7 +301,7 @@ template <class T>
 void col2im_add(T* dx, const T* dcol, int64_t ld, const Conv2dParams& p, int64_t oh0, int64_t oh1, int64_t c0,
                 int64_t c1, const flat::FlatPlan* F) {
   if (F && !F->gather)
-    col2im_flat(dx, dcol, ld, p, c0, c1, *F);
+    col2im_flat(dx, dcol, ld, p, oh0, oh1, c0, c1, *F);
   else
     col2im_rows(dx, dcol, ld, p, oh0, oh1, c0, c1);
 }
@@ -527,7 +544,7 @@ void backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p) {
       gp.ldc = b.cols();
       const T* a_packed = packed && c0 == 0 && c1 == s.cg ? packed + g * packed_group : nullptr;
       gemm_prepacked(dcol, wc, a_packed, src, nullptr, gp);
-      const flat::FlatPlan* F = flat_im2col_plan<T>(p, b.oh0, b.oh1);
+      const flat::FlatPlan* F = flat_im2col_plan<T>(p);
       for (int64_t n = b.n0; n < b.n1; ++n)
         col2im_add(dx + (n * p.c + g * s.cg) * s.hw, dcol + (n - b.n0) * b.per_image(), b.cols(), p, b.oh0,
                    b.oh1, c0, c1, F);
