@@ -55,7 +55,7 @@ GRID = {
     "flat_valid_gather": (3, 2, 12, 10, 3, 5, 3, 1, 0, 1, 1),
     "flat_row_33_wide": (1, 3, 9, 33, 4, 3, 3, 1, 1, 1, 1),
     "flat_row_tiles": (2, 48, 28, 27, 4, 3, 3, 1, 1, 1, 1),  # row tiles that start mid-vector
-    "flat_row_tiles_s2": (1, 64, 64, 61, 3, 3, 3, 2, 1, 1, 1),
+    "flat_row_tiles_s2": (1, 128, 60, 29, 3, 3, 3, 2, 1, 1, 1),  # gathered, tiles mid-vector
     "pad_exceeds_input": (1, 4, 1, 1, 3, 5, 5, 1, 2, 1, 1),
     "pad_exceeds_input_s2": (2, 3, 1, 2, 2, 7, 7, 2, 3, 1, 1),
     "pad_exceeds_input_groups": (1, 4, 2, 1, 4, 5, 5, 1, 2, 1, 2),
