@@ -4,14 +4,19 @@ Every value is one comparison-and-select or one IEEE addition, so every check is
 reference against a numpy oracle written from the contract, each fast ISA against the reference
 (sizes around the vector widths, the 4x-unrolled steps, the thread cut-off and its chunks), the
 NaN / Inf / -0.0 matrix against the oracle and PyTorch, any thread count against one thread. Then
-the bindings' argument contract.
+the bindings' argument contract, and the autograd wiring (ReLU, in-place ReLU and Add use the
+kernels on dense float arrays, numpy otherwise) down to a ResNet residual block.
 """
 import sys
 
 import numpy as np
 import pytest
 
+import cnnx
+from cnnx import _C
 from cnnx import kernels as K
+from cnnx.ops import activation as act_ops
+from cnnx.ops import elementwise as ew_ops
 from conftest import num_threads, using_isa
 from layer_helpers import DTYPES, noncontiguous, run_fenced
 
@@ -297,3 +302,140 @@ def test_failed_in_place_call_leaves_arrays_untouched():
     with pytest.raises(TypeError, match="'grad_output'"):
         K.relu_backward(np.ones(8), x, out=out)
     assert (out == -1).all() and (x == -1).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# autograd: ReLU, in-place ReLU and Add use the kernels where they can, numpy elsewhere
+
+
+def _counting(monkeypatch, *names):
+    """Count calls of the named _C entry points (the ops reach them as attributes of _C)."""
+    counts = dict.fromkeys(names, 0)
+    for name in names:
+        real = getattr(_C, name)
+
+        def counted(*args, _real=real, _name=name):
+            counts[_name] += 1
+            return _real(*args)
+        monkeypatch.setattr(_C, name, counted)
+    return counts
+
+
+def test_ops_call_the_kernels_on_dense_float_arrays(monkeypatch):
+    counts = _counting(monkeypatch, "relu_forward", "relu_backward", "add")
+    F = cnnx.nn.functional
+    a = cnnx.randn(4, 5, requires_grad=True)
+    b = cnnx.randn(4, 5, requires_grad=True)
+    h = a + b                                # add (same shape and dtype)
+    r = F.relu(h)                            # relu_forward
+    q = F.relu(h * 1.0, inplace=True)        # relu_forward in place
+    out = r + q                              # add
+    assert counts == {"relu_forward": 2, "relu_backward": 0, "add": 2}
+    out.backward(cnnx.ones(4, 5))            # a dense gradient reaches both relus
+    assert counts == {"relu_forward": 2, "relu_backward": 2, "add": 2}
+    hm = np.maximum(a.detach().numpy() + b.detach().numpy(), 0)
+    np.testing.assert_array_equal(out.detach().numpy(), 2 * hm)
+    np.testing.assert_array_equal(a.grad.numpy(), 2 * (hm > 0))
+
+
+@pytest.mark.parametrize("case", ["broadcast", "number", "mixed dtype", "strided", "0-d", "float16", "int"])
+def test_ops_fall_back_to_numpy(monkeypatch, case):
+    counts = _counting(monkeypatch, "relu_forward", "relu_backward", "add")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 4)).astype(np.float32)
+    other = {"broadcast": rng.standard_normal(4).astype(np.float32), "number": 2.5,
+             "mixed dtype": x.astype(np.float64), "strided": x, "0-d": x, "float16": x, "int": x}[case]
+    if case == "strided":
+        x = noncontiguous(x)
+    elif case == "0-d":
+        x, other = np.array(x[0, 0]), np.array(np.float32(1.5))
+    elif case == "float16":
+        x, other = x.astype(np.float16), x.astype(np.float16)
+    elif case == "int":
+        x, other = (x * 10).astype(np.int64), (x * 10).astype(np.int64)
+    t = cnnx.from_numpy(x)
+    o = cnnx.from_numpy(other) if isinstance(other, np.ndarray) else other
+    with np.errstate(all="ignore"):
+        s = t + o
+        np.testing.assert_array_equal(s.numpy(), x + other)
+        if case != "int":
+            np.testing.assert_array_equal(cnnx.nn.functional.relu(t).numpy(), np.maximum(x, 0))
+    if case in ("broadcast", "number", "mixed dtype"):
+        assert counts["add"] == 0 and counts["relu_forward"] == 1  # relu of a dense float32 x
+    else:
+        assert counts == {"relu_forward": 0, "relu_backward": 0, "add": 0}
+
+
+def test_relu_backward_fallback_has_torch_semantics():
+    """The numpy fallback (here: a strided gradient) selects like the kernel: inf/NaN gradients where
+    the output is <= 0 give 0, a NaN output passes its gradient."""
+    y = np.array([np.nan, 0.0, 0.0, 2.0, 0.0], np.float32)
+    g = np.array([1.0, np.inf, np.nan, 3.0, -4.0], np.float32)
+    ctx = object.__new__(act_ops.ReLU)
+    ctx.saved_tensors = (y,)
+    want = np.array([1.0, 0.0, 0.0, 3.0, 0.0], np.float32)
+    assert_bitwise(act_ops.ReLU.backward(ctx, g), want)
+    got = act_ops.ReLU.backward(ctx, noncontiguous(g))
+    assert_bitwise(got, want)
+
+
+def test_read_only_input_of_in_place_relu_is_refused_by_numpy():
+    """In-place ReLU on a read-only array keeps numpy's error (the kernel path is not taken)."""
+    x = _ro(-np.ones(5, np.float32))
+    with pytest.raises(ValueError, match="read-only"):
+        act_ops.ReLUInplace.forward(object.__new__(act_ops.ReLUInplace), x)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_functional_matches_torch_with_specials(dtype):
+    torch = pytest.importorskip("torch")
+    s = SPECIALS.astype(dtype)
+    a, b = (np.ascontiguousarray(v) for v in np.meshgrid(s, s, indexing="ij"))
+    t = cnnx.from_numpy(a.copy()).requires_grad_()
+    y = cnnx.nn.functional.relu(t)
+    y.backward(cnnx.from_numpy(b))
+    tt = torch.from_numpy(a.copy()).requires_grad_()
+    ty = torch.relu(tt)
+    ty.backward(torch.from_numpy(b))
+    assert_bitwise(y.detach().numpy(), ty.detach().numpy(), "relu")
+    assert_bitwise(t.grad.numpy(), tt.grad.numpy(), "relu grad")
+
+
+def _numpy_paths(monkeypatch):
+    """Force ReLU and Add onto their numpy code (np.maximum and a + b, as before the kernels)."""
+    monkeypatch.setattr(act_ops, "kernel_array", lambda x: False)
+    monkeypatch.setattr(ew_ops, "kernel_array", lambda x: False)
+
+
+@pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
+def test_resnet_residual_block_unchanged(monkeypatch, train):
+    """A ResNet BasicBlock (conv-bn-relu_, conv-bn, + identity, relu_) and a downsampling one give
+    the same output, and the same gradients, as with numpy's relu and add."""
+    from cnnx.models.resnet import BasicBlock
+
+    def run():
+        cnnx.manual_seed(0)
+        blocks = [BasicBlock(16, 16), BasicBlock(16, 32, stride=2, downsample=cnnx.nn.Sequential(
+            cnnx.nn.Conv2d(16, 32, 1, stride=2, bias=False), cnnx.nn.BatchNorm2d(32)))]
+        x = cnnx.from_numpy(np.random.default_rng(1).standard_normal((4, 16, 12, 12)).astype(np.float32))
+        x.requires_grad_(train)
+        outs = []
+        for block in blocks:
+            block.train(train)
+            y = block(x)
+            if train:
+                y.backward(cnnx.from_numpy(np.random.default_rng(2).standard_normal(y.shape).astype(np.float32)))
+                outs += [x.grad.numpy().copy()] + [p.grad.numpy().copy() for p in block.parameters()]
+                x.grad = None
+            outs.append(y.detach().numpy().copy())
+        return outs
+
+    fast = run()
+    with monkeypatch.context() as m:
+        _numpy_paths(m)
+        slow = run()
+    assert len(fast) == len(slow)
+    for f, s in zip(fast, slow):
+        # -0.0 (kernel, as torch) vs +0.0 (np.maximum) is the one allowed difference.
+        np.testing.assert_array_equal(f, s)
+        assert_bitwise(f + 0, s + 0)
