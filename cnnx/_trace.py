@@ -6,11 +6,13 @@ replaced by *shape rules*: each computes its output shape with PyTorch's arithme
 arguments the kernel would reject, records a ``KernelCall`` (shapes, window, groups, MACs) and
 returns zeros. Everything else in the forward (ReLU, residual adds, ``cat``, reshapes, a user's own
 numpy work) runs as usual on those zeros, so any ``Module`` traces, branches included, and a
-VGG16 forward at 224x224 costs milliseconds instead of 15 GMACs.
+VGG16 forward at 224x224 costs milliseconds instead of 15 GMACs. The elementwise kernels that ReLU
+and the residual add call (``UNTRACED``) are such ordinary work: they run for real, unrecorded.
 
 Adding a kernel (docs/adding-a-kernel.md, step 5): give its forward entry point a rule here with
 ``@shape_rule("<name>", kind)``; ``tests/test_summary.py`` fails for a ``*_forward`` kernel without
-one. MACs count only convolution and matrix products (docs/summary.md).
+one, unless it is listed in ``UNTRACED``. MACs count only convolution and matrix products
+(docs/summary.md).
 
 The patch is thread-aware (other threads calling the same entry points get the real kernels) and
 is removed when the last active trace ends, so code that never calls ``summary`` pays nothing.
@@ -26,7 +28,7 @@ import numpy as np
 
 from . import _C
 
-__all__ = ["output_size", "KernelCall", "shape_rule", "RULES", "intercept"]
+__all__ = ["output_size", "KernelCall", "shape_rule", "RULES", "UNTRACED", "intercept"]
 
 
 def output_size(n: int, kernel_size: int, stride: int = 1, padding: int = 0, dilation: int = 1,
@@ -75,6 +77,14 @@ class KernelCall:
 
 # name -> (kind, rule); a rule takes the entry point's arguments and returns (result, KernelCall).
 RULES: dict[str, tuple[str, Callable]] = {}
+
+
+# ``_C`` entry points deliberately left without a rule: elementwise kernels (cnnx/elementwise.h). They
+# are not layers: no MACs, no counted activations (summary.COUNTED_KINDS), and a rule would give a
+# ReLU or a residual add made in a container's forward a row of its own, which the tables of
+# docs/summary.md do not have. On the traced batch of one they cost microseconds, so they run for
+# real on the zeros, like the numpy work around them.
+UNTRACED = frozenset({"relu_forward", "relu_backward", "add"})
 
 
 def shape_rule(name: str, kind: str):

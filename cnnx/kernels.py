@@ -21,6 +21,7 @@ __all__ = [
     "adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward",
     "local_response_norm_forward", "local_response_norm_backward",
     "batch_norm_forward", "batch_norm_backward",
+    "relu_forward", "relu_backward", "add",
 ]
 
 _INT64_MAX = 2**63 - 1
@@ -336,3 +337,41 @@ def batch_norm_backward(grad_output: np.ndarray, input: np.ndarray, weight, save
     fn = "batch_norm_backward"
     return _C.batch_norm_backward(grad_output, input, weight, save_mean, save_invstd,
                                   _flag(fn, "training", training))
+
+
+# ---------------------------------------------------------------------------------------------
+# elementwise
+
+
+def relu_forward(input: np.ndarray, inplace: bool = False) -> np.ndarray:
+    """``max(input, 0)`` elementwise on a float32/float64 array of any shape, PyTorch's ``relu``.
+
+    Computed as ``0 if x < 0 else x``: NaN stays NaN and -0.0 stays -0.0 (as torch.relu; numpy's
+    ``np.maximum(x, 0)`` gives +0.0 there). With ``inplace=True`` the result is written into
+    ``input`` (which must be writeable and C-contiguous) and ``input`` is returned; otherwise a new
+    C-ordered array (a strided input is read through a dense copy).
+    """
+    return _C.relu_forward(input, _flag("relu_forward", "inplace", inplace))
+
+
+def relu_backward(grad_output: np.ndarray, output: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+    """Gradient of ``relu_forward`` from its ``output``: ``0 where output <= 0 else grad_output``.
+
+    PyTorch's ``threshold_backward(grad_output, output, 0)``: an infinite or NaN gradient where the
+    output is <= 0 gives 0 (``grad_output * (output > 0)`` would give NaN), and a NaN output passes
+    its gradient through. Both arrays have one shape and dtype (no broadcasting). With ``out``
+    (same shape and dtype, writeable, C-contiguous; it may be ``grad_output`` or ``output`` itself)
+    the result is written there and ``out`` is returned.
+    """
+    return _C.relu_backward(grad_output, output, out)
+
+
+def add(a: np.ndarray, b: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+    """``a + b`` for float32/float64 arrays of one shape and dtype (no broadcasting, no casting).
+
+    Bitwise equal to numpy's ``a + b`` (one IEEE addition per element), multithreaded, and the
+    output comes from cnnx's allocator cache, so repeated calls do not page-fault. With ``out``
+    (same shape and dtype, writeable, C-contiguous; it may be ``a`` or ``b`` itself: ``a += b``)
+    the result is written there and ``out`` is returned.
+    """
+    return _C.add(a, b, out)

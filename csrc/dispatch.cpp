@@ -194,6 +194,22 @@ void batch_norm_backward(T* grad_x, T* grad_weight, T* grad_bias, const T* grad_
                                                                 weight, save_mean, save_invstd, p);
 }
 
+template <class T>
+void relu_forward(T* y, const T* x, std::int64_t n) {
+  const KernelTable& k = active_kernels();
+  pick<T>(k.relu_forward_f32, k.relu_forward_f64)(y, x, n);
+}
+template <class T>
+void relu_backward(T* grad_x, const T* grad_y, const T* y, std::int64_t n) {
+  const KernelTable& k = active_kernels();
+  pick<T>(k.relu_backward_f32, k.relu_backward_f64)(grad_x, grad_y, y, n);
+}
+template <class T>
+void add_forward(T* y, const T* a, const T* b, std::int64_t n) {
+  const KernelTable& k = active_kernels();
+  pick<T>(k.add_forward_f32, k.add_forward_f64)(y, a, b, n);
+}
+
 #define CNNX_LAYER_ENTRIES(T)                                                                            \
   template void max_pool2d_forward<T>(T*, std::int64_t*, const T*, const Pool2dParams&);               \
   template bool max_pool2d_backward<T>(T*, const T*, const std::int64_t*, const Pool2dParams&);         \
@@ -206,7 +222,10 @@ void batch_norm_backward(T* grad_x, T* grad_weight, T* grad_bias, const T* grad_
   template void batch_norm_forward<T>(T*, T*, T*, T*, T*, const T*, const T*, const T*,                 \
                                       const BatchNormParams&);                                          \
   template void batch_norm_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*,    \
-                                       const BatchNormParams&);
+                                       const BatchNormParams&);                                         \
+  template void relu_forward<T>(T*, const T*, std::int64_t);                                            \
+  template void relu_backward<T>(T*, const T*, const T*, std::int64_t);                                 \
+  template void add_forward<T>(T*, const T*, const T*, std::int64_t);
 CNNX_LAYER_ENTRIES(float)
 CNNX_LAYER_ENTRIES(double)
 #undef CNNX_LAYER_ENTRIES

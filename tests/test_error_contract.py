@@ -155,6 +155,15 @@ CASES = [
     ("bn-momentum-str", f"K.batch_norm_forward({X}, None, None, None, None, True, momentum='0.1')", ["momentum"]),
     ("bn-running-mean-dtype",
      f"K.batch_norm_forward({X}, None, None, np.zeros(3), np.ones(3, np.float32), True)", ["running_mean"]),
+    # --- cnnx.kernels: elementwise ---------------------------------------------------------------
+    ("relu-input-list", f"K.relu_forward({X}.tolist())", ["input", "list"]),
+    ("relu-input-int64", f"K.relu_forward({X}.astype(np.int64))", ["input", "int64"]),
+    ("relu-inplace-strided", f"K.relu_forward({X}[..., ::2], inplace=True)", ["input", "contiguous"]),
+    ("relu-bwd-mixed-dtype", f"K.relu_backward({X}.astype(np.float64), {X})", ["grad_output", "float64"]),
+    ("relu-bwd-shape", f"K.relu_backward({X}[0], {X})", ["grad_output", "shape"]),
+    ("add-mixed-dtype", f"K.add({X}, {X}.astype(np.float64))", ["b", "float64"]),
+    ("add-broadcast", f"K.add({X}, np.ones(8, np.float32))", ["b", "shape"]),
+    ("add-out-read-only", f"K.add({X}, {X}, out=np.broadcast_to(np.float32(0), (1, 3, 8, 8)))", ["out"]),
     # --- cnnx.nn.functional and tensors --------------------------------------------------------
     ("F-conv-numpy-input", f"F.conv2d({X}, cnnx.ones(4, 3, 3, 3))", ["input"]),
     ("F-conv-int-input", "F.conv2d(cnnx.ones(1, 3, 8, 8, dtype=cnnx.int64), cnnx.ones(4, 3, 3, 3))", ["input"]),

@@ -33,7 +33,9 @@ def _work(seed, w, b):
     gx = kernels.conv2d_backward_input(np.ascontiguousarray(y), w, (20, 20), padding=1)
     gw, gb = kernels.conv2d_backward_weight(x, y, (3, 3), padding=1, bias=True)
     m = kernels.gemm(x.reshape(16, -1), x.reshape(16, -1), trans_b=True)
-    return [y, p, idx, gx, gw, gb, m]
+    r = kernels.relu_forward(y)
+    s = kernels.add(r, kernels.relu_backward(y, r))
+    return [y, p, idx, gx, gw, gb, m, r, s]
 
 
 def test_concurrent_python_threads_match_serial(restore_threads):

@@ -1,4 +1,5 @@
-"""``cnnx bench layers``: pooling, LRN and batch norm, cnnx.kernels vs torch.nn.functional.
+"""``cnnx bench layers``: pooling, LRN, batch norm, ReLU and the residual add, cnnx.kernels vs
+torch.nn.functional (and vs numpy for the elementwise ops, which were numpy before their kernels).
 
 These ops are memory-bound, so besides milliseconds the table reports bandwidth: the bytes the
 operation must move (read the input, write the output, and the indices or saved tensors it
@@ -8,7 +9,10 @@ both libraries, so their GB/s compare like their times.
 
 "fwd" is one forward call (cnnx max pooling always returns its indices; PyTorch's inference call
 does not compute them). "fwdbwd" is forward plus the input gradient: for PyTorch an autograd
-forward and ``backward`` with the same output gradient, as a training step runs it.
+forward and ``backward`` with the same output gradient, as a training step runs it. The elementwise
+cases have their own modes: ReLU "fwd" (new output), "inplace" (``relu_``, as ``nn.ReLU(inplace=True)``)
+and "bwd" (the input gradient from the saved output: PyTorch's ``threshold_backward``); the residual
+add "fwd" (``a + b`` into a new array).
 """
 from __future__ import annotations
 
@@ -24,9 +28,10 @@ from ._timing import PEAK_GBS, format_table, steady_allocator, time_alternating,
 @dataclass
 class Case:
     name: str
-    op: str            # maxpool, avgpool, lrn, batchnorm
+    op: str            # maxpool, avgpool, lrn, batchnorm, relu, add
     shape: tuple       # input N, C, H, W
     args: dict
+    modes: tuple = ("fwd", "fwdbwd")
 
     def describe(self) -> str:
         n, c, h, w = self.shape
@@ -36,6 +41,8 @@ class Case:
             return f"{n}x{c}x{h}x{w} -> {oh}x{oh}, k{a['k']} s{a['s']}"
         if self.op == "lrn":
             return f"{n}x{c}x{h}x{w}, size {a['size']}"
+        if self.op in ("relu", "add"):
+            return f"{n}x{c}x{h}x{w}"
         return f"{n}x{c}x{h}x{w}, training"
 
 
@@ -52,6 +59,9 @@ LAYER_CASES = [
     Case("batchnorm_resnet_112", "batchnorm", (1, 64, 112, 112), {}),
     Case("batchnorm_resnet_112", "batchnorm", (8, 64, 112, 112), {}),
     Case("batchnorm_resnet_56", "batchnorm", (32, 64, 56, 56), {}),
+    # ResNet-18's first stage on 32x32 inputs at batch 64 (16.8 MB float32 activations).
+    Case("relu_resnet18_32", "relu", (64, 64, 32, 32), {}, ("fwd", "inplace", "bwd")),
+    Case("residual_add_resnet18_32", "add", (64, 64, 32, 32), {}, ("fwd",)),
 ]
 
 
@@ -79,6 +89,10 @@ def _bytes(case: Case, itemsize: int) -> dict:
         return {"fwd": fwd, "fwdbwd": fwd + y + idx + x}
     if case.op == "lrn":
         return {"fwd": 3 * x, "fwdbwd": 3 * x + 5 * x}  # x -> y, scale; g, x, y, scale -> grad
+    if case.op == "relu":
+        return {"fwd": 2 * x, "inplace": 2 * x, "bwd": 3 * x}  # x -> y; g, y -> grad
+    if case.op == "add":
+        return {"fwd": 3 * x}                            # a, b -> y
     return {"fwd": 2 * x, "fwdbwd": 2 * x + 3 * x}      # x -> y; g, x -> grad
 
 
@@ -88,7 +102,9 @@ def _functions(case: Case, x: np.ndarray, g: np.ndarray, torch) -> dict[str, dic
 
     a, hw = case.args, case.shape[2:]
     c = case.shape[1]
-    fns: dict[str, dict[str, Callable]] = {"fwd": {}, "fwdbwd": {}}
+    fns: dict[str, dict[str, Callable]] = {mode: {} for mode in case.modes}
+    if case.op in ("relu", "add"):
+        return _elementwise_functions(case, x, g, torch, fns)
     if case.op == "maxpool":
         def max_fwdbwd():
             y, idx = K.max_pool2d_forward(x, a["k"], a["s"])
@@ -148,6 +164,40 @@ def _functions(case: Case, x: np.ndarray, g: np.ndarray, torch) -> dict[str, dic
     return fns
 
 
+def _elementwise_functions(case: Case, x: np.ndarray, g: np.ndarray, torch, fns: dict) -> dict:
+    """ReLU (fwd, inplace, bwd) and the residual add (fwd): cnnx, numpy (the code these ops ran
+    before their kernels) and PyTorch. In-place calls repeat on one buffer (after the first call it
+    holds no negatives, but every value is still read and written)."""
+    import cnnx.kernels as K
+
+    if case.op == "add":
+        b = g  # a second operand of the same shape
+        fns["fwd"]["cnnx"] = lambda: K.add(x, b)
+        fns["fwd"]["numpy"] = lambda: x + b
+        if torch is not None:
+            tx, tb = torch.from_numpy(x), torch.from_numpy(b)
+            fns["fwd"]["torch"] = lambda: tx + tb
+        return fns
+    y = K.relu_forward(x)
+    buf, nbuf = x.copy(), x.copy()
+    fns["fwd"]["cnnx"] = lambda: K.relu_forward(x)
+    fns["fwd"]["numpy"] = lambda: np.maximum(x, 0)
+    fns["inplace"]["cnnx"] = lambda: K.relu_forward(buf, inplace=True)
+    fns["inplace"]["numpy"] = lambda: np.maximum(nbuf, 0, out=nbuf)
+    fns["bwd"]["cnnx"] = lambda: K.relu_backward(g, y)
+    fns["bwd"]["numpy"] = lambda: g * (y > 0)  # ReLU.backward before the kernel
+    if torch is not None:
+        tx, tg, ty, tbuf = torch.from_numpy(x), torch.from_numpy(g), torch.from_numpy(y), torch.from_numpy(x.copy())
+
+        def torch_fwd():
+            with torch.no_grad():
+                return torch.relu(tx)
+        fns["fwd"]["torch"] = torch_fwd
+        fns["inplace"]["torch"] = tbuf.relu_
+        fns["bwd"]["torch"] = lambda: torch.ops.aten.threshold_backward(tg, ty, 0)
+    return fns
+
+
 def _validate(case: Case, fns: dict, mode: str) -> None:
     """cnnx's result must match PyTorch's before anything is timed."""
     if "torch" not in fns[mode]:
@@ -172,7 +222,7 @@ def bench_layers(threads: int, rounds: int, cases: list[Case], dtype=np.float32)
         g = rng.standard_normal(out_shape, dtype=np.float32).astype(dtype)
         fns = _functions(case, x, g, torch)
         nbytes = _bytes(case, x.itemsize)
-        for mode in ("fwd", "fwdbwd"):
+        for mode in case.modes:
             _validate(case, fns, mode)
             steady_allocator()
             ms = {k: v * 1e3 for k, v in time_alternating(fns[mode], rounds=rounds).items()}
@@ -182,9 +232,12 @@ def bench_layers(threads: int, rounds: int, cases: list[Case], dtype=np.float32)
 
 def format_layers(results: list[Result], peak_gbs: float = PEAK_GBS, markdown: bool = False) -> str:
     has_torch = "torch" in results[0].ms
+    has_numpy = any("numpy" in r.ms for r in results)  # the elementwise cases
     head = ["case", "mode", "shape", "MB moved", "cnnx ms", "cnnx GB/s", f"% of {peak_gbs:g} GB/s"]
     if has_torch:
         head += ["torch ms", "torch GB/s", "cnnx vs torch"]
+    if has_numpy:
+        head += ["numpy ms"]
     rows = []
     for r in results:
         gbs = r.mbytes / r.ms["cnnx"]  # MB/ms = GB/s
@@ -192,6 +245,8 @@ def format_layers(results: list[Result], peak_gbs: float = PEAK_GBS, markdown: b
                f"{100 * gbs / peak_gbs:.0f}%"]
         if has_torch:
             row += [f"{r.ms['torch']:.4f}", f"{r.mbytes / r.ms['torch']:.1f}", f"{r.ms['torch'] / r.ms['cnnx']:.1f}x"]
+        if has_numpy:
+            row += [f"{r.ms['numpy']:.4f}" if "numpy" in r.ms else ""]
         rows.append(row)
     return format_table(head, rows, markdown)
 

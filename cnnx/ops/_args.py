@@ -9,11 +9,24 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
+
 from ..tensor import Tensor
+
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _is_int(v) -> bool:
     return type(v) is int or (isinstance(v, numbers.Integral) and not isinstance(v, bool))
+
+
+def kernel_array(x) -> bool:
+    """True when the elementwise kernels of ``cnnx._C`` (relu, add) take ``x`` as it is: a numpy
+    array of native float32/float64 with at least one dimension, C-contiguous and aligned. Numbers,
+    0-d values, other dtypes and strided views stay on numpy (the bindings would copy a strided
+    input, and refuse one that is written in place)."""
+    return (type(x) is np.ndarray and x.ndim > 0 and x.dtype in _KERNEL_DTYPES and x.flags.c_contiguous
+            and x.flags.aligned)
 
 
 def pair(fn: str, name: str, value, minimum: int | None = None) -> tuple:

@@ -1,6 +1,8 @@
 """Activations and dropout: relu, tanh, sigmoid, softmax, log_softmax, dropout.
 
-Vectorised numpy on the whole array, in the input's dtype (float32 stays float32). relu, tanh,
+Vectorised numpy on the whole array, in the input's dtype (float32 stays float32); relu runs the
+C++ elementwise kernels (``cnnx._C.relu_forward`` / ``relu_backward``, multithreaded) on dense
+float32/float64 arrays and numpy on anything else (strided views, 0-d, other dtypes). relu, tanh,
 sigmoid, softmax and log_softmax save their output (their derivative is a function of it);
 dropout saves its scaled mask. ``relu(x, inplace=True)`` and ``dropout(x, inplace=True)`` overwrite
 ``x`` and move its history onto the in-place node, as PyTorch does; they refuse a leaf that
@@ -14,25 +16,34 @@ import warnings
 
 import numpy as np
 
+from .. import _C
 from .. import random as _random
 from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor, _wrap
+from ._args import kernel_array
 
 __all__ = ["relu", "relu_", "tanh", "sigmoid", "softmax", "log_softmax", "dropout"]
 
 
 class ReLU(Function):
+    """PyTorch's relu: forward ``0 if x < 0 else x`` (NaN stays NaN); backward
+    ``threshold_backward``: ``0 where out <= 0 else g``, so an infinite or NaN gradient is not
+    turned into NaN where the output is 0, and a NaN output passes its gradient through. The
+    kernel keeps -0.0 as torch does; the numpy fallback (np.maximum) gives +0.0 there."""
+
     __slots__ = ()
     saves_output = True
 
     def forward(ctx, x):
-        out = np.maximum(x, 0)
+        out = _C.relu_forward(x, False) if kernel_array(x) else np.maximum(x, 0)
         ctx.save_for_backward(out)
         return out
 
     def backward(ctx, g):
         (out,) = ctx.saved_tensors
-        return g * (out > 0)
+        if kernel_array(g) and kernel_array(out) and g.shape == out.shape and g.dtype == out.dtype:
+            return _C.relu_backward(g, out, None)
+        return np.where(out <= 0, 0, g)
 
 
 class ReLUInplace(ReLU):
@@ -41,7 +52,10 @@ class ReLUInplace(ReLU):
     __slots__ = ()
 
     def forward(ctx, x):
-        np.maximum(x, 0, out=x)
+        if kernel_array(x) and x.flags.writeable:
+            _C.relu_forward(x, True)
+        else:
+            np.maximum(x, 0, out=x)
         ctx.save_for_backward(x)
         return x
 

@@ -30,7 +30,7 @@ py::array require_float_array(py::handle obj, const char* fn, const char* name, 
     throw py::type_error(std::string(fn) + "(): argument '" + name +
                          "' must have dtype float32 or float64 (native byte order), got " +
                          std::string(py::str(dt)));
-  if (a.ndim() != ndim)
+  if (ndim != kAnyNdim && a.ndim() != ndim)
     throw py::value_error(std::string(fn) + "(): argument '" + name + "' must be " +
                           std::to_string(ndim) + "-D, got " + std::to_string(a.ndim()) +
                           "-D array of shape " + std::string(py::str(py::tuple(a.attr("shape")))));
@@ -73,11 +73,12 @@ py::array c_contiguous_copy(const py::array& a) {
   return py::module_::import("numpy").attr("array")(a, py::arg("order") = "C", py::arg("copy") = true);
 }
 
-py::array dense(const py::array& a) {
+bool is_dense(const py::array& a) {
   const bool aligned = reinterpret_cast<std::uintptr_t>(a.data()) % a.itemsize() == 0;
-  if (aligned && (a.flags() & py::array::c_style)) return a;
-  return c_contiguous_copy(a);
+  return aligned && (a.flags() & py::array::c_style);
 }
+
+py::array dense(const py::array& a) { return is_dense(a) ? a : c_contiguous_copy(a); }
 
 py::array require_int64_array(py::handle obj, const char* fn, const char* name, int ndim) {
   if (!py::isinstance<py::array>(obj))

@@ -20,7 +20,9 @@ enum class DType { f32, f64 };
 
 std::string describe_type(py::handle obj);  // "list", "numpy.ndarray of int64", ...
 
-// `obj` must be a numpy.ndarray of native-endian float32 or float64 with `ndim` dimensions.
+// `obj` must be a numpy.ndarray of native-endian float32 or float64 with `ndim` dimensions
+// (any number of them when ndim is kAnyNdim).
+constexpr int kAnyNdim = -1;
 py::array require_float_array(py::handle obj, const char* fn, const char* name, int ndim);
 DType dtype_of(const py::array& a);
 const char* dtype_name(DType d);
@@ -40,7 +42,10 @@ bool matrix_view(const py::array& a, MatrixView* out);
 // A copy in C order (used for inputs whose layout the kernels cannot read in place).
 py::array c_contiguous_copy(const py::array& a);
 
-// `a` itself when it is C-contiguous and aligned, else a C-ordered copy (values and dtype unchanged).
+// True when `a` is C-contiguous and aligned: kernels can read (or write) it in place.
+bool is_dense(const py::array& a);
+
+// `a` itself when it is dense, else a C-ordered copy (values and dtype unchanged).
 py::array dense(const py::array& a);
 
 // A new C-order array for a kernel's output, contents undefined. Large ones come from a cache of

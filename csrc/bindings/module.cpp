@@ -11,6 +11,7 @@ void bind_conv(pybind11::module_& m);
 void bind_pool(pybind11::module_& m);
 void bind_lrn(pybind11::module_& m);
 void bind_batch_norm(pybind11::module_& m);
+void bind_elementwise(pybind11::module_& m);
 }  // namespace bind
 }  // namespace cnnx
 
@@ -23,4 +24,5 @@ PYBIND11_MODULE(_C, m) {
   cnnx::bind::bind_pool(m);
   cnnx::bind::bind_lrn(m);
   cnnx::bind::bind_batch_norm(m);
+  cnnx::bind::bind_elementwise(m);
 }

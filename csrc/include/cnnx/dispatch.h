@@ -11,6 +11,7 @@
 
 #include "cnnx/conv.h"
 #include "cnnx/batch_norm.h"
+#include "cnnx/elementwise.h"
 #include "cnnx/gemm.h"
 #include "cnnx/lrn.h"
 #include "cnnx/pool.h"
@@ -52,6 +53,13 @@ struct KernelTable {
                                   const float*, const BatchNormParams&);
   void (*batch_norm_backward_f64)(double*, double*, double*, const double*, const double*, const double*,
                                   const double*, const double*, const BatchNormParams&);
+  // Elementwise (elementwise.h).
+  void (*relu_forward_f32)(float*, const float*, std::int64_t);
+  void (*relu_forward_f64)(double*, const double*, std::int64_t);
+  void (*relu_backward_f32)(float*, const float*, const float*, std::int64_t);
+  void (*relu_backward_f64)(double*, const double*, const double*, std::int64_t);
+  void (*add_forward_f32)(float*, const float*, const float*, std::int64_t);
+  void (*add_forward_f64)(double*, const double*, const double*, std::int64_t);
 };
 
 // One entry per ISA this binary was built with, best first; `supported` says whether this CPU runs it.

@@ -39,6 +39,12 @@ void batch_norm_backward_f32(float*, float*, float*, const float*, const float*,
                              const float*, const BatchNormParams&);
 void batch_norm_backward_f64(double*, double*, double*, const double*, const double*, const double*, const double*,
                              const double*, const BatchNormParams&);
+void relu_forward_f32(float*, const float*, std::int64_t);
+void relu_forward_f64(double*, const double*, std::int64_t);
+void relu_backward_f32(float*, const float*, const float*, std::int64_t);
+void relu_backward_f64(double*, const double*, const double*, std::int64_t);
+void add_forward_f32(float*, const float*, const float*, std::int64_t);
+void add_forward_f64(double*, const double*, const double*, std::int64_t);
 
 const KernelTable& kernel_table() {
   static const KernelTable table = {
@@ -71,6 +77,12 @@ const KernelTable& kernel_table() {
       &batch_norm_forward_f64,
       &batch_norm_backward_f32,
       &batch_norm_backward_f64,
+      &relu_forward_f32,
+      &relu_forward_f64,
+      &relu_backward_f32,
+      &relu_backward_f64,
+      &add_forward_f32,
+      &add_forward_f64,
   };
   return table;
 }

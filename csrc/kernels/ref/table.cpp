@@ -35,6 +35,12 @@ const KernelTable& kernel_table() {
       &ref::batch_norm_forward<double>,
       &ref::batch_norm_backward<float>,
       &ref::batch_norm_backward<double>,
+      &ref::relu_forward<float>,
+      &ref::relu_forward<double>,
+      &ref::relu_backward<float>,
+      &ref::relu_backward<double>,
+      &ref::add_forward<float>,
+      &ref::add_forward<double>,
   };
   return table;
 }
