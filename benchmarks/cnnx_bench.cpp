@@ -7,17 +7,21 @@
 // against float64 dot products), then times the kernel: 2 warm-up calls, then R timed calls, and
 // prints the median, GFLOP/s and the share of the machine's measured peak (--peak, default 535
 // GFLOP/s: 2 Zen 5 cores).
-// elementwise: ReLU (forward, in place, backward) and the residual add on ResNet-18's 64x64x32x32
-// activations; each result must equal the reference kernel's bit for bit, then the median of R calls
-// is printed with the bandwidth it implies (bytes the op must read and write / time).
+// elementwise: ReLU (forward, in place, backward), the residual add, tanh and sigmoid (forward,
+// backward) on ResNet-18's 64x64x32x32 activations; each result must equal the reference kernel's bit
+// for bit (the tanh and sigmoid forwards, which approximate on their own: be within 4 ulp of it,
+// each being within 2 of the exact value), then the median of R calls is printed with the bandwidth
+// it implies (bytes the op must read and write / time).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "cnnx/dispatch.h"
@@ -118,7 +122,24 @@ const ElementwiseCase kElementwiseCases[] = {
     {"relu_inplace", 2},  // x -> x
     {"relu_bwd", 3},      // g, y -> grad
     {"residual_add", 3},  // a, b -> y
+    {"tanh_fwd", 2},      // x -> y
+    {"tanh_bwd", 3},      // g, y -> grad
+    {"sigmoid_fwd", 2},   // x -> y
+    {"sigmoid_bwd", 3},   // g, y -> grad
 };
+
+// Distance in ulps between two finite values of one sign convention (consecutive floats differ by 1).
+template <class T>
+long long ulp_distance(T a, T b) {
+  using I = typename std::conditional<sizeof(T) == 4, std::int32_t, std::int64_t>::type;
+  I ia, ib;
+  std::memcpy(&ia, &a, sizeof a);
+  std::memcpy(&ib, &b, sizeof b);
+  const I mag = std::numeric_limits<I>::max();
+  const long long oa = ia < 0 ? -(long long)(ia & mag) : (long long)ia;
+  const long long ob = ib < 0 ? -(long long)(ib & mag) : (long long)ib;
+  return oa > ob ? oa - ob : ob - oa;
+}
 
 template <class T>
 void run_elementwise_case(const std::string& name, T* out, const T* x, const T* g, const T* y, T* buf,
@@ -129,6 +150,14 @@ void run_elementwise_case(const std::string& name, T* out, const T* x, const T* 
     ref ? cnnx::ref::relu_forward<T>(buf, buf, n) : cnnx::relu_forward<T>(buf, buf, n);
   } else if (name == "relu_bwd") {
     ref ? cnnx::ref::relu_backward<T>(out, g, y, n) : cnnx::relu_backward<T>(out, g, y, n);
+  } else if (name == "tanh_fwd") {
+    ref ? cnnx::ref::tanh_forward<T>(out, x, n) : cnnx::tanh_forward<T>(out, x, n);
+  } else if (name == "tanh_bwd") {
+    ref ? cnnx::ref::tanh_backward<T>(out, g, y, n) : cnnx::tanh_backward<T>(out, g, y, n);
+  } else if (name == "sigmoid_fwd") {
+    ref ? cnnx::ref::sigmoid_forward<T>(out, x, n) : cnnx::sigmoid_forward<T>(out, x, n);
+  } else if (name == "sigmoid_bwd") {
+    ref ? cnnx::ref::sigmoid_backward<T>(out, g, y, n) : cnnx::sigmoid_backward<T>(out, g, y, n);
   } else {
     ref ? cnnx::ref::add_forward<T>(out, x, g, n) : cnnx::add_forward<T>(out, x, g, n);
   }
@@ -154,7 +183,14 @@ int run_elementwise(int repeat, const std::string& filter) {
     buf = x;
     run_elementwise_case<T>(name, want.data(), x.data(), g.data(), y.data(), buf.data(), n, true);
     const std::vector<T>& expected = name == "relu_inplace" ? buf : want;
-    const bool ok = std::memcmp(got.data(), expected.data(), sizeof(T) * n) == 0;
+    bool ok;
+    if (name == "tanh_fwd" || name == "sigmoid_fwd") {
+      long long worst = 0;
+      for (std::int64_t i = 0; i < n; ++i) worst = std::max(worst, ulp_distance(got[i], expected[i]));
+      ok = worst <= 4;
+    } else {
+      ok = std::memcmp(got.data(), expected.data(), sizeof(T) * n) == 0;
+    }
     failures += !ok;
     for (int w = 0; w < 2; ++w)
       run_elementwise_case<T>(name, out.data(), x.data(), g.data(), y.data(), buf.data(), n, false);

@@ -81,10 +81,11 @@ RULES: dict[str, tuple[str, Callable]] = {}
 
 # ``_C`` entry points deliberately left without a rule: elementwise kernels (cnnx/elementwise.h). They
 # are not layers: no MACs, no counted activations (summary.COUNTED_KINDS), and a rule would give a
-# ReLU or a residual add made in a container's forward a row of its own, which the tables of
+# ReLU, a tanh or a residual add made in a container's forward a row of its own, which the tables of
 # docs/summary.md do not have. On the traced batch of one they cost microseconds, so they run for
 # real on the zeros, like the numpy work around them.
-UNTRACED = frozenset({"relu_forward", "relu_backward", "add"})
+UNTRACED = frozenset({"relu_forward", "relu_backward", "add", "tanh_forward", "tanh_backward", "sigmoid_forward",
+                      "sigmoid_backward"})
 
 
 def shape_rule(name: str, kind: str):

@@ -209,6 +209,26 @@ void add_forward(T* y, const T* a, const T* b, std::int64_t n) {
   const KernelTable& k = active_kernels();
   pick<T>(k.add_forward_f32, k.add_forward_f64)(y, a, b, n);
 }
+template <class T>
+void tanh_forward(T* y, const T* x, std::int64_t n) {
+  const KernelTable& k = active_kernels();
+  pick<T>(k.tanh_forward_f32, k.tanh_forward_f64)(y, x, n);
+}
+template <class T>
+void tanh_backward(T* grad_x, const T* grad_y, const T* y, std::int64_t n) {
+  const KernelTable& k = active_kernels();
+  pick<T>(k.tanh_backward_f32, k.tanh_backward_f64)(grad_x, grad_y, y, n);
+}
+template <class T>
+void sigmoid_forward(T* y, const T* x, std::int64_t n) {
+  const KernelTable& k = active_kernels();
+  pick<T>(k.sigmoid_forward_f32, k.sigmoid_forward_f64)(y, x, n);
+}
+template <class T>
+void sigmoid_backward(T* grad_x, const T* grad_y, const T* y, std::int64_t n) {
+  const KernelTable& k = active_kernels();
+  pick<T>(k.sigmoid_backward_f32, k.sigmoid_backward_f64)(grad_x, grad_y, y, n);
+}
 
 #define CNNX_LAYER_ENTRIES(T)                                                                            \
   template void max_pool2d_forward<T>(T*, std::int64_t*, const T*, const Pool2dParams&);               \
@@ -225,7 +245,11 @@ void add_forward(T* y, const T* a, const T* b, std::int64_t n) {
                                        const BatchNormParams&);                                         \
   template void relu_forward<T>(T*, const T*, std::int64_t);                                            \
   template void relu_backward<T>(T*, const T*, const T*, std::int64_t);                                 \
-  template void add_forward<T>(T*, const T*, const T*, std::int64_t);
+  template void add_forward<T>(T*, const T*, const T*, std::int64_t);                                   \
+  template void tanh_forward<T>(T*, const T*, std::int64_t);                                            \
+  template void tanh_backward<T>(T*, const T*, const T*, std::int64_t);                                 \
+  template void sigmoid_forward<T>(T*, const T*, std::int64_t);                                         \
+  template void sigmoid_backward<T>(T*, const T*, const T*, std::int64_t);
 CNNX_LAYER_ENTRIES(float)
 CNNX_LAYER_ENTRIES(double)
 #undef CNNX_LAYER_ENTRIES

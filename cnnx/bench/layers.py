@@ -1,4 +1,4 @@
-"""``cnnx bench layers``: pooling, LRN, batch norm, ReLU and the residual add, cnnx.kernels vs
+"""``cnnx bench layers``: pooling, LRN, batch norm, ReLU, tanh and the residual add, cnnx.kernels vs
 torch.nn.functional (and vs numpy for the elementwise ops, which were numpy before their kernels).
 
 These ops are memory-bound, so besides milliseconds the table reports bandwidth: the bytes the
@@ -12,7 +12,8 @@ does not compute them). "fwdbwd" is forward plus the input gradient: for PyTorch
 forward and ``backward`` with the same output gradient, as a training step runs it. The elementwise
 cases have their own modes: ReLU "fwd" (new output), "inplace" (``relu_``, as ``nn.ReLU(inplace=True)``)
 and "bwd" (the input gradient from the saved output: PyTorch's ``threshold_backward``); the residual
-add "fwd" (``a + b`` into a new array).
+add "fwd" (``a + b`` into a new array); tanh "fwd" (new output) and "bwd" (``g * (1 - y*y)`` from the
+saved output: PyTorch's ``tanh_backward``).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from ._timing import PEAK_GBS, format_table, steady_allocator, time_alternating,
 @dataclass
 class Case:
     name: str
-    op: str            # maxpool, avgpool, lrn, batchnorm, relu, add
+    op: str            # maxpool, avgpool, lrn, batchnorm, relu, add, tanh
     shape: tuple       # input N, C, H, W
     args: dict
     modes: tuple = ("fwd", "fwdbwd")
@@ -41,7 +42,7 @@ class Case:
             return f"{n}x{c}x{h}x{w} -> {oh}x{oh}, k{a['k']} s{a['s']}"
         if self.op == "lrn":
             return f"{n}x{c}x{h}x{w}, size {a['size']}"
-        if self.op in ("relu", "add"):
+        if self.op in ("relu", "add", "tanh"):
             return f"{n}x{c}x{h}x{w}"
         return f"{n}x{c}x{h}x{w}, training"
 
@@ -62,6 +63,9 @@ LAYER_CASES = [
     # ResNet-18's first stage on 32x32 inputs at batch 64 (16.8 MB float32 activations).
     Case("relu_resnet18_32", "relu", (64, 64, 32, 32), {}, ("fwd", "inplace", "bwd")),
     Case("residual_add_resnet18_32", "add", (64, 64, 32, 32), {}, ("fwd",)),
+    # LeNet-5's C1 output at batch 256 (4.8 MB float32), and the ResNet-sized array above.
+    Case("tanh_lenet5_c1", "tanh", (256, 6, 28, 28), {}, ("fwd", "bwd")),
+    Case("tanh_64x64x32x32", "tanh", (64, 64, 32, 32), {}, ("fwd", "bwd")),
 ]
 
 
@@ -93,6 +97,8 @@ def _bytes(case: Case, itemsize: int) -> dict:
         return {"fwd": 2 * x, "inplace": 2 * x, "bwd": 3 * x}  # x -> y; g, y -> grad
     if case.op == "add":
         return {"fwd": 3 * x}                            # a, b -> y
+    if case.op == "tanh":
+        return {"fwd": 2 * x, "bwd": 3 * x}              # x -> y; g, y -> grad
     return {"fwd": 2 * x, "fwdbwd": 2 * x + 3 * x}      # x -> y; g, x -> grad
 
 
@@ -103,7 +109,7 @@ def _functions(case: Case, x: np.ndarray, g: np.ndarray, torch) -> dict[str, dic
     a, hw = case.args, case.shape[2:]
     c = case.shape[1]
     fns: dict[str, dict[str, Callable]] = {mode: {} for mode in case.modes}
-    if case.op in ("relu", "add"):
+    if case.op in ("relu", "add", "tanh"):
         return _elementwise_functions(case, x, g, torch, fns)
     if case.op == "maxpool":
         def max_fwdbwd():
@@ -165,7 +171,7 @@ def _functions(case: Case, x: np.ndarray, g: np.ndarray, torch) -> dict[str, dic
 
 
 def _elementwise_functions(case: Case, x: np.ndarray, g: np.ndarray, torch, fns: dict) -> dict:
-    """ReLU (fwd, inplace, bwd) and the residual add (fwd): cnnx, numpy (the code these ops ran
+    """ReLU (fwd, inplace, bwd), the residual add (fwd) and tanh (fwd, bwd): cnnx, numpy (the code these ops ran
     before their kernels) and PyTorch. In-place calls repeat on one buffer (after the first call it
     holds no negatives, but every value is still read and written)."""
     import cnnx.kernels as K
@@ -177,6 +183,26 @@ def _elementwise_functions(case: Case, x: np.ndarray, g: np.ndarray, torch, fns:
         if torch is not None:
             tx, tb = torch.from_numpy(x), torch.from_numpy(b)
             fns["fwd"]["torch"] = lambda: tx + tb
+        return fns
+    if case.op == "tanh":
+        y = K.tanh_forward(x)
+        fns["fwd"]["cnnx"] = lambda: K.tanh_forward(x)
+        fns["fwd"]["numpy"] = lambda: np.tanh(x)
+        fns["bwd"]["cnnx"] = lambda: K.tanh_backward(g, y)
+
+        def numpy_bwd():  # Tanh.backward before the kernel
+            d = y * y
+            np.subtract(1, d, out=d)
+            return np.multiply(g, d, out=d)
+        fns["bwd"]["numpy"] = numpy_bwd
+        if torch is not None:
+            tx, tg, ty = torch.from_numpy(x), torch.from_numpy(g), torch.from_numpy(y)
+
+            def torch_tanh():
+                with torch.no_grad():
+                    return torch.tanh(tx)
+            fns["fwd"]["torch"] = torch_tanh
+            fns["bwd"]["torch"] = lambda: torch.ops.aten.tanh_backward(tg, ty)
         return fns
     y = K.relu_forward(x)
     buf, nbuf = x.copy(), x.copy()

@@ -21,7 +21,7 @@ def _is_int(v) -> bool:
 
 
 def kernel_array(x) -> bool:
-    """True when the elementwise kernels of ``cnnx._C`` (relu, add) take ``x`` as it is: a numpy
+    """True when the elementwise kernels of ``cnnx._C`` (relu, add, tanh, sigmoid) take ``x`` as it is: a numpy
     array of native float32/float64 with at least one dimension, C-contiguous and aligned. Numbers,
     0-d values, other dtypes and strided views stay on numpy (the bindings would copy a strided
     input, and refuse one that is written in place)."""

@@ -70,8 +70,11 @@ const T* cptr(const py::array& a) {
   return static_cast<const T*>(a.data());
 }
 
-py::array relu_forward_py(py::handle x_obj, bool inplace) {
-  const char* fn = "relu_forward";
+// The unary forward kernels (relu, tanh, sigmoid): y = f(x), into x when inplace.
+using UnaryF32 = void (*)(float*, const float*, std::int64_t);
+using UnaryF64 = void (*)(double*, const double*, std::int64_t);
+
+py::array unary_forward(const char* fn, py::handle x_obj, bool inplace, UnaryF32 f32, UnaryF64 f64) {
   py::array x = require_float_array(x_obj, fn, "input", kAnyNdim);
   py::array y;
   if (inplace) {
@@ -86,18 +89,22 @@ py::array relu_forward_py(py::handle x_obj, bool inplace) {
     float* yp = ptr<float>(y);
     const float* xp = cptr<float>(x);
     py::gil_scoped_release release;
-    relu_forward<float>(yp, xp, n);
+    f32(yp, xp, n);
   } else {
     double* yp = ptr<double>(y);
     const double* xp = cptr<double>(x);
     py::gil_scoped_release release;
-    relu_forward<double>(yp, xp, n);
+    f64(yp, xp, n);
   }
   return y;
 }
 
-py::array relu_backward_py(py::handle gy_obj, py::handle y_obj, py::handle out_obj) {
-  const char* fn = "relu_backward";
+// The backward kernels that read the forward's output (relu, tanh, sigmoid): grad_x = f(grad_y, y).
+using BackwardF32 = void (*)(float*, const float*, const float*, std::int64_t);
+using BackwardF64 = void (*)(double*, const double*, const double*, std::int64_t);
+
+py::array unary_backward(const char* fn, py::handle gy_obj, py::handle y_obj, py::handle out_obj, BackwardF32 f32,
+                         BackwardF64 f64) {
   py::array gy = require_float_array(gy_obj, fn, "grad_output", kAnyNdim);
   py::array y = require_float_array(y_obj, fn, "output", kAnyNdim);
   require_same_dtype(y, "output", gy, "grad_output", fn);
@@ -110,14 +117,33 @@ py::array relu_backward_py(py::handle gy_obj, py::handle y_obj, py::handle out_o
     float* gxp = ptr<float>(gx);
     const float *gyp = cptr<float>(gy), *yp = cptr<float>(y);
     py::gil_scoped_release release;
-    relu_backward<float>(gxp, gyp, yp, n);
+    f32(gxp, gyp, yp, n);
   } else {
     double* gxp = ptr<double>(gx);
     const double *gyp = cptr<double>(gy), *yp = cptr<double>(y);
     py::gil_scoped_release release;
-    relu_backward<double>(gxp, gyp, yp, n);
+    f64(gxp, gyp, yp, n);
   }
   return gx;
+}
+
+py::array relu_forward_py(py::handle x, bool inplace) {
+  return unary_forward("relu_forward", x, inplace, &relu_forward<float>, &relu_forward<double>);
+}
+py::array relu_backward_py(py::handle gy, py::handle y, py::handle out) {
+  return unary_backward("relu_backward", gy, y, out, &relu_backward<float>, &relu_backward<double>);
+}
+py::array tanh_forward_py(py::handle x, bool inplace) {
+  return unary_forward("tanh_forward", x, inplace, &tanh_forward<float>, &tanh_forward<double>);
+}
+py::array tanh_backward_py(py::handle gy, py::handle y, py::handle out) {
+  return unary_backward("tanh_backward", gy, y, out, &tanh_backward<float>, &tanh_backward<double>);
+}
+py::array sigmoid_forward_py(py::handle x, bool inplace) {
+  return unary_forward("sigmoid_forward", x, inplace, &sigmoid_forward<float>, &sigmoid_forward<double>);
+}
+py::array sigmoid_backward_py(py::handle gy, py::handle y, py::handle out) {
+  return unary_backward("sigmoid_backward", gy, y, out, &sigmoid_backward<float>, &sigmoid_backward<double>);
 }
 
 py::array add_py(py::handle a_obj, py::handle b_obj, py::handle out_obj) {
@@ -153,6 +179,16 @@ void bind_elementwise(py::module_& m) {
         "grad_output where output > 0 (or NaN), else 0 (see cnnx.kernels.relu_backward).");
   m.def("add", &add_py, py::arg("a"), py::arg("b"), py::arg("out"),
         "a + b for arrays of one shape and dtype (see cnnx.kernels.add).");
+  m.def("tanh_forward", &tanh_forward_py, py::arg("input"), py::arg("inplace"),
+        "tanh(input) elementwise, within 2 ulp (float32) / 4 ulp (float64); into input when inplace "
+        "(see cnnx.kernels.tanh_forward).");
+  m.def("tanh_backward", &tanh_backward_py, py::arg("grad_output"), py::arg("output"), py::arg("out"),
+        "grad_output * (1 - output * output), bitwise numpy's (see cnnx.kernels.tanh_backward).");
+  m.def("sigmoid_forward", &sigmoid_forward_py, py::arg("input"), py::arg("inplace"),
+        "1 / (1 + exp(-input)) elementwise, without overflow; into input when inplace "
+        "(see cnnx.kernels.sigmoid_forward).");
+  m.def("sigmoid_backward", &sigmoid_backward_py, py::arg("grad_output"), py::arg("output"), py::arg("out"),
+        "grad_output * output * (1 - output), bitwise numpy's (see cnnx.kernels.sigmoid_backward).");
 }
 
 }  // namespace bind

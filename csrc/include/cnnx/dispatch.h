@@ -60,6 +60,14 @@ struct KernelTable {
   void (*relu_backward_f64)(double*, const double*, const double*, std::int64_t);
   void (*add_forward_f32)(float*, const float*, const float*, std::int64_t);
   void (*add_forward_f64)(double*, const double*, const double*, std::int64_t);
+  void (*tanh_forward_f32)(float*, const float*, std::int64_t);
+  void (*tanh_forward_f64)(double*, const double*, std::int64_t);
+  void (*tanh_backward_f32)(float*, const float*, const float*, std::int64_t);
+  void (*tanh_backward_f64)(double*, const double*, const double*, std::int64_t);
+  void (*sigmoid_forward_f32)(float*, const float*, std::int64_t);
+  void (*sigmoid_forward_f64)(double*, const double*, std::int64_t);
+  void (*sigmoid_backward_f32)(float*, const float*, const float*, std::int64_t);
+  void (*sigmoid_backward_f64)(double*, const double*, const double*, std::int64_t);
 };
 
 // One entry per ISA this binary was built with, best first; `supported` says whether this CPU runs it.

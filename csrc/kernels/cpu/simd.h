@@ -6,6 +6,14 @@
 //   reg, width, zero, set1, load, store, add, sub, mul, div, sqrt, fmadd(a, b, c) = a * b + c,
 //   reduce_add(a)            sum of the lanes in a fixed order
 //   mask, gt_or_nan(a, b)    lanes where a > b or a is NaN; select(m, a, b) (a where m, else b); any(m)
+//   lt(a, b)                 mask of lanes where a < b (false where either is NaN)
+//   is_nan(a)                mask of the NaN lanes
+//   abs(a)                   a with its sign bit cleared (NaN stays NaN, -0.0 gives +0.0)
+//   copysign(m, s)           the magnitude bits of m with the sign bit of s (bitwise, NaN included)
+//   round(a)                 the nearest whole number, ties to even, for |a| < 2^22 (float) or 2^51
+//                            (double); other lanes undefined
+//   pow2i(n)                 2^n exactly, for whole-number lanes n in [-126, 127] (float) or
+//                            [-1022, 1023] (double), i.e. normal powers of two; other lanes undefined
 //   rsqrt(a)                 1/sqrt(a) for finite positive lanes (other lanes undefined): within a few
 //                            ulp for float on AVX2/AVX-512 (hardware estimate + one Newton step),
 //                            1 / sqrt elsewhere

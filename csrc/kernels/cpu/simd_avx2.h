@@ -45,6 +45,18 @@ struct Vec<float> {
   }
   static CNNX_INLINE reg select(mask m, reg a, reg b) { return _mm256_blendv_ps(b, a, m); }
   static CNNX_INLINE bool any(mask m) { return _mm256_movemask_ps(m) != 0; }
+  static CNNX_INLINE mask lt(reg a, reg b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+  static CNNX_INLINE mask is_nan(reg a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
+  static CNNX_INLINE reg abs(reg a) { return _mm256_and_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff))); }
+  static CNNX_INLINE reg copysign(reg mag, reg sgn) {
+    const reg sign = _mm256_castsi256_ps(_mm256_set1_epi32(int(0x80000000u)));
+    return _mm256_or_ps(abs(mag), _mm256_and_ps(sgn, sign));
+  }
+  static CNNX_INLINE reg round(reg a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // 2^n from the exponent field: n is a whole number in [-126, 127], so the conversion is exact.
+  static CNNX_INLINE reg pow2i(reg n) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
+  }
   static CNNX_INLINE reg load_partial(const float* p, int n) {
     const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lanes));
@@ -120,6 +132,21 @@ struct Vec<double> {
   }
   static CNNX_INLINE reg select(mask m, reg a, reg b) { return _mm256_blendv_pd(b, a, m); }
   static CNNX_INLINE bool any(mask m) { return _mm256_movemask_pd(m) != 0; }
+  static CNNX_INLINE mask lt(reg a, reg b) { return _mm256_cmp_pd(a, b, _CMP_LT_OQ); }
+  static CNNX_INLINE mask is_nan(reg a) { return _mm256_cmp_pd(a, a, _CMP_UNORD_Q); }
+  static CNNX_INLINE reg abs(reg a) {
+    return _mm256_and_pd(a, _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL)));
+  }
+  static CNNX_INLINE reg copysign(reg mag, reg sgn) {
+    const reg sign = _mm256_castsi256_pd(_mm256_set1_epi64x(static_cast<long long>(0x8000000000000000ULL)));
+    return _mm256_or_pd(abs(mag), _mm256_and_pd(sgn, sign));
+  }
+  static CNNX_INLINE reg round(reg a) { return _mm256_round_pd(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // 2^n from the exponent field: n is a whole number in [-1022, 1023] (exact as int32, then widened).
+  static CNNX_INLINE reg pow2i(reg n) {
+    const __m256i e = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(n)), _mm256_set1_epi64x(1023));
+    return _mm256_castsi256_pd(_mm256_slli_epi64(e, 52));
+  }
   static CNNX_INLINE reg load_partial(const double* p, int n) {
     const __m256i lanes = _mm256_setr_epi64x(0, 1, 2, 3);
     return _mm256_maskload_pd(p, _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), lanes));

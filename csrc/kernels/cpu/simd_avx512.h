@@ -54,6 +54,21 @@ struct Vec<float> {
   }
   static CNNX_INLINE reg select(mask m, reg a, reg b) { return _mm512_mask_blend_ps(m, b, a); }
   static CNNX_INLINE bool any(mask m) { return m != 0; }
+  static CNNX_INLINE mask lt(reg a, reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+  static CNNX_INLINE mask is_nan(reg a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
+  static CNNX_INLINE reg abs(reg a) {
+    return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), _mm512_set1_epi32(0x7fffffff)));
+  }
+  static CNNX_INLINE reg copysign(reg mag, reg sgn) {
+    const __m512i sign = _mm512_set1_epi32(int(0x80000000u));
+    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(abs(mag)),
+                                               _mm512_and_si512(_mm512_castps_si512(sgn), sign)));
+  }
+  static CNNX_INLINE reg round(reg a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // 2^n from the exponent field: n is a whole number in [-126, 127], so the conversion is exact.
+  static CNNX_INLINE reg pow2i(reg n) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23));
+  }
   static CNNX_INLINE reg load_partial(const float* p, int n) {
     return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), p);
   }
@@ -124,6 +139,22 @@ struct Vec<double> {
   }
   static CNNX_INLINE reg select(mask m, reg a, reg b) { return _mm512_mask_blend_pd(m, b, a); }
   static CNNX_INLINE bool any(mask m) { return m != 0; }
+  static CNNX_INLINE mask lt(reg a, reg b) { return _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ); }
+  static CNNX_INLINE mask is_nan(reg a) { return _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q); }
+  static CNNX_INLINE reg abs(reg a) {
+    return _mm512_castsi512_pd(_mm512_and_si512(_mm512_castpd_si512(a), _mm512_set1_epi64(0x7fffffffffffffffLL)));
+  }
+  static CNNX_INLINE reg copysign(reg mag, reg sgn) {
+    const __m512i sign = _mm512_set1_epi64(static_cast<long long>(0x8000000000000000ULL));
+    return _mm512_castsi512_pd(_mm512_or_si512(_mm512_castpd_si512(abs(mag)),
+                                               _mm512_and_si512(_mm512_castpd_si512(sgn), sign)));
+  }
+  static CNNX_INLINE reg round(reg a) { return _mm512_roundscale_pd(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // 2^n from the exponent field: n is a whole number in [-1022, 1023] (exact as int32, then widened).
+  static CNNX_INLINE reg pow2i(reg n) {
+    const __m512i e = _mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_cvtpd_epi32(n)), _mm512_set1_epi64(1023));
+    return _mm512_castsi512_pd(_mm512_slli_epi64(e, 52));
+  }
   static CNNX_INLINE reg load_partial(const double* p, int n) {
     return _mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1), p);
   }

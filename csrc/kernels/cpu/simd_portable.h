@@ -44,6 +44,25 @@ struct Vec {
       if (m[i]) return true;
     return false;
   }
+  static CNNX_INLINE mask lt(reg a, reg b) { return a < b; }
+  static CNNX_INLINE mask is_nan(reg a) { return a != a; }
+  // Bit operations on the lanes' integer images (a vector cast between same-sized vector types
+  // reinterprets the bits). kSign: only the sign bit set.
+  static constexpr int kMantissaBits = sizeof(T) == 4 ? 23 : 52;
+  static CNNX_INLINE mask sign_bits() { return mask{} + (decltype(mask{}[0])(1) << (8 * sizeof(T) - 1)); }
+  static CNNX_INLINE reg abs(reg a) { return (reg)((mask)a & ~sign_bits()); }
+  static CNNX_INLINE reg copysign(reg mag, reg sgn) { return (reg)(((mask)mag & ~sign_bits()) | ((mask)sgn & sign_bits())); }
+  // Adding and subtracting 1.5 * 2^mantissa_bits rounds to a whole number in the current (nearest-even)
+  // mode, for |a| < 2^(mantissa_bits - 1). The project compiles without -ffast-math, so the two
+  // operations are not folded away.
+  static CNNX_INLINE reg round(reg a) {
+    const reg magic = set1(T(1.5) * T(std::int64_t(1) << kMantissaBits));
+    return (a + magic) - magic;
+  }
+  static CNNX_INLINE reg pow2i(reg n) {
+    const mask e = __builtin_convertvector(n, mask) + ((1 << (sizeof(T) == 4 ? 7 : 10)) - 1);
+    return (reg)(e << kMantissaBits);
+  }
   static CNNX_INLINE reg load_partial(const T* p, int n) {
     reg r{};
     for (int i = 0; i < n; ++i) r[i] = p[i];

@@ -45,6 +45,14 @@ void relu_backward_f32(float*, const float*, const float*, std::int64_t);
 void relu_backward_f64(double*, const double*, const double*, std::int64_t);
 void add_forward_f32(float*, const float*, const float*, std::int64_t);
 void add_forward_f64(double*, const double*, const double*, std::int64_t);
+void tanh_forward_f32(float*, const float*, std::int64_t);
+void tanh_forward_f64(double*, const double*, std::int64_t);
+void tanh_backward_f32(float*, const float*, const float*, std::int64_t);
+void tanh_backward_f64(double*, const double*, const double*, std::int64_t);
+void sigmoid_forward_f32(float*, const float*, std::int64_t);
+void sigmoid_forward_f64(double*, const double*, std::int64_t);
+void sigmoid_backward_f32(float*, const float*, const float*, std::int64_t);
+void sigmoid_backward_f64(double*, const double*, const double*, std::int64_t);
 
 const KernelTable& kernel_table() {
   static const KernelTable table = {
@@ -83,6 +91,14 @@ const KernelTable& kernel_table() {
       &relu_backward_f64,
       &add_forward_f32,
       &add_forward_f64,
+      &tanh_forward_f32,
+      &tanh_forward_f64,
+      &tanh_backward_f32,
+      &tanh_backward_f64,
+      &sigmoid_forward_f32,
+      &sigmoid_forward_f64,
+      &sigmoid_backward_f32,
+      &sigmoid_backward_f64,
   };
   return table;
 }

@@ -41,6 +41,14 @@ const KernelTable& kernel_table() {
       &ref::relu_backward<double>,
       &ref::add_forward<float>,
       &ref::add_forward<double>,
+      &ref::tanh_forward<float>,
+      &ref::tanh_forward<double>,
+      &ref::tanh_backward<float>,
+      &ref::tanh_backward<double>,
+      &ref::sigmoid_forward<float>,
+      &ref::sigmoid_forward<double>,
+      &ref::sigmoid_backward<float>,
+      &ref::sigmoid_backward<double>,
   };
   return table;
 }
