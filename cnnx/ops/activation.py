@@ -68,15 +68,20 @@ class ReLUInplace(ReLU):
 
 
 class Tanh(Function):
-    """Forward: the tanh kernel on dense float32/float64 arrays (within 2 ulp of the exact value for
-    float32, 4 for float64; not bitwise np.tanh), np.tanh otherwise. Backward ``g * (1 - y*y)``:
+    """Forward: the tanh kernel on dense float32/float64 arrays when cnnx runs on more than one thread
+    (within 2 ulp of the exact value for float32, 4 for float64; not bitwise np.tanh), np.tanh
+    otherwise. Backward ``g * (1 - y*y)``:
     the kernel gives numpy's bits."""
 
     __slots__ = ()
     saves_output = True
 
     def forward(ctx, x):
-        out = _C.tanh_forward(x, False) if kernel_array(x) else np.tanh(x)
+        # The kernel pays off when it can split across threads; on one thread numpy's own vectorised
+        # tanh is faster (64x64x32x32 float32: numpy 1.76 ms, kernel 2.47 ms on one thread, 1.58 ms
+        # on two).
+        use_kernel = kernel_array(x) and _C.get_num_threads() > 1
+        out = _C.tanh_forward(x, False) if use_kernel else np.tanh(x)
         ctx.save_for_backward(out)
         return out
 
