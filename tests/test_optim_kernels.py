@@ -442,3 +442,13 @@ def test_kernel_helper_checks():
     assert ok(a, ro)  # a read-only gradient is fine
     assert not ok(ro, a)  # a read-only parameter is not (numpy raises there, as before)
     assert not ok(a, np.ones(8, np.float32), ro)
+
+
+def test_bench_suite_runs():
+    # `cnnx bench optim` on small shapes: builds every case, checks kernel == numpy (and torch close
+    # when installed), times and formats.
+    from cnnx.bench import optim as bench_optim
+
+    results = bench_optim.bench_optim(1, 1, bench_optim.CASES, shapes=[(40, 30), (30,)])
+    text = bench_optim.format_optim(results)
+    assert all(c.name in text for c in bench_optim.CASES) and "numpy ms" in text
