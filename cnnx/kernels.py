@@ -23,6 +23,7 @@ __all__ = [
     "batch_norm_forward", "batch_norm_backward",
     "relu_forward", "relu_backward", "add",
     "tanh_forward", "tanh_backward", "sigmoid_forward", "sigmoid_backward",
+    "sgd_step", "adam_step",
 ]
 
 _INT64_MAX = 2**63 - 1
@@ -420,3 +421,68 @@ def sigmoid_backward(grad_output: np.ndarray, output: np.ndarray, *, out: np.nda
     ``g * (1 - y) * y``, which can differ in the last bit). ``out`` as in ``tanh_backward``.
     """
     return _C.sigmoid_backward(grad_output, output, out)
+
+
+def _unit_interval(fn: str, name: str, value) -> float:
+    value = _scalar(fn, name, value)
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{fn}(): argument '{name}' must be in [0, 1), got {value}")
+    return value
+
+
+def sgd_step(param: np.ndarray, grad: np.ndarray, momentum_buffer: np.ndarray | None = None, *, lr: float,
+             momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False,
+             maximize: bool = False, first_step: bool = False) -> None:
+    """One SGD step on ``param`` (and ``momentum_buffer``) in place: ``cnnx.optim.SGD``'s update.
+
+    Per element, with ``g = grad``: ``g = -g`` (maximize); ``g = param * weight_decay + g`` (if
+    weight_decay); with momentum, ``buf = g`` on the ``first_step``, else ``buf = momentum * buf +
+    (1 - dampening) * g``, then ``g = g + momentum * buf`` (nesterov) or ``buf``; finally
+    ``param -= lr * g``. Bitwise ``SGD``'s numpy code: the same float operations in the same order,
+    each hyper-parameter rounded to the arrays' dtype as numpy rounds a Python float (and ``1 -
+    dampening`` computed in double first, as Python does). One fused pass, multithreaded.
+
+    ``grad`` and ``momentum_buffer`` have the shape and dtype (float32/float64) of ``param``; the
+    parameter and the buffer must be writeable and C-contiguous (a strided gradient is read through
+    a copy), and no two of the arrays may share memory. ``momentum_buffer`` is required when
+    ``momentum`` is not 0 and is then updated (its contents are ignored on the first step); with
+    ``momentum == 0`` it is not touched. Hyper-parameters must be finite numbers.
+    """
+    fn = "sgd_step"
+    _C.sgd_step(param, grad, momentum_buffer, _scalar(fn, "lr", lr), _scalar(fn, "momentum", momentum),
+                _scalar(fn, "dampening", dampening), _scalar(fn, "weight_decay", weight_decay),
+                _flag(fn, "nesterov", nesterov), _flag(fn, "maximize", maximize), _flag(fn, "first_step", first_step))
+
+
+def adam_step(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray,
+              max_exp_avg_sq: np.ndarray | None = None, *, step: int, lr: float = 1e-3, betas=(0.9, 0.999),
+              eps: float = 1e-8, weight_decay: float = 0.0, decoupled: bool = False, maximize: bool = False) -> None:
+    """One Adam step (AdamW with ``decoupled=True``) on ``param`` and its moments in place, at step
+    count ``step`` (1 for the first update): ``cnnx.optim.Adam``'s / ``AdamW``'s update.
+
+    Per element: ``g = -grad`` (maximize) or ``grad``; weight decay as ``g = param * weight_decay +
+    g`` or, decoupled, ``param *= 1 - lr * weight_decay``; ``exp_avg += (g - exp_avg) * (1 - beta1)``;
+    ``exp_avg_sq = exp_avg_sq * beta2 + g * g * (1 - beta2)``; with ``max_exp_avg_sq`` (AMSGrad) it
+    becomes ``np.maximum(max_exp_avg_sq, exp_avg_sq)`` and replaces ``exp_avg_sq`` below; then
+    ``param += exp_avg / (sqrt(exp_avg_sq) / sqrt(1 - beta2**step) + eps) * -(lr / (1 - beta1**step))``.
+    The bias corrections are computed here in Python exactly as ``Adam`` does; the rest is bitwise
+    ``Adam``'s numpy code (same float operations, same order, hyper-parameters rounded to the arrays'
+    dtype as numpy rounds a Python float). One fused pass, multithreaded.
+
+    Every array has the shape and dtype (float32/float64) of ``param``; all but ``grad`` must be
+    writeable and C-contiguous (a strided gradient is read through a copy), and no two may share
+    memory. ``betas`` lie in [0, 1), ``step`` is a positive int, the other hyper-parameters finite.
+    """
+    fn = "adam_step"
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"{fn}(): argument 'betas' must be a pair (beta1, beta2), got {betas!r}")
+    beta1, beta2 = _unit_interval(fn, "betas[0]", betas[0]), _unit_interval(fn, "betas[1]", betas[1])
+    step = _int(fn, "step", step)
+    if step < 1:
+        raise ValueError(f"{fn}(): argument 'step' must be >= 1 (the count of updates including this one), got {step}")
+    lr = _scalar(fn, "lr", lr)
+    step_size = lr / (1.0 - beta1 ** step)  # as Adam._step computes them
+    bc2_sqrt = math.sqrt(1.0 - beta2 ** step)
+    _C.adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, _scalar(fn, "eps", eps),
+                 _scalar(fn, "weight_decay", weight_decay), step_size, bc2_sqrt, _flag(fn, "decoupled", decoupled),
+                 _flag(fn, "maximize", maximize))

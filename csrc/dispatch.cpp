@@ -230,6 +230,18 @@ void sigmoid_backward(T* grad_x, const T* grad_y, const T* y, std::int64_t n) {
   pick<T>(k.sigmoid_backward_f32, k.sigmoid_backward_f64)(grad_x, grad_y, y, n);
 }
 
+template <class T>
+void sgd_step(T* param, const T* grad, T* momentum_buffer, std::int64_t n, const SgdParams& p) {
+  const KernelTable& k = active_kernels();
+  pick<T>(k.sgd_step_f32, k.sgd_step_f64)(param, grad, momentum_buffer, n, p);
+}
+template <class T>
+void adam_step(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, T* max_exp_avg_sq, std::int64_t n,
+               const AdamParams& p) {
+  const KernelTable& k = active_kernels();
+  pick<T>(k.adam_step_f32, k.adam_step_f64)(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, n, p);
+}
+
 #define CNNX_LAYER_ENTRIES(T)                                                                            \
   template void max_pool2d_forward<T>(T*, std::int64_t*, const T*, const Pool2dParams&);               \
   template bool max_pool2d_backward<T>(T*, const T*, const std::int64_t*, const Pool2dParams&);         \
@@ -249,7 +261,9 @@ void sigmoid_backward(T* grad_x, const T* grad_y, const T* y, std::int64_t n) {
   template void tanh_forward<T>(T*, const T*, std::int64_t);                                            \
   template void tanh_backward<T>(T*, const T*, const T*, std::int64_t);                                 \
   template void sigmoid_forward<T>(T*, const T*, std::int64_t);                                         \
-  template void sigmoid_backward<T>(T*, const T*, const T*, std::int64_t);
+  template void sigmoid_backward<T>(T*, const T*, const T*, std::int64_t);                              \
+  template void sgd_step<T>(T*, const T*, T*, std::int64_t, const SgdParams&);                          \
+  template void adam_step<T>(T*, const T*, T*, T*, T*, std::int64_t, const AdamParams&);
 CNNX_LAYER_ENTRIES(float)
 CNNX_LAYER_ENTRIES(double)
 #undef CNNX_LAYER_ENTRIES

@@ -21,6 +21,7 @@ SUITES = {
     "layers": "cnnx.bench.layers",
     "models": "cnnx.bench.models",
     "threads": "cnnx.bench.threads",
+    "optim": "cnnx.bench.optim",
 }
 
 

@@ -10,7 +10,11 @@ For each parameter ``p`` with gradient ``g`` at step ``t`` (1, 2, ...)::
     p = p - lr / (1 - beta1^t) * m / (sqrt(vhat) / sqrt(1 - beta2^t) + eps)
 
 The moments live in the optimizer state as ``exp_avg`` / ``exp_avg_sq`` (``max_exp_avg_sq``) with the
-parameter's dtype, and ``step`` counts updates. The update runs block by block with two reused scratch arrays (``Optimizer._blocks``).
+parameter's dtype, and ``step`` counts updates. The numpy code in ``_step`` is the specification; it
+runs block by block with two reused scratch arrays (``Optimizer._blocks``). Dense float32/float64
+parameters go through ``cnnx._C.adam_step`` instead: one fused multithreaded pass over parameter,
+gradient and moments, bitwise the same result (the same float operations in the same order;
+csrc/include/cnnx/optim.h).
 """
 from __future__ import annotations
 
@@ -18,7 +22,8 @@ import math
 
 import numpy as np
 
-from .optimizer import Optimizer, _check_bool, _check_number
+from .. import _C
+from .optimizer import Optimizer, _check_bool, _check_number, _floats, _kernel_arrays
 
 __all__ = ["Adam", "AdamW"]
 
@@ -52,6 +57,7 @@ class Adam(Optimizer):
             lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
             beta1, beta2 = group["betas"]
             amsgrad, maximize = group["amsgrad"], group["maximize"]
+            fused = self._fused and _floats(lr, eps, weight_decay, beta1, beta2)
             for d, g, p in self._grads(group):
                 s = state.get(p)
                 if s is None:
@@ -67,6 +73,12 @@ class Adam(Optimizer):
                     if vmax is None:
                         vmax = s["max_exp_avg_sq"] = np.zeros_like(d)
                 arrays = (d, g, s["exp_avg"], s["exp_avg_sq"]) + (() if vmax is None else (vmax,))
+                # step_size is a numpy float when a loaded state holds a numpy step count: numpy then
+                # multiplies in float64, which the kernel does not reproduce.
+                if fused and type(step_size) is float and _kernel_arrays(*arrays):
+                    _C.adam_step(d, g, arrays[2], arrays[3], vmax, lr, beta1, beta2, eps, weight_decay, step_size,
+                                 bc2_sqrt, self._decoupled, maximize)
+                    continue
                 scratch = self._scratch(d.dtype)
                 for blk in self._blocks(*arrays):
                     db, gb, mb, vb = blk[:4]

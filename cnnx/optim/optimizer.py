@@ -9,6 +9,11 @@ identity and memory (modules and the optimizer share it).
 ``state_dict()`` has PyTorch's shape: ``{"state": {index: {...}}, "param_groups": [{..., "params":
 [index, ...]}]}`` where indices number the parameters in group order, so it can be saved with
 ``cnnx.save`` and loaded into an optimizer built the same way over a fresh model.
+
+Updates of dense float32/float64 parameters run in one fused, multithreaded C++ pass per parameter
+(``cnnx._C.sgd_step`` / ``adam_step``, csrc/include/cnnx/optim.h) that reproduces the numpy code of
+each optimizer bit for bit; that numpy code stays the specification and the path for everything
+else (strided views, other dtypes, hyper-parameters that are not Python floats).
 """
 from __future__ import annotations
 
@@ -24,6 +29,8 @@ from ..autograd import enable_grad
 from ..tensor import Tensor, _wrap
 
 __all__ = ["Optimizer"]
+
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 # Updates run block by block over each parameter's flat array, so that every pass of an update
 # (scale, add, multiply, ...) finds its operands in L2 instead of streaming whole arrays from memory
@@ -52,9 +59,42 @@ def _check_bool(owner: str, name: str, value) -> bool:
     return bool(value)
 
 
+def _floats(*values) -> bool:
+    """True when every value is a Python float: the fused kernels round each hyper-parameter to the
+    arrays' dtype as numpy does with a Python float (a weak scalar, NEP 50). A numpy scalar (an
+    ``np.float64`` learning rate set by hand) promotes differently, so it keeps the numpy code."""
+    for v in values:
+        if type(v) is not float:
+            return False
+    return True
+
+
+def _kernel_arrays(d: np.ndarray, g: np.ndarray, *state: np.ndarray) -> bool:
+    """True when the fused step kernels take the parameter ``d``, its gradient ``g`` and its ``state``
+    arrays as they are: numpy arrays of one shape and one dtype, float32 or float64, C-contiguous
+    and aligned, all but the gradient writeable, and the gradient apart from the parameter. (The
+    state arrays are the optimizer's own, made by ``empty_like`` / ``zeros_like`` or copied by
+    ``load_state_dict``, so they share memory with nothing; the kernel refuses them if they do.)
+    Anything else stays on the numpy code, which never needs a copy."""
+    dtype, shape = d.dtype, d.shape
+    if dtype not in _KERNEL_DTYPES:
+        return False
+    for a in (d, g) + state:
+        if type(a) is not np.ndarray or a.dtype != dtype or a.shape != shape:
+            return False
+        flags = a.flags
+        if not (flags.c_contiguous and flags.aligned and (flags.writeable or a is g)):
+            return False
+    return not np.may_share_memory(d, g)
+
+
 class Optimizer:
     """Base class: ``Optimizer(params, defaults)``. ``params`` is an iterable of Tensors or of dicts
     (parameter groups: ``{"params": [...], "lr": ...}``); ``defaults`` fills what a group omits."""
+
+    # Run the fused C++ step where it applies (see _kernel_arrays). The numpy code gives the same
+    # bits; tests switch this off on an instance to compare the two.
+    _fused = True
 
     def __init__(self, params, defaults: dict):
         self.defaults = dict(defaults)

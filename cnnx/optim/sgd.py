@@ -10,14 +10,19 @@ For each parameter ``p`` with gradient ``g``, at learning rate ``lr``::
 
 This is PyTorch's formulation (the learning rate multiplies the whole update, so changing it does
 not rescale the momentum buffer), which differs from Sutskever et al. where ``lr`` sits inside the
-buffer. Every operation writes into the parameter or the buffer; at most one temporary per
-parameter is allocated (for weight decay or Nesterov).
+buffer.
+
+The numpy code in ``_step`` is the specification: it runs block by block through two reused scratch
+arrays. Dense float32/float64 parameters go through ``cnnx._C.sgd_step`` instead, one fused
+multithreaded pass over parameter, gradient and buffer with bitwise the same result (the kernel
+performs the same float operations in the same order; csrc/include/cnnx/optim.h).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .optimizer import Optimizer, _check_bool, _check_number
+from .. import _C
+from .optimizer import Optimizer, _check_bool, _check_number, _floats, _kernel_arrays
 
 __all__ = ["SGD"]
 
@@ -46,6 +51,7 @@ class SGD(Optimizer):
         for group in self.param_groups:
             lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
             weight_decay, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
+            fused = self._fused and _floats(lr, momentum, dampening, weight_decay)
             for d, g, p in self._grads(group):
                 buf, first = None, False
                 if momentum:
@@ -56,6 +62,9 @@ class SGD(Optimizer):
                     if buf is None:
                         buf = s["momentum_buffer"] = np.empty_like(d)
                         first = True
+                if fused and (_kernel_arrays(d, g) if buf is None else _kernel_arrays(d, g, buf)):
+                    _C.sgd_step(d, g, buf, lr, momentum, dampening, weight_decay, nesterov, maximize, first)
+                    continue
                 scratch = self._scratch(d.dtype)
                 for blk in self._blocks(d, g) if buf is None else self._blocks(d, g, buf):
                     db, gb = blk[0], blk[1]

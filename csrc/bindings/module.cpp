@@ -12,6 +12,7 @@ void bind_pool(pybind11::module_& m);
 void bind_lrn(pybind11::module_& m);
 void bind_batch_norm(pybind11::module_& m);
 void bind_elementwise(pybind11::module_& m);
+void bind_optim(pybind11::module_& m);
 }  // namespace bind
 }  // namespace cnnx
 
@@ -25,4 +26,5 @@ PYBIND11_MODULE(_C, m) {
   cnnx::bind::bind_lrn(m);
   cnnx::bind::bind_batch_norm(m);
   cnnx::bind::bind_elementwise(m);
+  cnnx::bind::bind_optim(m);
 }

@@ -14,6 +14,7 @@
 #include "cnnx/elementwise.h"
 #include "cnnx/gemm.h"
 #include "cnnx/lrn.h"
+#include "cnnx/optim.h"
 #include "cnnx/pool.h"
 
 namespace cnnx {
@@ -68,6 +69,11 @@ struct KernelTable {
   void (*sigmoid_forward_f64)(double*, const double*, std::int64_t);
   void (*sigmoid_backward_f32)(float*, const float*, const float*, std::int64_t);
   void (*sigmoid_backward_f64)(double*, const double*, const double*, std::int64_t);
+  // Optimizer steps (optim.h).
+  void (*sgd_step_f32)(float*, const float*, float*, std::int64_t, const SgdParams&);
+  void (*sgd_step_f64)(double*, const double*, double*, std::int64_t, const SgdParams&);
+  void (*adam_step_f32)(float*, const float*, float*, float*, float*, std::int64_t, const AdamParams&);
+  void (*adam_step_f64)(double*, const double*, double*, double*, double*, std::int64_t, const AdamParams&);
 };
 
 // One entry per ISA this binary was built with, best first; `supported` says whether this CPU runs it.

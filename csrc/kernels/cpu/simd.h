@@ -9,6 +9,7 @@
 //   lt(a, b)                 mask of lanes where a < b (false where either is NaN)
 //   is_nan(a)                mask of the NaN lanes
 //   abs(a)                   a with its sign bit cleared (NaN stays NaN, -0.0 gives +0.0)
+//   neg(a)                   a with its sign bit flipped (NaN included: numpy's np.negative bits)
 //   copysign(m, s)           the magnitude bits of m with the sign bit of s (bitwise, NaN included)
 //   round(a)                 the nearest whole number, ties to even, for |a| < 2^22 (float) or 2^51
 //                            (double); other lanes undefined

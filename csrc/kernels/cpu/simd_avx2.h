@@ -48,6 +48,7 @@ struct Vec<float> {
   static CNNX_INLINE mask lt(reg a, reg b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
   static CNNX_INLINE mask is_nan(reg a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
   static CNNX_INLINE reg abs(reg a) { return _mm256_and_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff))); }
+  static CNNX_INLINE reg neg(reg a) { return _mm256_xor_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(int(0x80000000u)))); }
   static CNNX_INLINE reg copysign(reg mag, reg sgn) {
     const reg sign = _mm256_castsi256_ps(_mm256_set1_epi32(int(0x80000000u)));
     return _mm256_or_ps(abs(mag), _mm256_and_ps(sgn, sign));
@@ -136,6 +137,9 @@ struct Vec<double> {
   static CNNX_INLINE mask is_nan(reg a) { return _mm256_cmp_pd(a, a, _CMP_UNORD_Q); }
   static CNNX_INLINE reg abs(reg a) {
     return _mm256_and_pd(a, _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL)));
+  }
+  static CNNX_INLINE reg neg(reg a) {
+    return _mm256_xor_pd(a, _mm256_castsi256_pd(_mm256_set1_epi64x(static_cast<long long>(0x8000000000000000ULL))));
   }
   static CNNX_INLINE reg copysign(reg mag, reg sgn) {
     const reg sign = _mm256_castsi256_pd(_mm256_set1_epi64x(static_cast<long long>(0x8000000000000000ULL)));

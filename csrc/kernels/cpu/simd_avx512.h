@@ -59,6 +59,9 @@ struct Vec<float> {
   static CNNX_INLINE reg abs(reg a) {
     return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), _mm512_set1_epi32(0x7fffffff)));
   }
+  static CNNX_INLINE reg neg(reg a) {
+    return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a), _mm512_set1_epi32(int(0x80000000u))));
+  }
   static CNNX_INLINE reg copysign(reg mag, reg sgn) {
     const __m512i sign = _mm512_set1_epi32(int(0x80000000u));
     return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(abs(mag)),
@@ -143,6 +146,10 @@ struct Vec<double> {
   static CNNX_INLINE mask is_nan(reg a) { return _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q); }
   static CNNX_INLINE reg abs(reg a) {
     return _mm512_castsi512_pd(_mm512_and_si512(_mm512_castpd_si512(a), _mm512_set1_epi64(0x7fffffffffffffffLL)));
+  }
+  static CNNX_INLINE reg neg(reg a) {
+    return _mm512_castsi512_pd(_mm512_xor_si512(_mm512_castpd_si512(a),
+                                                _mm512_set1_epi64(static_cast<long long>(0x8000000000000000ULL))));
   }
   static CNNX_INLINE reg copysign(reg mag, reg sgn) {
     const __m512i sign = _mm512_set1_epi64(static_cast<long long>(0x8000000000000000ULL));

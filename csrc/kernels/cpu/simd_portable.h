@@ -51,6 +51,7 @@ struct Vec {
   static constexpr int kMantissaBits = sizeof(T) == 4 ? 23 : 52;
   static CNNX_INLINE mask sign_bits() { return mask{} + (decltype(mask{}[0])(1) << (8 * sizeof(T) - 1)); }
   static CNNX_INLINE reg abs(reg a) { return (reg)((mask)a & ~sign_bits()); }
+  static CNNX_INLINE reg neg(reg a) { return (reg)((mask)a ^ sign_bits()); }
   static CNNX_INLINE reg copysign(reg mag, reg sgn) { return (reg)(((mask)mag & ~sign_bits()) | ((mask)sgn & sign_bits())); }
   // Adding and subtracting 1.5 * 2^mantissa_bits rounds to a whole number in the current (nearest-even)
   // mode, for |a| < 2^(mantissa_bits - 1). The project compiles without -ffast-math, so the two

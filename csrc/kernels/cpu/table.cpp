@@ -53,6 +53,10 @@ void sigmoid_forward_f32(float*, const float*, std::int64_t);
 void sigmoid_forward_f64(double*, const double*, std::int64_t);
 void sigmoid_backward_f32(float*, const float*, const float*, std::int64_t);
 void sigmoid_backward_f64(double*, const double*, const double*, std::int64_t);
+void sgd_step_f32(float*, const float*, float*, std::int64_t, const SgdParams&);
+void sgd_step_f64(double*, const double*, double*, std::int64_t, const SgdParams&);
+void adam_step_f32(float*, const float*, float*, float*, float*, std::int64_t, const AdamParams&);
+void adam_step_f64(double*, const double*, double*, double*, double*, std::int64_t, const AdamParams&);
 
 const KernelTable& kernel_table() {
   static const KernelTable table = {
@@ -99,6 +103,10 @@ const KernelTable& kernel_table() {
       &sigmoid_forward_f64,
       &sigmoid_backward_f32,
       &sigmoid_backward_f64,
+      &sgd_step_f32,
+      &sgd_step_f64,
+      &adam_step_f32,
+      &adam_step_f64,
   };
   return table;
 }

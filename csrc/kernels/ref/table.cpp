@@ -49,6 +49,10 @@ const KernelTable& kernel_table() {
       &ref::sigmoid_forward<double>,
       &ref::sigmoid_backward<float>,
       &ref::sigmoid_backward<double>,
+      &ref::sgd_step<float>,
+      &ref::sgd_step<double>,
+      &ref::adam_step<float>,
+      &ref::adam_step<double>,
   };
   return table;
 }
