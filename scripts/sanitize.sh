@@ -38,7 +38,7 @@ preload=$asan
 if [[ $# -eq 0 ]]; then
   set -- tests/test_gemm.py tests/test_conv.py tests/test_pool.py tests/test_lrn.py tests/test_batch_norm.py \
          tests/test_autograd.py tests/test_gradcheck.py tests/test_functional.py tests/test_nn.py \
-         tests/test_tensor.py tests/test_properties.py tests/test_threads.py tests/test_elementwise.py
+         tests/test_tensor.py tests/test_properties.py tests/test_threads.py tests/test_elementwise.py tests/test_elementwise_activations.py tests/test_optim_kernels.py
 fi
 
 log=$build/sanitizer.log
