@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,24 @@ std::int64_t checked_elements(const char* fn, const char* name, std::initializer
 
 // True when the memory spans of the two arrays intersect.
 bool may_overlap(const py::array& a, const py::array& b);
+
+// Typed data pointers of an array already checked for its dtype.
+template <class T>
+T* ptr(py::array& a) {
+  return static_cast<T*>(a.mutable_data());
+}
+template <class T>
+T* ptr(std::optional<py::array>& a) {
+  return a ? ptr<T>(*a) : nullptr;
+}
+template <class T>
+const T* cptr(const py::array& a) {
+  return static_cast<const T*>(a.data());
+}
+template <class T>
+const T* cptr(const std::optional<py::array>& a) {
+  return a ? cptr<T>(*a) : nullptr;
+}
 
 }  // namespace bind
 }  // namespace cnnx

@@ -38,22 +38,6 @@ std::optional<py::array> running_stat(py::handle obj, const char* fn, const char
   return v;
 }
 
-template <class T>
-T* ptr(py::array& a) {
-  return static_cast<T*>(a.mutable_data());
-}
-template <class T>
-T* ptr(std::optional<py::array>& a) {
-  return a ? ptr<T>(*a) : nullptr;
-}
-template <class T>
-const T* cptr(const py::array& a) {
-  return static_cast<const T*>(a.data());
-}
-template <class T>
-const T* cptr(const std::optional<py::array>& a) {
-  return a ? cptr<T>(*a) : nullptr;
-}
 
 void require_finite(const char* fn, const char* name, double v) {
   if (!std::isfinite(v)) argument_error(fn, name, "must be finite, got " + std::string(py::str(py::float_(v))));

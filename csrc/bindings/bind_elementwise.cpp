@@ -61,14 +61,6 @@ py::array readable(const py::array& a, const py::array& out) {
   return d;
 }
 
-template <class T>
-T* ptr(py::array& a) {
-  return static_cast<T*>(a.mutable_data());
-}
-template <class T>
-const T* cptr(const py::array& a) {
-  return static_cast<const T*>(a.data());
-}
 
 // The unary forward kernels (relu, tanh, sigmoid): y = f(x), into x when inplace.
 using UnaryF32 = void (*)(float*, const float*, std::int64_t);

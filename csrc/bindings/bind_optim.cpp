@@ -67,14 +67,6 @@ void require_apart(const std::vector<std::pair<const char*, const py::array*>>& 
                            "' (each array of an optimizer step is updated or read on its own)");
 }
 
-template <class T>
-T* ptr(py::array& a) {
-  return static_cast<T*>(a.mutable_data());
-}
-template <class T>
-const T* cptr(const py::array& a) {
-  return static_cast<const T*>(a.data());
-}
 
 void sgd_step_py(py::handle param_obj, py::handle grad_obj, py::handle buf_obj, double lr, double momentum,
                  double dampening, double weight_decay, bool nesterov, bool maximize, bool first_step) {

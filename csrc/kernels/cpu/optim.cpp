@@ -35,17 +35,7 @@ constexpr int64_t kChunk = 4096;
 // Runs body(begin, end) over [0, n), split across threads when n is large enough to pay for them.
 template <class F>
 void split_range(int64_t n, F&& body) {
-  const int64_t useful = n / kMinElementsPerThread;
-  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(get_num_threads(), useful)));
-  if (threads == 1) {
-    body(int64_t(0), n);
-    return;
-  }
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-  parallel::region(threads, [&](int tid, int nt) {
-    const parallel::Range r = parallel::split(chunks, tid, nt);
-    body(std::min(n, r.begin * kChunk), std::min(n, r.end * kChunk));
-  });
+  parallel::split_range(get_num_threads(), n, kMinElementsPerThread, kChunk, body);
 }
 
 // f(i, k) for consecutive runs of k lanes covering [begin, end): k = width except for the last run.

@@ -47,5 +47,23 @@ static inline Range split(std::int64_t total, int tid, int nt) {
   return {total * tid / nt, total * (tid + 1) / nt};
 }
 
+// Runs body(begin, end) over [0, n) on up to `threads` threads, one per `per_thread` items (n below
+// 2 * per_thread runs inline), each taking a contiguous run that starts at a multiple of `chunk`.
+template <class F>
+static inline void split_range(int threads, std::int64_t n, std::int64_t per_thread, std::int64_t chunk, F&& body) {
+  const std::int64_t useful = n / per_thread;
+  const int team = static_cast<int>(useful < threads ? (useful < 1 ? 1 : useful) : threads);
+  if (team == 1) {
+    body(std::int64_t(0), n);
+    return;
+  }
+  const std::int64_t chunks = (n + chunk - 1) / chunk;
+  region(team, [&](int tid, int nt) {
+    const Range r = split(chunks, tid, nt);
+    const std::int64_t b = r.begin * chunk, e = r.end * chunk;
+    body(b < n ? b : n, e < n ? e : n);
+  });
+}
+
 }  // namespace parallel
 }  // namespace cnnx
