@@ -28,7 +28,9 @@ import functools
 import sys
 import threading
 
-from . import _storage
+import numpy as np
+
+from . import _C, _storage
 from .tensor import Tensor, _wrap
 
 _new_tensor = object.__new__
@@ -318,12 +320,31 @@ def backward(tensor: Tensor, gradient=None, retain_graph: bool | None = None) ->
                 sole = _SOLE is not None and _sole_array(ig, _SOLE)
                 _accumulate_leaf(p, ig, sole)
             else:
-                prev = grads.get(fn)
-                # Out of place: `prev` may be an array another node returned (or a view of one).
-                grads[fn] = ig if prev is None else prev + ig
+                prev = grads.pop(fn, None)
+                if prev is None:
+                    grads[fn] = ig
+                else:
+                    # In place only when nothing else holds `prev` (another node may have returned
+                    # it, or a view of it, to others too); its own statement, as above.
+                    sole = _SOLE is not None and _sole_array(prev, _SOLE)
+                    grads[fn] = _add_grads(prev, ig, sole)
         if free:
             node.parents = None
             node.saved_tensors = None
+
+
+def _add_grads(prev, g, sole: bool):
+    """``prev + g`` for two gradients of one node's output (same shape and dtype, checked by the
+    caller): written into ``prev`` when ``sole``, on the add kernel when both are dense float
+    arrays (two threads; numpy's bits), else by numpy."""
+    array_type = _storage.ARRAY_TYPE
+    if (type(prev) is array_type and type(g) is array_type and prev.ndim > 0 and prev.dtype in _KERNEL_DTYPES
+            and prev.flags.c_contiguous and g.flags.c_contiguous and prev.flags.aligned and g.flags.aligned):
+        return _C.add(prev, g, prev if sole else None)
+    if sole:
+        np.add(prev, g, out=prev)
+        return prev
+    return prev + g
 
 
 def _accumulate_leaf(leaf: Tensor, g, sole: bool = False) -> None:
@@ -350,6 +371,9 @@ def _accumulate_leaf(leaf: Tensor, g, sole: bool = False) -> None:
 # show.
 
 
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _refs(obj) -> int:
     return sys.getrefcount(obj)
 
@@ -370,8 +394,6 @@ def _probe(g) -> int:
 
 
 def _calibrate():
-    import numpy as np
-
     a = np.empty(4)
     sole = _probe(a)
     b = a

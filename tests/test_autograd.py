@@ -377,3 +377,17 @@ def test_a_passed_through_gradient_and_the_seed_stay_with_their_owners():
     a.backward(seed)          # the seed of a leaf
     seed[:] = 0.0
     np.testing.assert_array_equal(a.grad.numpy(), np.full(4, 6.0))
+
+
+@pytest.mark.parametrize("n", [5, 100_003])  # numpy and the add kernel (in place when sole)
+def test_gradients_meeting_at_a_node_are_summed_without_aliasing(fresh_grad, n):
+    a = cnnx.randn(n, requires_grad=True)
+    h = a * 2.0
+    (h + h).sum().backward()  # Add returns one array for both operands: h's gradients meet
+    np.testing.assert_array_equal(a.grad.numpy(), np.full(n, 4.0, np.float32))
+    b = cnnx.randn(n, requires_grad=True)
+    u, v = b * 1.0, b * 3.0
+    fresh_grad.shared = True  # one array handed to u's and v's nodes, then both flow into b
+    w = fresh_grad.apply(u, v)
+    (w * 1.0 + w * 1.0).sum().backward()  # two contributions meet at w's node first
+    np.testing.assert_array_equal(b.grad.numpy(), np.full(n, 8.0, np.float32))
