@@ -1,4 +1,3 @@
-import sys
 
 import numpy as np
 import pytest
@@ -234,7 +233,6 @@ def test_bitwise_identical_for_any_thread_count(isa, dtype, training, restore_th
     assert all(r == results[0] for r in results)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="guard pages are set with Linux mmap/mprotect")
 def test_no_access_outside_arrays():
     run_fenced(r"""
 from cnnx import _C

@@ -514,7 +514,6 @@ print("done")
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="guard pages are set with Linux mmap/mprotect")
 def test_no_access_outside_arrays():
     """a, b and out placed flush against an inaccessible page, before and after: packing, masked
     loads and edge tiles must never touch a byte outside them."""
