@@ -51,6 +51,16 @@ int get_num_threads() {
   return in_forked_child.load(std::memory_order_relaxed) ? 1 : thread_setting().load(std::memory_order_relaxed);
 }
 
+namespace {
+std::atomic<int>& conv_algorithm_setting() {
+  static std::atomic<int> a{int(ConvAlgorithm::kAuto)};
+  return a;
+}
+}  // namespace
+
+ConvAlgorithm conv_algorithm() { return ConvAlgorithm(conv_algorithm_setting().load(std::memory_order_relaxed)); }
+void set_conv_algorithm(ConvAlgorithm a) { conv_algorithm_setting().store(int(a), std::memory_order_relaxed); }
+
 void set_num_threads(int n) { thread_setting().store(n < 1 ? 1 : n, std::memory_order_relaxed); }
 
 bool openmp_enabled() {

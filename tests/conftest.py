@@ -45,6 +45,25 @@ def fast_isa(request):
         yield request.param
 
 
+@contextlib.contextmanager
+def using_conv_algorithm(name):
+    """Run the block with dense convolutions computed by `name` ('auto', 'gemm' or 'direct')."""
+    previous = _C.conv_algorithm()
+    _C.set_conv_algorithm(name)
+    try:
+        yield name
+    finally:
+        _C.set_conv_algorithm(previous)
+
+
+@pytest.fixture(params=["auto", "gemm", "direct"])
+def conv_algorithm(request):
+    """Each way of computing dense convolutions: as chosen per shape, and each algorithm forced
+    wherever it can run (so both are checked on every grid shape, not only where auto picks them)."""
+    with using_conv_algorithm(request.param):
+        yield request.param
+
+
 @pytest.fixture
 def restore_threads():
     """Put the kernel thread count back however the test changed it."""

@@ -57,6 +57,16 @@ GRID = {
     "flat_row_tiles": (2, 48, 28, 27, 4, 3, 3, 1, 1, 1, 1),  # row tiles that start mid-vector
     "flat_row_tiles_s2": (1, 128, 60, 29, 3, 3, 3, 2, 1, 1, 1),  # gathered, tiles mid-vector
     "pad_exceeds_input": (1, 4, 1, 1, 3, 5, 5, 1, 2, 1, 1),
+    # the direct kernels (conv_direct.cpp): rows cut into pieces, stacked narrow rows across image
+    # boundaries, bands of rows of a large image, channel groups with dead lanes, chunked reductions
+    "direct_wide_rows": (2, 20, 6, 31, 40, 3, 3, 1, 1, 1, 1),
+    "direct_4x4_images": (37, 12, 4, 4, 48, 3, 3, 1, 1, 1, 1),
+    "direct_7x7": (5, 16, 7, 7, 33, 3, 3, 1, 1, 1, 1),
+    "direct_row_bands": (2, 8, 40, 30, 32, 3, 3, 1, 1, 1, 1),
+    "direct_stride_h2": (2, 8, 21, 17, 32, 3, 3, (2, 1), 1, 1, 1),
+    "direct_groups": (3, 16, 9, 9, 64, 3, 3, 1, 1, 1, 2),
+    "direct_5x5_dil": (2, 6, 12, 13, 32, 5, 5, 1, (4, 2), (2, 1), 1),
+    "direct_long_reduction": (2, 80, 5, 6, 24, 3, 3, 1, 1, 1, 1),
     "pad_exceeds_input_s2": (2, 3, 1, 2, 2, 7, 7, 2, 3, 1, 1),
     "pad_exceeds_input_groups": (1, 4, 2, 1, 4, 5, 5, 1, 2, 1, 2),
     "pad_exceeds_input_depthwise": (1, 3, 1, 1, 3, 5, 5, 1, 2, 1, 3),
@@ -181,7 +191,7 @@ def test_reference_matches_numpy_oracle(name):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", GRID_IDS)
-def test_fast_paths_match_reference(fast_isa, name, dtype):
+def test_fast_paths_match_reference(fast_isa, conv_algorithm, name, dtype):
     case = GRID[name]
     x, wt, b, args = make(case, dtype)
     dy = random_dy(case, dtype)
@@ -200,7 +210,7 @@ def test_fast_paths_match_reference(fast_isa, name, dtype):
 
 @pytest.mark.parametrize("groups", [2, 1], ids=["depthwise", "dense"])
 @pytest.mark.parametrize("h, w, stride", [(7, 7, 1), (14, 14, 1), (14, 14, 2), (7, 7, 2), (4, 4, 1)])
-def test_flat_planes_do_not_leak_across_rows(fast_isa, h, w, stride, groups):
+def test_flat_planes_do_not_leak_across_rows(fast_isa, conv_algorithm, h, w, stride, groups):
     """The flat depthwise kernels and the flat im2col treat a plane as one run: a value at the end of
     a row must not reach the start of the next (even an Inf, which times a zero weight would give
     NaN)."""
@@ -242,7 +252,7 @@ def test_finite_differences_float64_reference():
 
 
 @pytest.mark.parametrize("name", ["basic", "stride3", "groups2", "depthwise_mult2_s2", "pointwise", "many_tiles"])
-def test_adjoint_identity_every_path(isa, name):
+def test_adjoint_identity_every_path(isa, conv_algorithm, name):
     case = GRID[name]
     x, wt, _, args = make(case, np.float64)
     dy = random_dy(case, np.float64)
@@ -255,8 +265,8 @@ def test_adjoint_identity_every_path(isa, name):
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("name", ["many_tiles_batch", "row_tiles_batch", "groups2_items", "depthwise_k5_s3",
-                                  "pointwise", "image_blocks_pointwise"])
-def test_bitwise_repeatable(fast_isa, name, threads, restore_threads):
+                                  "pointwise", "image_blocks_pointwise", "direct_4x4_images", "direct_row_bands"])
+def test_bitwise_repeatable(fast_isa, conv_algorithm, name, threads, restore_threads):
     case = GRID[name]
     x, wt, b, args = make(case, np.float32)
     dy = random_dy(case, np.float32)

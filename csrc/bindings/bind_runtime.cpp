@@ -15,6 +15,30 @@ void bind_runtime(py::module_& m) {
   m.def("openmp", &cnnx::openmp_enabled, "Whether the core was built with OpenMP.");
   m.def("get_num_threads", &cnnx::get_num_threads, "Threads each kernel may use.");
   m.def(
+      "set_conv_algorithm",
+      [](const std::string& name) {
+        if (name == "auto")
+          cnnx::set_conv_algorithm(cnnx::ConvAlgorithm::kAuto);
+        else if (name == "gemm")
+          cnnx::set_conv_algorithm(cnnx::ConvAlgorithm::kGemm);
+        else if (name == "direct")
+          cnnx::set_conv_algorithm(cnnx::ConvAlgorithm::kDirect);
+        else
+          throw py::value_error("set_conv_algorithm(): name must be 'auto', 'gemm' or 'direct', got '" + name + "'");
+      },
+      py::arg("name"),
+      "How dense convolutions are computed: 'auto' (per shape), or force 'gemm' / 'direct' where it can run.");
+  m.def(
+      "conv_algorithm",
+      []() -> std::string {
+        switch (cnnx::conv_algorithm()) {
+          case cnnx::ConvAlgorithm::kGemm: return "gemm";
+          case cnnx::ConvAlgorithm::kDirect: return "direct";
+          default: return "auto";
+        }
+      },
+      "The convolution algorithm setting ('auto', 'gemm' or 'direct').");
+  m.def(
       "set_num_threads", [](int n) {
         if (n < 1) throw py::value_error("set_num_threads(): n must be >= 1, got " + std::to_string(n));
         cnnx::set_num_threads(n);

@@ -13,6 +13,12 @@ namespace cnnx {
 int get_num_threads();
 void set_num_threads(int n);  // n >= 1, checked by the caller
 
+// How dense convolutions are computed (conv.cpp): kAuto picks per shape; kGemm and kDirect force
+// one algorithm wherever it can run (tests and benchmarks use this to cover and compare both).
+enum class ConvAlgorithm { kAuto, kGemm, kDirect };
+ConvAlgorithm conv_algorithm();
+void set_conv_algorithm(ConvAlgorithm a);
+
 bool openmp_enabled();
 std::string compiler_description();
 const char* version();

@@ -55,6 +55,16 @@ template <class T>
 void depthwise_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p);
 template <class T>
 void depthwise_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p);
+// conv_direct.cpp: dense layers without a column matrix. `force`: wherever it can run (else only
+// where it is measured faster).
+template <class T>
+bool direct_fits_forward(const Conv2dParams& p, bool force);
+template <class T>
+bool direct_fits_backward_input(const Conv2dParams& p, bool force);
+template <class T>
+void direct_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p);
+template <class T>
+void direct_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p);
 
 namespace {
 
@@ -650,6 +660,9 @@ template <class T>
 void conv2d_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p) {
   if (p.n == 0 || p.k == 0) return;
   if (is_depthwise(p)) return depthwise_forward(y, x, w, bias, p);
+  const ConvAlgorithm algo = conv_algorithm();
+  if (algo != ConvAlgorithm::kGemm && direct_fits_forward<T>(p, algo == ConvAlgorithm::kDirect))
+    return direct_forward(y, x, w, bias, p);
   forward(y, x, w, bias, p);
 }
 
@@ -657,6 +670,9 @@ template <class T>
 void conv2d_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p) {
   if (p.n == 0 || p.c == 0) return;
   if (is_depthwise(p)) return depthwise_backward_input(dx, dy, w, p);
+  const ConvAlgorithm algo = conv_algorithm();
+  if (algo != ConvAlgorithm::kGemm && direct_fits_backward_input<T>(p, algo == ConvAlgorithm::kDirect))
+    return direct_backward_input(dx, dy, w, p);
   backward_input(dx, dy, w, p);
 }
 

@@ -198,6 +198,13 @@ struct Transpose {
   static constexpr bool available = false;
 };
 
+// Direct convolution tiles (conv_direct.cpp): 6 pixels x 2 vectors = 12 accumulators of 16 ymm,
+// plus two weight vectors and a broadcast.
+template <class T>
+struct DirectTile {
+  static constexpr int R = 6, NV = 2;
+};
+
 // GEMM tiles: 6 x 2 registers = 12 accumulators of 16 ymm (the classic Haswell 6x16 shape).
 template <class T>
 struct GemmTile;

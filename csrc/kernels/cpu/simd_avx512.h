@@ -248,6 +248,14 @@ struct Transpose<float> {
   }
 };
 
+// Direct convolution tiles (conv_direct.cpp): up to R output pixels x NV vectors of output channels,
+// 14 x 2 = 28 accumulators of the 32 zmm registers plus the NV weight vectors (the broadcast input
+// value folds into the FMA's memory operand).
+template <class T>
+struct DirectTile {
+  static constexpr int R = 14, NV = 2;
+};
+
 // GEMM tiles: 12 x 2 registers = 24 accumulators of the 32 zmm registers, leaving room for the two B
 // vectors and the A broadcasts (the shape BLIS uses on Skylake-X). KC x NR of packed B (48 KiB for
 // float at KC=384) streams through L1; the MC x KC block of packed A (288 KiB) sits in L2.

@@ -110,6 +110,12 @@ struct Transpose {
   static constexpr bool available = false;
 };
 
+// Direct convolution tiles (conv_direct.cpp): 4 pixels x 2 vectors = 8 accumulators of 16 xmm.
+template <class T>
+struct DirectTile {
+  static constexpr int R = 4, NV = 2;
+};
+
 // GEMM tiles: 4 x 2 registers = 8 accumulators of the 16 xmm registers.
 template <class T>
 struct GemmTile {

@@ -1,0 +1,435 @@
+// Direct convolution for dense layers, compiled once per ISA. Contract: cnnx/conv.h. Called by
+// conv.cpp when direct_fits() says so: the forward, and the input gradient of stride-1 layers, which
+// is itself a stride-1 convolution of dy (see direct_backward_input).
+//
+// The GEMM formulation (conv.cpp) vectorises over output pixels, which needs a column matrix: each
+// input value copied KH*KW times, then packed. Here the vector dimension is the output channels
+// and the broadcast dimension the output pixels, as in oneDNN's direct kernels, so the input is
+// read in place from a zero-padded copy (one copy, not KH*KW):
+//
+//   acc[r][o] += w[o][c][i][j] * xpad[c][oh_r*SH + i*DH][ow_r + j*DW]   for each (c, i, j) in order
+//
+// A register tile holds R output pixels (TR rows of TC columns of one image) x OB = NV*W output
+// channels. Each reduction step loads NV weight vectors and broadcasts R input values; the R
+// addresses are fixed offsets from TR row pointers, so no index tables are needed. Weights are
+// packed once per call as wp[g][kb][c][i][j][OB] (zero past the last channel).
+//
+// Blocking: a "block" is about kPixels output pixels (whole images side by side, or a band of
+// output rows of one large image) with its padded input xp[c][img][row][col] in the thread's
+// workspace. For each group of OB output channels, the reduction runs over chunks of input channels
+// whose weights fit in L1 (kChunkBytes), sweeping every tile of the block per chunk; partial sums
+// wait in an L2-resident buffer acc[img][pixel][OB]. After the last chunk the buffer gets the bias
+// and is transposed into y (NCHW).
+//
+// Threads take contiguous runs of (group, block, channel-group) items, each item computed by one
+// thread in an order fixed by the shapes: results are bitwise identical for any thread count.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "cnnx/conv.h"
+#include "cnnx/runtime.h"
+#include "cpu/parallel.h"
+#include "cpu/simd.h"
+
+namespace cnnx {
+namespace CNNX_ISA_NS {
+
+namespace {
+
+using std::int64_t;
+
+// Workspace slots (0-2 belong to the GEMM): padded input block, partial sums, packed weights (the
+// calling thread's, shared by the team).
+constexpr int kInputSlot = 3;
+constexpr int kAccSlot = 4;
+constexpr int kWeightSlot = 5;
+
+// Output pixels per block: large enough that a weight chunk is reused over many tiles, small
+// enough that the partial sums (kPixels x OB values, 64 KiB for float on AVX-512) stay in L2.
+constexpr int64_t kPixels = 512;
+// Weights of one reduction chunk (cc x KH x KW x OB values), kept in L1 (48 KiB here) while the
+// tiles sweep. Measured, 1 thread, batch 32 3x3 layers: 18, 36 and 72 KiB within noise of each
+// other, 4.5 KiB 15-25% slower.
+constexpr int64_t kChunkBytes = 36 << 10;
+
+template <class T>
+struct Tiling {
+  using V = simd::Vec<T>;
+  static constexpr int W = V::width;
+  static constexpr int R = simd::DirectTile<T>::R;
+  static constexpr int NV = simd::DirectTile<T>::NV;
+  static constexpr int OB = NV * W;
+};
+
+// Where one tile reads and writes. rows[t]: the padded input under the first pixel of the tile's
+// row t (chunk's first channel; rows may come from different images of the block); taps[e]: where
+// reduction step e = (c, i, j) of the chunk reads, relative to those; w: the chunk's packed weights
+// (OB values per step).
+template <class T>
+struct TileArgs {
+  T* acc;
+  const T* const* rows;
+  const int64_t* taps;
+  const T* w;
+  int64_t steps;
+  bool first;  // start from zero, not from acc
+};
+
+// TR x TC output pixels (row-major, acc + r * OB) x OB channels, over cc input channels.
+// Stacked rows (TR > 1) always span whole output rows, so the tile's pixels are consecutive in acc.
+template <class T, int TR, int TC>
+void tile(const TileArgs<T>& a) {
+  using V = simd::Vec<T>;
+  using Tl = Tiling<T>;
+  constexpr int R = TR * TC, NV = Tl::NV, W = Tl::W, OB = Tl::OB;
+  typename V::reg acc[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = a.first ? V::zero() : V::load(a.acc + r * OB + v * W);
+  const T* rows[TR];
+  for (int t = 0; t < TR; ++t) rows[t] = a.rows[t];
+  // One flat loop over the chunk's steps: the taps table replaces three nested loops (a 3x3
+  // kernel's inner loop would run three times per setup).
+  const T* w = a.w;
+  for (int64_t e = 0; e < a.steps; ++e, w += OB) {
+    const int64_t off = a.taps[e];
+    typename V::reg wv[NV];
+    for (int v = 0; v < NV; ++v) wv[v] = V::load(w + v * W);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const typename V::reg b = V::set1(rows[r / TC][off + r % TC]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = V::fmadd(wv[v], b, acc[r][v]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) V::store(a.acc + r * OB + v * W, acc[r][v]);
+}
+
+// tile<T, TR, TC> for every TR * TC <= R, indexed [TR][TC].
+template <class T>
+struct TileTable {
+  static constexpr int R = Tiling<T>::R;
+  using Fn = void (*)(const TileArgs<T>&);
+  Fn fn[R + 1][R + 1] = {};
+
+  template <int TR, int... TC>
+  constexpr void row(std::integer_sequence<int, TC...>) {
+    ((TR * (TC + 1) <= R ? (fn[TR][TC + 1] = &tile<T, TR, (TR * (TC + 1) <= R ? TC + 1 : 1)>) : nullptr), ...);
+  }
+  template <int... TR>
+  constexpr void rows(std::integer_sequence<int, TR...>) {
+    (row<TR + 1>(std::make_integer_sequence<int, R>{}), ...);
+  }
+  TileTable() { rows(std::make_integer_sequence<int, R>{}); }
+};
+
+template <class T>
+const TileTable<T>& tiles() {
+  static const TileTable<T> table;
+  return table;
+}
+
+// The shape of the work for one call: blocks of images or of output rows, and the tiling of a
+// block's rows. Depends on the shapes only (never the thread count).
+struct Plan {
+  int64_t cg, kg;             // input / output channels per group
+  int64_t kbs;                // OB-channel groups per group: ceil(kg / OB)
+  int64_t imgs;               // images per block (1 when an image is cut into row bands)
+  int64_t band;               // output rows per block
+  int64_t bands, blocks;      // row bands per image, blocks per group
+  int64_t in_rows, wp;        // padded input rows per image of a block, padded row length
+  int64_t tile_rows;          // TR of the tiles (1 when a row is cut into pieces)
+  int64_t pieces;             // tiles per output row (when tile_rows == 1)
+  int64_t cc;                 // input channels per reduction chunk
+};
+
+template <class T>
+Plan plan_of(const Conv2dParams& p) {
+  constexpr int R = Tiling<T>::R, OB = Tiling<T>::OB;
+  Plan q{};
+  q.cg = p.c / p.groups;
+  q.kg = p.k / p.groups;
+  q.kbs = (q.kg + OB - 1) / OB;
+  // Rows narrower than half a tile are stacked: TR = R / OW rows of OW pixels per tile.
+  if (p.ow > R / 2) {
+    q.tile_rows = 1;
+    q.pieces = (p.ow + R - 1) / R;
+  } else {
+    q.tile_rows = R / p.ow;
+    q.pieces = 1;
+  }
+  const int64_t ohw = p.oh * p.ow;
+  if (ohw >= kPixels) {
+    q.imgs = 1;
+    q.band = std::min(p.oh, std::max<int64_t>(1, kPixels / p.ow / q.tile_rows) * q.tile_rows);
+  } else {
+    q.imgs = std::min(p.n, std::max<int64_t>(1, kPixels / ohw));
+    q.band = p.oh;
+  }
+  q.bands = (p.oh + q.band - 1) / q.band;
+  q.blocks = (p.n + q.imgs - 1) / q.imgs * q.bands;
+  q.in_rows = (q.band - 1) * p.stride_h + (p.kh - 1) * p.dil_h + 1;
+  q.wp = p.w + 2 * p.pad_w;
+  q.cc = std::clamp<int64_t>(kChunkBytes / int64_t(p.kh * p.kw * OB * sizeof(T)), 1, q.cg);
+  return q;
+}
+
+// Images [n0, n1) and output rows [oh0, oh1) of block b.
+struct Block {
+  int64_t n0, n1, oh0, oh1;
+};
+inline Block block_of(int64_t b, const Plan& q, const Conv2dParams& p) {
+  const int64_t band = b % q.bands, nb = b / q.bands;
+  const int64_t oh0 = band * q.band;
+  return {nb * q.imgs, std::min(p.n, (nb + 1) * q.imgs), oh0, std::min(p.oh, oh0 + q.band)};
+}
+
+// The padded input of block bl, group g: xp[c][img][row][col], row r holding input row
+// oh0*SH - PH + r (zero outside the image) with PW zero columns each side.
+template <class T>
+void pad_block(T* xp, const T* x, const Block& bl, int64_t g, const Plan& q, const Conv2dParams& p) {
+  const int64_t imgs = bl.n1 - bl.n0;
+  for (int64_t c = 0; c < q.cg; ++c)
+    for (int64_t i = 0; i < imgs; ++i) {
+      const T* plane = x + ((bl.n0 + i) * p.c + g * q.cg + c) * p.h * p.w;
+      T* dst = xp + (c * imgs + i) * q.in_rows * q.wp;
+      for (int64_t r = 0; r < q.in_rows; ++r, dst += q.wp) {
+        const int64_t ih = bl.oh0 * p.stride_h - p.pad_h + r;
+        if (ih < 0 || ih >= p.h) {
+          std::fill(dst, dst + q.wp, T(0));
+          continue;
+        }
+        std::fill(dst, dst + p.pad_w, T(0));
+        std::memcpy(dst + p.pad_w, plane + ih * p.w, sizeof(T) * p.w);
+        std::fill(dst + p.pad_w + p.w, dst + q.wp, T(0));
+      }
+    }
+}
+
+// acc[img][pixel][OB] (+ bias) into y[img][k0 + o][oh0 * OW + pixel] for o < live.
+template <class T>
+void write_out(T* y, T* acc, const T* bias, const Block& bl, int64_t k0, int64_t live, const Conv2dParams& p) {
+  using V = simd::Vec<T>;
+  constexpr int W = Tiling<T>::W, OB = Tiling<T>::OB;
+  const int64_t pix = (bl.oh1 - bl.oh0) * p.ow, ohw = p.oh * p.ow;
+  const int64_t imgs = bl.n1 - bl.n0;
+  if (bias) {
+    alignas(64) T b[OB] = {};
+    for (int64_t o = 0; o < live; ++o) b[o] = bias[k0 + o];
+    for (int64_t r = 0; r < imgs * pix; ++r)
+      for (int v = 0; v < OB / W; ++v) V::store(acc + r * OB + v * W, V::add(V::load(acc + r * OB + v * W), V::load(b + v * W)));
+  }
+  for (int64_t i = 0; i < imgs; ++i) {
+    const T* a = acc + i * pix * OB;
+    T* yi = y + ((bl.n0 + i) * p.k + k0) * ohw + bl.oh0 * p.ow;
+    if constexpr (simd::Transpose<T>::available) {
+      for (int64_t r0 = 0; r0 < pix; r0 += 16)
+        for (int64_t o0 = 0; o0 < live; o0 += 16) {
+          const int rows = int(std::min<int64_t>(16, pix - r0)), cols = int(std::min<int64_t>(16, live - o0));
+          simd::Transpose<T>::block(a + r0 * OB + o0, OB, rows, cols, yi + o0 * ohw + r0, ohw, rows);
+        }
+    } else {
+      for (int64_t o = 0; o < live; ++o)
+        for (int64_t r = 0; r < pix; ++r) yi[o * ohw + r] = a[r * OB + o];
+    }
+  }
+}
+
+// The convolution p with weights already packed (pack_weights), into y. Groups from p.
+template <class T>
+void run(T* y, const T* x, const T* wp, const T* bias, const Conv2dParams& p, const Plan& q) {
+  using Tl = Tiling<T>;
+  constexpr int OB = Tl::OB;
+  const auto& table = tiles<T>();
+  const int64_t items = p.groups * q.blocks * q.kbs;
+  const int64_t wgroup = q.kbs * q.cg * p.kh * p.kw * OB;  // packed values per group
+  const double macs = double(p.n) * double(p.k) * double(p.oh * p.ow) * double(q.cg * p.kh * p.kw);
+  const int threads = int(std::max<int64_t>(
+      1, std::min<int64_t>({int64_t(get_num_threads()), items, int64_t(std::max(1.0, macs / double(1 << 19)))})));
+  const int64_t in_size = q.cg * q.imgs * q.in_rows * q.wp;
+  const int64_t acc_size = q.imgs * q.band * p.ow * OB;
+
+  parallel::region(threads, [&](int tid, int nt) {
+    const parallel::Range mine = parallel::split(items, tid, nt);
+    if (mine.begin >= mine.end) return;
+    T* xp = workspace_as<T>(kInputSlot, in_size);
+    T* acc = workspace_as<T>(kAccSlot, acc_size);
+    int64_t have = -1;  // the (group, block) whose padded input is in xp
+    std::vector<int64_t> taps(q.cc * p.kh * p.kw);
+    int64_t taps_cs = -1;  // the channel stride taps was built for
+    for (int64_t it = mine.begin; it < mine.end; ++it) {
+      const int64_t kb = it % q.kbs, gb = it / q.kbs, b = gb % q.blocks, g = gb / q.blocks;
+      const Block bl = block_of(b, q, p);
+      const int64_t imgs = bl.n1 - bl.n0, rows = bl.oh1 - bl.oh0;
+      const int64_t cs = imgs * q.in_rows * q.wp;
+      if (gb != have) {
+        pad_block(xp, x, bl, g, q, p);
+        have = gb;
+      }
+      const T* wk = wp + g * wgroup + kb * q.cg * p.kh * p.kw * OB;
+      if (cs != taps_cs) {
+        for (int64_t c = 0, e = 0; c < q.cc; ++c)
+          for (int64_t i = 0; i < p.kh; ++i)
+            for (int64_t j = 0; j < p.kw; ++j) taps[e++] = c * cs + i * p.dil_h * q.wp + j * p.dil_w;
+        taps_cs = cs;
+      }
+      TileArgs<T> a;
+      const T* rowp[Tl::R];
+      a.rows = rowp;
+      a.taps = taps.data();
+      for (int64_t c0 = 0; c0 < q.cg; c0 += q.cc) {
+        a.steps = std::min(q.cc, q.cg - c0) * p.kh * p.kw;
+        a.first = c0 == 0;
+        a.w = wk + c0 * p.kh * p.kw * OB;
+        const T* xc = xp + c0 * cs;
+        // Output rows of the block in order, image after image: row u is row u % rows of image
+        // u / rows, at acc + u * OW * OB.
+        auto in_row = [&](int64_t u) { return xc + (u / rows) * q.in_rows * q.wp + (u % rows) * p.stride_h * q.wp; };
+        const int64_t all = imgs * rows;
+        if (q.tile_rows > 1) {  // tr whole rows per tile
+          for (int64_t u = 0; u < all; u += q.tile_rows) {
+            const int64_t tr = std::min(q.tile_rows, all - u);
+            for (int64_t t = 0; t < tr; ++t) rowp[t] = in_row(u + t);
+            a.acc = acc + u * p.ow * OB;
+            table.fn[tr][p.ow](a);
+          }
+        } else {  // pieces of one row per tile
+          for (int64_t u = 0; u < all; ++u) {
+            const T* xr = in_row(u);
+            int64_t ow0 = 0;
+            for (int64_t piece = 0; piece < q.pieces; ++piece) {
+              const int64_t tc = (p.ow - ow0) / (q.pieces - piece);
+              rowp[0] = xr + ow0;
+              a.acc = acc + (u * p.ow + ow0) * OB;
+              table.fn[1][tc](a);
+              ow0 += tc;
+            }
+          }
+        }
+      }
+      const int64_t k0 = g * q.kg + kb * OB;
+      write_out(y, acc, bias, bl, k0, std::min<int64_t>(OB, q.kg - kb * OB), p);
+    }
+  });
+}
+
+// Packs the weights for run(): wp[g][kb][c][i][j][o] = w[g*kg + kb*OB + o][c][i][j] (zero for
+// channels past kg), or for the input gradient (flip) the transposed, flipped kernel:
+// wp[g][cb][k][i][j][o] = w[g*kg + k][cb*OB + o][KH-1-i][KW-1-j]. `pp` describes w's convolution.
+template <class T>
+void pack_weights(T* wp, const T* w, const Conv2dParams& pp, bool flip, int tid, int nt) {
+  constexpr int OB = Tiling<T>::OB;
+  const int64_t cg = pp.c / pp.groups, kg = pp.k / pp.groups, khw = pp.kh * pp.kw;
+  const int64_t outs = flip ? cg : kg, ins = flip ? kg : cg;  // channels of the packed convolution
+  const int64_t kbs = (outs + OB - 1) / OB;
+  const parallel::Range mine = parallel::split(pp.groups * kbs, tid, nt);
+  // The packed group kb is the transpose of an OB x (ins * khw) matrix: read in runs of kE
+  // columns so the destination (kE x OB values) stays in L1.
+  constexpr int64_t kE = 64;
+  const int64_t cols = ins * khw;
+  for (int64_t u = mine.begin; u < mine.end; ++u) {
+    const int64_t g = u / kbs, kb = u % kbs;
+    const int64_t live = std::min<int64_t>(OB, outs - kb * OB);
+    T* dst = wp + u * cols * OB;
+    if (!flip) {  // row o is contiguous in w
+      const T* src = w + (g * kg + kb * OB) * cols;
+      for (int64_t e0 = 0; e0 < cols; e0 += kE) {
+        const int64_t ne = std::min(kE, cols - e0);
+        if constexpr (simd::Transpose<T>::available) {
+          for (int64_t o0 = 0; o0 < OB; o0 += 16)
+            for (int64_t e = e0; e < e0 + ne; e += 16)
+              simd::Transpose<T>::block(src + o0 * cols + e, cols, int(std::clamp<int64_t>(live - o0, 0, 16)),
+                                        int(std::min<int64_t>(16, e0 + ne - e)), dst + e * OB + o0, OB, 16);
+        } else {
+          for (int64_t o = 0; o < OB; ++o)
+            for (int64_t e = e0; e < e0 + ne; ++e) dst[e * OB + o] = o < live ? src[o * cols + e] : T(0);
+        }
+      }
+      continue;
+    }
+    // Flipped: column (c, t) of row o is w[g*kg + c][kb*OB + o][khw - 1 - t].
+    for (int64_t c = 0; c < ins; ++c)
+      for (int64_t o = 0; o < OB; ++o)
+        for (int64_t t = 0; t < khw; ++t)
+          dst[(c * khw + t) * OB + o] = o < live ? w[((g * kg + c) * cg + kb * OB + o) * khw + khw - 1 - t] : T(0);
+  }
+}
+
+template <class T>
+void pack_and_run(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& q_conv,
+                  const Conv2dParams& w_conv, bool flip) {
+  const Plan q = plan_of<T>(q_conv);
+  T* wp = workspace_as<T>(kWeightSlot, q_conv.groups * q.kbs * q.cg * q_conv.kh * q_conv.kw * Tiling<T>::OB);
+  const int64_t units = q_conv.groups * q.kbs;
+  parallel::region(int(std::max<int64_t>(1, std::min<int64_t>(get_num_threads(), units / 2))),
+                   [&](int tid, int nt) { pack_weights(wp, w, w_conv, flip, tid, nt); });
+  run(y, x, wp, bias, q_conv, q);
+}
+
+// The input gradient of a stride-1 layer as a forward convolution: dx = conv(dy, w flipped and
+// transposed), with padding (KH-1)*DH - PH (>= 0 where direct_fits allows it).
+Conv2dParams transposed_of(const Conv2dParams& p) {
+  Conv2dParams t = p;
+  t.c = p.k;
+  t.h = p.oh;
+  t.w = p.ow;
+  t.k = p.c;
+  t.oh = p.h;
+  t.ow = p.w;
+  t.pad_h = (p.kh - 1) * p.dil_h - p.pad_h;
+  t.pad_w = (p.kw - 1) * p.dil_w - p.pad_w;
+  return t;
+}
+
+// Whether the direct kernel serves convolution p. It can run any layer of unit column stride
+// (force); by choice it takes those where it is faster than the column matrix: most of each
+// OB-channel group live, a reduction long enough to amortise a tile's start and end, and not 1x1
+// (conv.cpp multiplies those in place, with no copy at all).
+template <class T>
+bool fits(const Conv2dParams& p, bool force) {
+  constexpr int OB = Tiling<T>::OB;
+  if (p.stride_w != 1) return false;
+  if (force) return true;
+  const int64_t kg = p.k / p.groups, cg = p.c / p.groups;
+  const int64_t padded = (kg + OB - 1) / OB * OB;
+  return p.kh * p.kw > 1 && 4 * kg >= 3 * padded && cg * p.kh * p.kw >= 32;
+}
+
+}  // namespace
+
+template <class T>
+bool direct_fits_forward(const Conv2dParams& p, bool force) {
+  return fits<T>(p, force);
+}
+
+// The input gradient runs as a forward convolution of dy, which needs unit strides and a padding
+// no larger than the dilated kernel's reach.
+template <class T>
+bool direct_fits_backward_input(const Conv2dParams& p, bool force) {
+  return p.stride_h == 1 && p.stride_w == 1 && p.pad_h <= (p.kh - 1) * p.dil_h &&
+         p.pad_w <= (p.kw - 1) * p.dil_w && fits<T>(transposed_of(p), force);
+}
+
+template <class T>
+void direct_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p) {
+  pack_and_run(y, x, w, bias, p, p, false);
+}
+
+template <class T>
+void direct_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p) {
+  pack_and_run<T>(dx, dy, w, nullptr, transposed_of(p), p, true);
+}
+
+#define CNNX_INSTANTIATE(T)                                                                  \
+  template bool direct_fits_forward<T>(const Conv2dParams&, bool);                           \
+  template bool direct_fits_backward_input<T>(const Conv2dParams&, bool);                    \
+  template void direct_forward<T>(T*, const T*, const T*, const T*, const Conv2dParams&);    \
+  template void direct_backward_input<T>(T*, const T*, const T*, const Conv2dParams&);
+CNNX_INSTANTIATE(float)
+CNNX_INSTANTIATE(double)
+#undef CNNX_INSTANTIATE
+
+}  // namespace CNNX_ISA_NS
+}  // namespace cnnx
