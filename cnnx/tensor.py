@@ -328,27 +328,31 @@ class Tensor:
         return _act.log_softmax(self, dim)
 
     # ---- comparisons (results never require grad) ----------------------------------------
-    def _compare(self, other, op):
+    def _compare(self, other, op, name: str):
         other = other._data if isinstance(other, Tensor) else other
-        return _wrap(_storage.ensure_array(op(self._data, other)))
+        try:
+            out = op(self._data, other)
+        except ValueError as e:
+            _ew.reraise_broadcast(e, name, self._data, other)
+        return _wrap(_storage.ensure_array(out))
 
     def __eq__(self, other):
-        return self._compare(other, np.equal)
+        return self._compare(other, np.equal, "eq")
 
     def __ne__(self, other):
-        return self._compare(other, np.not_equal)
+        return self._compare(other, np.not_equal, "ne")
 
     def __lt__(self, other):
-        return self._compare(other, np.less)
+        return self._compare(other, np.less, "lt")
 
     def __le__(self, other):
-        return self._compare(other, np.less_equal)
+        return self._compare(other, np.less_equal, "le")
 
     def __gt__(self, other):
-        return self._compare(other, np.greater)
+        return self._compare(other, np.greater, "gt")
 
     def __ge__(self, other):
-        return self._compare(other, np.greater_equal)
+        return self._compare(other, np.greater_equal, "ge")
 
     eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
     __hash__ = object.__hash__  # identity, as in PyTorch (== is elementwise)
@@ -442,23 +446,37 @@ class Tensor:
         """``self += alpha * other`` in place."""
         a = self._inplace_target(other)
         o = self._arr(other)
-        a += o if alpha == 1 else o * alpha
+        try:
+            a += o if alpha == 1 else o * alpha
+        except ValueError as e:
+            _ew.reraise_broadcast(e, "add_", a, o, inplace=True)
         return self
 
     def sub_(self, other, *, alpha=1) -> Tensor:
         a = self._inplace_target(other)
         o = self._arr(other)
-        a -= o if alpha == 1 else o * alpha
+        try:
+            a -= o if alpha == 1 else o * alpha
+        except ValueError as e:
+            _ew.reraise_broadcast(e, "sub_", a, o, inplace=True)
         return self
 
     def mul_(self, other) -> Tensor:
         a = self._inplace_target(other)
-        a *= self._arr(other)
+        o = self._arr(other)
+        try:
+            a *= o
+        except ValueError as e:
+            _ew.reraise_broadcast(e, "mul_", a, o, inplace=True)
         return self
 
     def div_(self, other) -> Tensor:
         a = self._inplace_target(other)
-        a /= self._arr(other)
+        o = self._arr(other)
+        try:
+            a /= o
+        except ValueError as e:
+            _ew.reraise_broadcast(e, "div_", a, o, inplace=True)
         return self
 
     def addcmul_(self, tensor1, tensor2, *, value=1) -> Tensor:

@@ -229,6 +229,11 @@ CASES = [
     ("zeros-overflow", "cnnx.zeros(2**40, 2**40)", ["size"]),
     ("randn-float-size", "cnnx.randn(2.5)", ["size"]),
     ("matmul-shape", "cnnx.matmul(cnnx.ones(2, 3), cnnx.ones(2, 3))", ["other"]),
+    # PyTorch raises RuntimeError "The size of tensor a (2) must match the size of tensor b (4) ..."
+    ("tensor-add-broadcast", "cnnx.ones(2, 3) + cnnx.ones(4, 3)", ["add", "(2, 3)", "(4, 3)"]),
+    ("tensor-rmul-broadcast", "np.ones((3, 2)) * cnnx.ones(2, 3)", ["mul", "(3, 2)", "(2, 3)"]),
+    ("tensor-eq-broadcast", "cnnx.ones(2, 3) == cnnx.ones(4)", ["eq", "(2, 3)", "(4,)"]),
+    ("tensor-add_-broadcast", "cnnx.ones(3).add_(cnnx.ones(2, 3))", ["add_", "other", "(2, 3)", "(3,)"]),
     # --- cnnx.nn layers --------------------------------------------------------------------------
     ("Conv2d-kernel-0", "nn.Conv2d(3, 8, 0)", ["kernel_size"]),
     ("Conv2d-groups-0", "nn.Conv2d(3, 8, 3, groups=0)", ["groups"]),

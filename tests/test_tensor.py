@@ -145,6 +145,43 @@ def test_shape_mismatch_errors_name_the_shapes():
         cnnx.ones(2, 3) @ cnnx.ones(3, 2, dtype=cnnx.float64)
 
 
+@pytest.mark.parametrize("name,call", [
+    ("add", lambda a, b: a + b), ("sub", lambda a, b: a - b), ("mul", lambda a, b: a * b),
+    ("div", lambda a, b: a / b), ("pow", lambda a, b: a.abs() ** b), ("eq", lambda a, b: a == b), ("lt", lambda a, b: a < b),
+    ("ge", lambda a, b: a >= b)])
+def test_a_failed_broadcast_names_the_op_and_both_shapes(name, call):
+    # PyTorch: RuntimeError "The size of tensor a (2) must match the size of tensor b (4) at non-singleton
+    # dimension 0"; cnnx's contract type is ValueError, with the op and both shapes in the message.
+    a, b = cnnx.ones(2, 3, requires_grad=True), cnnx.ones(4, 3)
+    with pytest.raises(ValueError, match=rf"^{name}\(\): shapes \(2, 3\) and \(4, 3\) cannot be broadcast together: "
+                                         r"the size of tensor a \(2\) must match the size of tensor b \(4\) at "
+                                         r"non-singleton dimension 0$"):
+        call(a, b)
+    # As in PyTorch, the first mismatch from the right is the one named (here the last dimension).
+    with pytest.raises(ValueError, match=r"tensor a \(3\) must match the size of tensor b \(5\) at non-singleton "
+                                         r"dimension 2"):
+        call(cnnx.ones(4, 2, 3), cnnx.ones(2, 5))
+    # Shapes that do broadcast still do (sizes of 1 and missing leading dimensions).
+    assert call(cnnx.ones(2, 1, 3), cnnx.ones(4, 1)).shape == (2, 4, 3)
+
+
+def test_a_failed_broadcast_names_the_shapes_in_written_order_and_in_place_needs_the_target_shape():
+    # numpy on the left defers to Tensor.__rsub__ / __rmul__: "tensor a" is still the left operand.
+    with pytest.raises(ValueError, match=r"^sub\(\): shapes \(3, 2\) and \(2, 3\)"):
+        np.ones((3, 2)) - cnnx.ones(2, 3)
+    with pytest.raises(ValueError, match=r"^mul\(\): shapes \(3,\) and \(2, 2\)"):
+        np.ones(3) * cnnx.ones(2, 2)
+    for method in ("add_", "sub_", "mul_", "div_"):
+        t = cnnx.ones(3)
+        with pytest.raises(ValueError, match=rf"^{method}\(\): argument 'other' of shape \(2, 3\) cannot be broadcast "
+                                             r"to the shape \(3,\) of the tensor updated in place"):
+            getattr(t, method)(cnnx.ones(2, 3))  # would broadcast out of place, but not into t
+        assert t.tolist() == [1.0, 1.0, 1.0]
+    t = cnnx.ones(2, 3)
+    t += cnnx.full((3,), 2.0)  # broadcasting into the target is fine
+    assert t.tolist() == [[3.0] * 3] * 2
+
+
 def test_inplace_methods_outside_the_graph():
     t = cnnx.zeros(3)
     t.add_(1).mul_(3).sub_(cnnx.ones(3), alpha=0.5).div_(2)

@@ -7,8 +7,13 @@ Forward saves only what its backward reads (operand values for mul/div/pow, outp
 add of two dense float32/float64 arrays of one shape and dtype (ResNet's residual add) runs the C++
 kernel ``cnnx._C.add`` (multithreaded, output from the allocator cache: no page faults); every other
 combination (broadcasting, numbers, mixed dtypes, strided views) is numpy's ``a + b``.
+Operands whose shapes do not broadcast raise a ValueError naming the op and both shapes (PyTorch's
+"size of tensor a must match the size of tensor b" check, as cnnx's contract type) instead of numpy's
+raw message; the check runs only after numpy has failed, so it costs the hot path nothing.
 """
 from __future__ import annotations
+
+from typing import NoReturn
 
 import numpy as np
 
@@ -17,6 +22,35 @@ from ..autograd import Function
 from ._args import kernel_array
 
 __all__ = ["Add", "Sub", "Mul", "Div", "Pow", "Neg", "Exp", "Log", "Sqrt", "Abs"]
+
+
+def broadcast_error(op: str, a, b, inplace: bool = False) -> ValueError | None:
+    """The ValueError for operands ``a``, ``b`` (arrays or numbers) whose shapes do not broadcast,
+    or None when they do. Like PyTorch, it names the first mismatching dimension from the right.
+    ``inplace``: ``a`` is overwritten, so ``b`` must broadcast to ``a``'s shape as it is."""
+    sa, sb = tuple(np.shape(a)), tuple(np.shape(b))
+    if inplace:
+        if len(sb) <= len(sa) and all(y in (1, x) for x, y in zip(sa[::-1], sb[::-1])):
+            return None
+        return ValueError(f"{op}(): argument 'other' of shape {sb} cannot be broadcast to the shape {sa} of "
+                          "the tensor updated in place")
+    ndim = max(len(sa), len(sb))
+    for i in range(1, min(len(sa), len(sb)) + 1):
+        x, y = sa[-i], sb[-i]
+        if x != y and x != 1 and y != 1:
+            return ValueError(f"{op}(): shapes {sa} and {sb} cannot be broadcast together: the size of tensor a "
+                              f"({x}) must match the size of tensor b ({y}) at non-singleton dimension {ndim - i}")
+    return None
+
+
+def reraise_broadcast(exc: ValueError, op: str, a, b, inplace: bool = False) -> NoReturn:
+    """Raise ``broadcast_error`` for numpy's failure ``exc`` when the shapes are the cause, else ``exc``.
+    Called only from an ``except`` (here and in Tensor's comparisons and in-place methods): the
+    fast paths keep numpy's bare operators."""
+    err = broadcast_error(op, a, b, inplace)
+    if err is None:
+        raise exc
+    raise err from None
 
 
 def _meta(x, needed: bool):
@@ -45,7 +79,10 @@ class Add(Function):
         ctx.meta = (_meta(a, n[0]), _meta(b, n[1]))
         if kernel_array(a) and kernel_array(b) and a.shape == b.shape and a.dtype == b.dtype:
             return _C.add(a, b, None)
-        return a + b
+        try:
+            return a + b
+        except ValueError as e:
+            reraise_broadcast(e, "add", a, b)
 
     def backward(ctx, g):
         ma, mb = ctx.meta
@@ -58,7 +95,10 @@ class Sub(Function):
     def forward(ctx, a, b):
         n = ctx.needs_input_grad
         ctx.meta = (_meta(a, n[0]), _meta(b, n[1]))
-        return a - b
+        try:
+            return a - b
+        except ValueError as e:
+            reraise_broadcast(e, "sub", a, b)
 
     def backward(ctx, g):
         ma, mb = ctx.meta
@@ -72,7 +112,10 @@ class Mul(Function):
         n = ctx.needs_input_grad
         ctx.meta = (_meta(a, n[0]), _meta(b, n[1]))
         ctx.save_for_backward(b if n[0] else None, a if n[1] else None)
-        return a * b
+        try:
+            return a * b
+        except ValueError as e:
+            reraise_broadcast(e, "mul", a, b)
 
     def backward(ctx, g):
         ma, mb = ctx.meta
@@ -87,7 +130,10 @@ class Div(Function):
         n = ctx.needs_input_grad
         ctx.meta = (_meta(a, n[0]), _meta(b, n[1]))
         ctx.save_for_backward(a if n[1] else None, b)
-        return a / b
+        try:
+            return a / b
+        except ValueError as e:
+            reraise_broadcast(e, "div", a, b)
 
     def backward(ctx, g):
         ma, mb = ctx.meta
@@ -106,7 +152,10 @@ class Pow(Function):
     def forward(ctx, a, b):
         n = ctx.needs_input_grad
         ctx.meta = (_meta(a, n[0]), _meta(b, n[1]))
-        out = a ** b
+        try:
+            out = a ** b
+        except ValueError as e:
+            reraise_broadcast(e, "pow", a, b)
         ctx.save_for_backward(a, b, out if n[1] else None)
         return out
 
@@ -183,3 +232,4 @@ class Abs(Function):
     def backward(ctx, g):
         (a,) = ctx.saved_tensors
         return g * np.sign(a)
+
