@@ -294,14 +294,28 @@ class Tensor:
     def __rmatmul__(self, other):
         return _linalg.matmul(other, self)
 
-    add = __add__
-    sub = __sub__
-    mul = __mul__
-    div = __truediv__
-    pow = __pow__
     neg = __neg__
     abs = __abs__
     matmul = __matmul__
+
+    # The named methods take PyTorch's arguments (``alpha=``; Tensors and real numbers only), the
+    # operators above also take numpy arrays and stay the short path.
+    def add(self, other, *, alpha=1) -> Tensor:
+        """``self + alpha * other``, broadcasting (``other``: a Tensor or a number)."""
+        return _ew.add(self, other, alpha=alpha)
+
+    def sub(self, other, *, alpha=1) -> Tensor:
+        """``self - alpha * other``, broadcasting (``other``: a Tensor or a number)."""
+        return _ew.sub(self, other, alpha=alpha)
+
+    def mul(self, other) -> Tensor:
+        return _ew.mul(self, other)
+
+    def div(self, other, *, rounding_mode=None) -> Tensor:
+        return _ew.div(self, other, rounding_mode=rounding_mode)
+
+    def pow(self, exponent) -> Tensor:
+        return _ew.pow(self, exponent)
 
     def exp(self) -> Tensor:
         return _ew.Exp.apply(self)
@@ -321,11 +335,11 @@ class Tensor:
     def sigmoid(self) -> Tensor:
         return _act.sigmoid(self)
 
-    def softmax(self, dim: int) -> Tensor:
-        return _act.softmax(self, dim)
+    def softmax(self, dim: int, dtype=None) -> Tensor:
+        return _act.softmax(self, dim, dtype=dtype)
 
-    def log_softmax(self, dim: int) -> Tensor:
-        return _act.log_softmax(self, dim)
+    def log_softmax(self, dim: int, dtype=None) -> Tensor:
+        return _act.log_softmax(self, dim, dtype=dtype)
 
     # ---- comparisons (results never require grad) ----------------------------------------
     def _compare(self, other, op, name: str):
@@ -358,13 +372,13 @@ class Tensor:
     __hash__ = object.__hash__  # identity, as in PyTorch (== is elementwise)
 
     # ---- reductions -----------------------------------------------------------------------
-    def sum(self, dim=None, keepdim: bool = False) -> Tensor:
-        """Sum over ``dim`` (an int or tuple; all dimensions when None)."""
-        return _reduce.sum(self, dim, keepdim)
+    def sum(self, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+        """Sum over ``dim`` (an int or tuple; all dimensions when None), in ``dtype`` if given."""
+        return _reduce.sum(self, dim, keepdim, dtype=dtype)
 
-    def mean(self, dim=None, keepdim: bool = False) -> Tensor:
-        """Mean over ``dim`` (an int or tuple; all dimensions when None)."""
-        return _reduce.mean(self, dim, keepdim)
+    def mean(self, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+        """Mean over ``dim`` (an int or tuple; all dimensions when None), in ``dtype`` if given."""
+        return _reduce.mean(self, dim, keepdim, dtype=dtype)
 
     def max(self, dim=None, keepdim: bool = False):
         """The largest element, or ``(values, indices)`` along ``dim``."""

@@ -96,6 +96,42 @@ def test_reductions_and_argmax():
         t.sum(3)
 
 
+def test_top_level_functional_forms_and_named_methods():
+    # torch.add, torch.sum, ... exist in cnnx under the same names (tests/test_functional.py checks them
+    # against torch; this checks them against numpy, without torch).
+    for name in ("add", "sub", "mul", "div", "neg", "pow", "sum", "mean", "max", "transpose", "permute"):
+        assert name in cnnx.__all__ and callable(getattr(cnnx, name))
+    a = np.arange(1, 7, dtype=np.float32).reshape(2, 3)
+    t = cnnx.tensor(a)
+    assert_close(cnnx.add(t, 1, alpha=2), a + 2)
+    assert_close(cnnx.add(1, t, alpha=2), 1 + 2 * a)
+    assert_close(cnnx.sub(t, t[0], alpha=0.5), a - 0.5 * a[0])
+    assert_close(t.add(t, alpha=-1), np.zeros_like(a))
+    assert_close(t.sub(2, alpha=3), a - 6)
+    assert_close(cnnx.mul(t, 2), 2 * a)
+    assert_close(cnnx.div(3, t), 3 / a)
+    assert_close(cnnx.pow(t, 2), a ** 2)
+    assert_close(cnnx.pow(2, t), 2 ** a)
+    assert_close(cnnx.neg(t), -a)
+    assert_close(t.mul(t).div(t).pow(1), a)
+    assert_close(cnnx.sum(t, 1), a.sum(1))
+    assert_close(cnnx.mean(t, 0, True), a.mean(0, keepdims=True))
+    assert cnnx.sum(t, dtype=cnnx.float64).dtype == cnnx.float64 and t.sum(dtype=cnnx.float64).item() == 21
+    assert cnnx.max(t).item() == 6
+    values, indices = cnnx.max(t, 1)
+    assert values.tolist() == [3, 6] and indices.tolist() == [2, 2]
+    assert cnnx.transpose(t, 0, 1).tolist() == a.T.tolist() and cnnx.permute(t, (1, 0)).tolist() == a.T.tolist()
+    # the integer results stay integers, as in torch
+    i = cnnx.tensor([1, 2, 3])
+    assert cnnx.add(i, i, alpha=2).dtype == cnnx.int64 and cnnx.add(i, i, alpha=2).tolist() == [3, 6, 9]
+
+
+def test_alpha_scales_the_gradient_of_other():
+    x, y = cnnx.ones(2, 3, requires_grad=True), cnnx.ones(3, requires_grad=True)
+    cnnx.sub(x, y, alpha=2.5).sum().backward()
+    assert x.grad.tolist() == [[1.0] * 3] * 2 and y.grad.tolist() == [-5.0] * 3  # y broadcast over 2 rows
+
+
 def test_views_share_memory_like_pytorch():
     t = cnnx.arange(12).reshape(3, 4)
     v = t.view(4, 3)
@@ -147,7 +183,8 @@ def test_shape_mismatch_errors_name_the_shapes():
 
 @pytest.mark.parametrize("name,call", [
     ("add", lambda a, b: a + b), ("sub", lambda a, b: a - b), ("mul", lambda a, b: a * b),
-    ("div", lambda a, b: a / b), ("pow", lambda a, b: a.abs() ** b), ("eq", lambda a, b: a == b), ("lt", lambda a, b: a < b),
+    ("div", lambda a, b: a / b), ("pow", lambda a, b: a.abs() ** b), ("add", lambda a, b: cnnx.add(a, b, alpha=2)),
+    ("sub", lambda a, b: a.sub(b)), ("eq", lambda a, b: a == b), ("lt", lambda a, b: a < b),
     ("ge", lambda a, b: a >= b)])
 def test_a_failed_broadcast_names_the_op_and_both_shapes(name, call):
     # PyTorch: RuntimeError "The size of tensor a (2) must match the size of tensor b (4) at non-singleton

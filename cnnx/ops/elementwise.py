@@ -1,8 +1,11 @@
 """Elementwise arithmetic with numpy broadcasting: add, sub, mul, div, pow, neg, exp, log, sqrt, abs.
 
-Either operand may be a Tensor, a numpy array or a Python number (numbers are "weak": float32 op
-2.5 stays float32). Gradients are summed back to each operand's shape and cast to its dtype, so a
-broadcast bias or a float32 tensor combined with a float64 one gets a gradient it can hold.
+The operators (``a + b``, ...) take a Tensor, a numpy array or a Python number on either side
+(numbers are "weak": float32 op 2.5 stays float32). The functional forms at the end (``cnnx.add``,
+``cnnx.sub``, ``cnnx.mul``, ``cnnx.div``, ``cnnx.neg``, ``cnnx.pow``, and the Tensor methods of
+those names) follow PyTorch's signatures: Tensors and real numbers only, ``alpha=`` for add/sub.
+Gradients are summed back to each operand's shape and cast to its dtype, so a broadcast bias or a
+float32 tensor combined with a float64 one gets a gradient it can hold.
 Forward saves only what its backward reads (operand values for mul/div/pow, outputs for exp/sqrt).
 add of two dense float32/float64 arrays of one shape and dtype (ResNet's residual add) runs the C++
 kernel ``cnnx._C.add`` (multithreaded, output from the allocator cache: no page faults); every other
@@ -19,9 +22,11 @@ import numpy as np
 
 from .. import _C
 from ..autograd import Function
+from ..tensor import Tensor
 from ._args import kernel_array
 
-__all__ = ["Add", "Sub", "Mul", "Div", "Pow", "Neg", "Exp", "Log", "Sqrt", "Abs"]
+__all__ = ["Add", "Sub", "Mul", "Div", "Pow", "Neg", "Exp", "Log", "Sqrt", "Abs", "add", "sub", "mul", "div", "neg",
+           "pow"]
 
 
 def broadcast_error(op: str, a, b, inplace: bool = False) -> ValueError | None:
@@ -233,3 +238,106 @@ class Abs(Function):
         (a,) = ctx.saved_tensors
         return g * np.sign(a)
 
+
+# ---- functional forms (PyTorch's torch.add, torch.sub, ...) ----------------------------------------
+
+def _operand(fn: str, name: str, value):
+    """A Tensor as it is, a real number as a Python number; a TypeError naming ``name`` otherwise.
+    numpy scalars become Python numbers so they stay "weak" like PyTorch's scalars (float32 tensor
+    plus ``np.float64(2)`` stays float32; numpy would promote it)."""
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, np.generic):  # before the Python types: np.float64 subclasses float
+        if value.dtype.kind in "biuf":
+            return value.item()
+    elif isinstance(value, (bool, int, float)):
+        return value
+    raise TypeError(f"{fn}(): argument '{name}' must be a Tensor or a real number, got {type(value).__name__}")
+
+
+def _operands(fn: str, input, other, other_name: str = "other"):
+    """Both operands checked; at least one must be a Tensor (``torch.add(2, 3)`` is a TypeError too)."""
+    input, other = _operand(fn, "input", input), _operand(fn, other_name, other)
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
+        raise TypeError(f"{fn}(): argument 'input' must be a Tensor when '{other_name}' is a number, "
+                        f"got {type(input).__name__}")
+    return input, other
+
+
+def _kind(x) -> str:
+    """numpy's kind letter of an operand: 'b', 'i', 'u' or 'f'."""
+    if isinstance(x, Tensor):
+        return x.dtype.kind
+    return "b" if isinstance(x, bool) else "i" if isinstance(x, int) else "f"
+
+
+def _alpha(fn: str, alpha, input, other):
+    """``alpha`` as a Python number, with PyTorch's rules: a real number or a one-element Tensor; an
+    int (or bool) when both operands are integers or bools, since the result is; a bool only when
+    both operands are bools."""
+    if isinstance(alpha, Tensor):
+        if alpha.numel() != 1:
+            raise TypeError(f"{fn}(): argument 'alpha' must be a number or a one-element Tensor, got a Tensor "
+                            f"of shape {tuple(alpha.shape)}")
+        alpha = alpha.item()
+    alpha = _operand(fn, "alpha", alpha)
+    kinds = {_kind(input), _kind(other)}
+    if isinstance(alpha, bool) and kinds != {"b"}:
+        raise TypeError(f"{fn}(): argument 'alpha' is a bool, which is only supported when both operands are "
+                        f"bool (PyTorch's rule), got {alpha!r}")
+    if isinstance(alpha, float) and kinds <= {"b", "i", "u"}:
+        raise TypeError(f"{fn}(): argument 'alpha' must be an int for integer operands (the result is an "
+                        f"integer), got {alpha!r}")
+    return alpha
+
+
+def _scaled(x, alpha):
+    """``alpha * x`` for an operand (a recorded Mul when ``x`` is a Tensor, so its gradient is scaled too)."""
+    return Mul.apply(x, alpha) if isinstance(x, Tensor) else x * alpha
+
+
+def add(input, other, *, alpha=1) -> Tensor:
+    """``input + alpha * other``, broadcasting. ``input``/``other``: Tensors or real numbers (not
+    both numbers); ``alpha``: a number (an int for integer operands)."""
+    input, other = _operands("add", input, other)
+    if not (type(alpha) is int and alpha == 1):
+        alpha = _alpha("add", alpha, input, other)
+        if alpha != 1:
+            other = _scaled(other, alpha)
+    return Add.apply(input, other)
+
+
+def sub(input, other, *, alpha=1) -> Tensor:
+    """``input - alpha * other``, broadcasting; arguments as ``add``."""
+    input, other = _operands("sub", input, other)
+    if not (type(alpha) is int and alpha == 1):
+        alpha = _alpha("sub", alpha, input, other)
+        if alpha != 1:
+            other = _scaled(other, alpha)
+    return Sub.apply(input, other)
+
+
+def mul(input, other) -> Tensor:
+    """``input * other``, broadcasting; Tensors or real numbers (not both numbers)."""
+    return Mul.apply(*_operands("mul", input, other))
+
+
+def div(input, other, *, rounding_mode=None) -> Tensor:
+    """``input / other`` (true division), broadcasting; Tensors or real numbers (not both numbers).
+    ``rounding_mode`` must be None: PyTorch's "trunc" and "floor" modes are not implemented."""
+    if rounding_mode is not None:
+        raise ValueError(f"div(): argument 'rounding_mode' must be None (true division); cnnx does not implement "
+                         f"{rounding_mode!r}")
+    return Div.apply(*_operands("div", input, other))
+
+
+def pow(input, exponent) -> Tensor:  # noqa: A001 - torch name
+    """``input ** exponent``, broadcasting; either may be a number (not both), as ``torch.pow``."""
+    return Pow.apply(*_operands("pow", input, exponent, "exponent"))
+
+
+def neg(input: Tensor) -> Tensor:
+    """``-input``."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"neg(): argument 'input' must be a Tensor, got {type(input).__name__}")
+    return Neg.apply(input)
