@@ -19,7 +19,10 @@ from .creation import (arange, as_tensor, cat, empty, from_numpy, full, full_lik
                        randn, randperm, stack, tensor, zeros, zeros_like)
 from .creation import bool_ as bool  # noqa: A001 - torch.bool
 from .creation import float16, float32, float64, int32, int64, uint8
-from .ops.shape import flatten, reshape
+# PyTorch's top-level functional forms (torch.add, torch.sum, ...): the functions the Tensor methods call.
+from .ops.elementwise import add, div, mul, neg, pow, sub  # noqa: A004 - torch.pow
+from .ops.reduce import max, mean, sum  # noqa: A004 - torch.max, torch.sum
+from .ops.shape import flatten, permute, reshape, transpose
 from .ops.linalg import matmul
 from . import nn, testing
 from . import models
@@ -37,7 +40,7 @@ if _C.isa_note():
 __all__ = ["__version__", "show_config", "set_num_threads", "get_num_threads", "kernels", "device", "Tensor",
            "tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty", "full", "zeros_like", "ones_like",
            "full_like", "randn", "rand", "randint", "randperm", "arange", "cat", "stack", "flatten", "reshape",
-           "matmul", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "manual_seed", "seed",
-           "initial_seed", "float16", "float32", "float64", "float", "double", "int32", "int64", "long",
-           "uint8", "bool", "nn", "testing", "models", "summary", "optim", "data", "train", "save",
-           "load"]
+           "transpose", "permute", "add", "sub", "mul", "div", "neg", "pow", "sum", "mean", "max", "matmul",
+           "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "manual_seed", "seed", "initial_seed",
+           "float16", "float32", "float64", "float", "double", "int32", "int64", "long", "uint8", "bool", "nn",
+           "testing", "models", "summary", "optim", "data", "train", "save", "load"]

@@ -294,14 +294,28 @@ class Tensor:
     def __rmatmul__(self, other):
         return _linalg.matmul(other, self)
 
-    add = __add__
-    sub = __sub__
-    mul = __mul__
-    div = __truediv__
-    pow = __pow__
     neg = __neg__
     abs = __abs__
     matmul = __matmul__
+
+    # The named methods take PyTorch's arguments (``alpha=``; Tensors and real numbers only), the
+    # operators above also take numpy arrays and stay the short path.
+    def add(self, other, *, alpha=1) -> Tensor:
+        """``self + alpha * other``, broadcasting (``other``: a Tensor or a number)."""
+        return _ew.add(self, other, alpha=alpha)
+
+    def sub(self, other, *, alpha=1) -> Tensor:
+        """``self - alpha * other``, broadcasting (``other``: a Tensor or a number)."""
+        return _ew.sub(self, other, alpha=alpha)
+
+    def mul(self, other) -> Tensor:
+        return _ew.mul(self, other)
+
+    def div(self, other, *, rounding_mode=None) -> Tensor:
+        return _ew.div(self, other, rounding_mode=rounding_mode)
+
+    def pow(self, exponent) -> Tensor:
+        return _ew.pow(self, exponent)
 
     def exp(self) -> Tensor:
         return _ew.Exp.apply(self)
@@ -321,46 +335,50 @@ class Tensor:
     def sigmoid(self) -> Tensor:
         return _act.sigmoid(self)
 
-    def softmax(self, dim: int) -> Tensor:
-        return _act.softmax(self, dim)
+    def softmax(self, dim: int, dtype=None) -> Tensor:
+        return _act.softmax(self, dim, dtype=dtype)
 
-    def log_softmax(self, dim: int) -> Tensor:
-        return _act.log_softmax(self, dim)
+    def log_softmax(self, dim: int, dtype=None) -> Tensor:
+        return _act.log_softmax(self, dim, dtype=dtype)
 
     # ---- comparisons (results never require grad) ----------------------------------------
-    def _compare(self, other, op):
+    def _compare(self, other, op, name: str):
         other = other._data if isinstance(other, Tensor) else other
-        return _wrap(_storage.ensure_array(op(self._data, other)))
+        try:
+            out = op(self._data, other)
+        except ValueError as e:
+            _ew.reraise_broadcast(e, name, self._data, other)
+        return _wrap(_storage.ensure_array(out))
 
     def __eq__(self, other):
-        return self._compare(other, np.equal)
+        return self._compare(other, np.equal, "eq")
 
     def __ne__(self, other):
-        return self._compare(other, np.not_equal)
+        return self._compare(other, np.not_equal, "ne")
 
     def __lt__(self, other):
-        return self._compare(other, np.less)
+        return self._compare(other, np.less, "lt")
 
     def __le__(self, other):
-        return self._compare(other, np.less_equal)
+        return self._compare(other, np.less_equal, "le")
 
     def __gt__(self, other):
-        return self._compare(other, np.greater)
+        return self._compare(other, np.greater, "gt")
 
     def __ge__(self, other):
-        return self._compare(other, np.greater_equal)
+        return self._compare(other, np.greater_equal, "ge")
 
     eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
     __hash__ = object.__hash__  # identity, as in PyTorch (== is elementwise)
 
     # ---- reductions -----------------------------------------------------------------------
-    def sum(self, dim=None, keepdim: bool = False) -> Tensor:
-        """Sum over ``dim`` (an int or tuple; all dimensions when None)."""
-        return _reduce.sum(self, dim, keepdim)
+    def sum(self, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+        """Sum over ``dim`` (an int or tuple; all dimensions when None), in ``dtype`` if given."""
+        return _reduce.sum(self, dim, keepdim, dtype=dtype)
 
-    def mean(self, dim=None, keepdim: bool = False) -> Tensor:
-        """Mean over ``dim`` (an int or tuple; all dimensions when None)."""
-        return _reduce.mean(self, dim, keepdim)
+    def mean(self, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+        """Mean over ``dim`` (an int or tuple; all dimensions when None), in ``dtype`` if given."""
+        return _reduce.mean(self, dim, keepdim, dtype=dtype)
 
     def max(self, dim=None, keepdim: bool = False):
         """The largest element, or ``(values, indices)`` along ``dim``."""
@@ -442,23 +460,37 @@ class Tensor:
         """``self += alpha * other`` in place."""
         a = self._inplace_target(other)
         o = self._arr(other)
-        a += o if alpha == 1 else o * alpha
+        try:
+            a += o if alpha == 1 else o * alpha
+        except ValueError as e:
+            _ew.reraise_broadcast(e, "add_", a, o, inplace=True)
         return self
 
     def sub_(self, other, *, alpha=1) -> Tensor:
         a = self._inplace_target(other)
         o = self._arr(other)
-        a -= o if alpha == 1 else o * alpha
+        try:
+            a -= o if alpha == 1 else o * alpha
+        except ValueError as e:
+            _ew.reraise_broadcast(e, "sub_", a, o, inplace=True)
         return self
 
     def mul_(self, other) -> Tensor:
         a = self._inplace_target(other)
-        a *= self._arr(other)
+        o = self._arr(other)
+        try:
+            a *= o
+        except ValueError as e:
+            _ew.reraise_broadcast(e, "mul_", a, o, inplace=True)
         return self
 
     def div_(self, other) -> Tensor:
         a = self._inplace_target(other)
-        a /= self._arr(other)
+        o = self._arr(other)
+        try:
+            a /= o
+        except ValueError as e:
+            _ew.reraise_broadcast(e, "div_", a, o, inplace=True)
         return self
 
     def addcmul_(self, tensor1, tensor2, *, value=1) -> Tensor:

@@ -170,7 +170,8 @@ def gradcheck(func: Callable, inputs: Tensor | Sequence, *, eps: float = 1e-6, a
     differentiated (make them float64: finite differences in float32 are too noisy for these
     tolerances). ``func`` returns a Tensor or a tuple of Tensors and must be deterministic (reseed
     inside it for dropout). Every entry of every Jacobian must satisfy
-    ``|analytical - numerical| <= atol + rtol * |numerical|``. Returns True, or raises
+    ``|analytical - numerical| <= atol + rtol * |numerical|`` (a NaN on either side fails, as in
+    torch.autograd.gradcheck). Returns True, or raises
     ``GradcheckError`` describing the worst entry (returns False when ``raise_exception`` is false).
     """
     inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
@@ -191,12 +192,12 @@ def gradcheck(func: Callable, inputs: Tensor | Sequence, *, eps: float = 1e-6, a
     analytical = _analytical_jacobians(outputs, diff_inputs, n_outs)
     numerical = _numerical_jacobians(func, inputs, diff_inputs, n_outs, eps)
     for i, (a, n) in enumerate(zip(analytical, numerical)):
-        bad = np.abs(a - n) > atol + rtol * np.abs(n)
+        bad = ~(np.abs(a - n) <= atol + rtol * np.abs(n))  # (written so that NaN on either side is bad)
         if bad.any():
             j, k = np.unravel_index(int(np.argmax(np.where(bad, np.abs(a - n), -1))), bad.shape)
             message = (f"Jacobian mismatch for differentiable input {i} (shape {diff_inputs[i].shape}): "
                        f"{int(bad.sum())} of {bad.size} entries differ; worst at input element {j}, output "
-                       f"element {k}: analytical {a[j, k]!r}, numerical {n[j, k]!r} "
+                       f"element {k}: analytical {float(a[j, k])!r}, numerical {float(n[j, k])!r} "
                        f"(atol {atol}, rtol {rtol})")
             if raise_exception:
                 raise GradcheckError(message)

@@ -195,6 +195,64 @@ def test_needs_input_grad_marks_only_tensors_that_require_grad():
     assert NeedsProbe.seen == (False, False)
 
 
+def _spy(monkeypatch, name):
+    """Record every call of the kernel ``cnnx._C.<name>`` (the Functions look it up on the module at
+    call time, so patching the module attribute reaches them) and still run it."""
+    real = getattr(cnnx._C, name)
+    calls = []
+
+    def spy(*args):
+        calls.append(args)
+        return real(*args)
+    monkeypatch.setattr(cnnx._C, name, spy)
+    return calls
+
+
+def _two_convs():
+    cnnx.manual_seed(0)
+    return cnnx.nn.Conv2d(3, 4, 3), cnnx.nn.Conv2d(4, 5, 3)
+
+
+def _step(conv1, conv2, x):
+    conv2(conv1(x).relu()).sum().backward()
+
+
+def test_unneeded_backward_kernels_are_skipped(monkeypatch):
+    """needs_input_grad at work: the first convolution never computes the gradient of the network's
+    input (conv2d_backward_input), and a frozen convolution never computes its weight gradient."""
+    dx_calls = _spy(monkeypatch, "conv2d_backward_input")
+    dw_calls = _spy(monkeypatch, "conv2d_backward_weight")
+    data = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+
+    conv1, conv2 = _two_convs()
+    _step(conv1, conv2, cnnx.tensor(data))  # the input does not require grad
+    # the second convolution's input (conv1's output) needs a gradient; the network's input does not
+    assert [args[1] is conv2.weight._data for args in dx_calls] == [True]
+    assert [args[1].shape for args in dw_calls] == [(2, 5, 4, 4), (2, 4, 6, 6)]  # both weights need theirs
+    grads = [p.grad.numpy().copy() for p in (conv1.weight, conv1.bias, conv2.weight, conv2.bias)]
+
+    dx_calls.clear(), dw_calls.clear()
+    conv1, conv2 = _two_convs()
+    x = cnnx.tensor(data, requires_grad=True)
+    _step(conv1, conv2, x)  # now it does: both convolutions compute their input gradient
+    assert [args[1] is conv.weight._data for args, conv in zip(dx_calls, (conv2, conv1))] == [True, True]
+    assert x.grad.shape == x.shape
+    # skipping changed nothing else: the parameter gradients are the same in both runs
+    for p, g in zip((conv1.weight, conv1.bias, conv2.weight, conv2.bias), grads):
+        np.testing.assert_array_equal(p.grad.numpy(), g)
+
+    dx_calls.clear(), dw_calls.clear()
+    conv1, conv2 = _two_convs()
+    conv1.weight.requires_grad_(False)
+    conv1.bias.requires_grad_(False)
+    # Frozen first layer and an input without grad: conv1's output needs no gradient, so neither
+    # convolution computes an input gradient, and only conv2 a weight gradient.
+    _step(conv1, conv2, cnnx.tensor(data))
+    assert dx_calls == []
+    assert [args[1].shape for args in dw_calls] == [(2, 5, 4, 4)]  # (x, grad_output, ...) of conv2
+    assert conv1.weight.grad is None and conv2.weight.grad is not None
+
+
 class WrongShape(Function):
     def forward(ctx, x):
         return x.sum()

@@ -157,6 +157,115 @@ def test_pad_matches_torch(pad):
     compare(lambda x: F.pad(x, pad, value=0.5), lambda x: TF.pad(x, pad, value=0.5), randn(2, 3, 4))
 
 
+# ---- top-level functional forms (cnnx.add, cnnx.sum, ...), alpha= and dtype= ---------------------
+TORCH_DTYPE = {np.float32: torch.float32, np.float64: torch.float64}
+_BINARY_SHAPES = [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 1, 3), (4, 1)), ((3, 4), "number"), ("number", (2, 3))]
+
+
+def _binary_arrays(shapes, positive):
+    return [2.5 if s == "number" else (0.5 + rng.random(s) if positive else randn(*s)) for s in shapes]
+
+
+@pytest.mark.parametrize("shapes", _BINARY_SHAPES, ids=str)
+@pytest.mark.parametrize("name", ["add", "sub", "mul", "div", "pow"])
+def test_binary_functional_forms_and_methods_match_torch(name, shapes):
+    arrays = _binary_arrays(shapes, positive=name in ("div", "pow"))
+    compare(getattr(cnnx, name), getattr(torch, name), *arrays)
+    if shapes[0] != "number":  # the Tensor methods of the same names
+        compare(lambda a, b: getattr(a, name)(b), lambda a, b: getattr(a, name)(b), *arrays)
+
+
+@pytest.mark.parametrize("shapes", _BINARY_SHAPES, ids=str)
+@pytest.mark.parametrize("alpha", [2, -0.5, 0, 1.0])
+@pytest.mark.parametrize("name", ["add", "sub"])
+def test_alpha_scales_other_as_in_torch(name, alpha, shapes):
+    arrays = _binary_arrays(shapes, positive=False)
+    compare(lambda a, b: getattr(cnnx, name)(a, b, alpha=alpha), lambda a, b: getattr(torch, name)(a, b, alpha=alpha),
+            *arrays)
+    if shapes[0] != "number":
+        compare(lambda a, b: getattr(a, name)(b, alpha=alpha), lambda a, b: getattr(a, name)(b, alpha=alpha),
+                *arrays, dtype=np.float32)
+
+
+def test_alpha_forms_of_integer_and_one_element_arguments():
+    a, b = rng.integers(-5, 5, (3, 4)), rng.integers(-5, 5, (4,))
+    for name in ("add", "sub"):
+        compare(lambda x, y: getattr(cnnx, name)(x, y, alpha=3), lambda x, y: getattr(torch, name)(x, y, alpha=3),
+                a, b, grad=False)
+        out = getattr(cnnx, name)(cnnx.tensor(a), 2.5, alpha=2)  # a float operand allows a float alpha
+        assert_close(out.numpy(), getattr(torch, name)(torch.tensor(a), 2.5, alpha=2).numpy(), check_dtype=False)
+    # a one-element Tensor as alpha, as torch accepts; a numpy float64 scalar stays "weak"
+    x = cnnx.ones(2, 3)
+    assert_close(cnnx.add(x, x, alpha=cnnx.tensor(3.0)), torch.add(torch.ones(2, 3), torch.ones(2, 3), alpha=3.0))
+    assert cnnx.add(x, np.float64(2.0)).dtype == cnnx.float32 == cnnx.mul(np.float64(2.0), x).dtype
+
+
+def test_neg_transpose_permute_and_max_functional_forms_match_torch():
+    compare(cnnx.neg, torch.neg, randn(3, 4))
+    compare(lambda x: cnnx.transpose(x, 0, -1), lambda x: torch.transpose(x, 0, -1), randn(2, 3, 4))
+    compare(lambda x: cnnx.permute(x, (2, 0, 1)), lambda x: torch.permute(x, (2, 0, 1)), randn(2, 3, 4))
+    x = rng.permutation(24).reshape(2, 3, 4).astype(np.float64)  # no ties
+    compare(cnnx.max, torch.max, x)
+    for dim, keepdim in ((1, False), (-1, True)):
+        values, indices = cnnx.max(cnnx.tensor(x), dim, keepdim)
+        tvalues, tindices = torch.max(torch.tensor(x), dim, keepdim)
+        assert_close(values, tvalues)
+        assert indices.tolist() == tindices.tolist()
+        compare(lambda t: cnnx.max(t, dim=dim, keepdim=keepdim).values,
+                lambda t: torch.max(t, dim=dim, keepdim=keepdim).values, x)
+
+
+@pytest.mark.parametrize("dim,keepdim", [(None, False), (1, False), ((0, 2), True)])
+@pytest.mark.parametrize("name", ["sum", "mean"])
+def test_sum_and_mean_functional_forms_match_torch(name, dim, keepdim):
+    if dim is None:
+        compare(getattr(cnnx, name), getattr(torch, name), randn(2, 3, 4))
+    else:
+        compare(lambda x: getattr(cnnx, name)(x, dim, keepdim), lambda x: getattr(torch, name)(x, dim, keepdim),
+                randn(2, 3, 4))
+
+
+_DTYPE_OPS = {  # name -> (cnnx call, torch call), each taking (tensor, dtype)
+    "sum": (lambda x, d: cnnx.sum(x, 1, dtype=d), lambda x, d: torch.sum(x, 1, dtype=d)),
+    "sum-all": (lambda x, d: x.sum(dtype=d), lambda x, d: x.sum(dtype=d)),
+    "mean": (lambda x, d: cnnx.mean(x, (0, 2), keepdim=True, dtype=d),
+             lambda x, d: torch.mean(x, (0, 2), True, dtype=d)),
+    "mean-method": (lambda x, d: x.mean(dtype=d), lambda x, d: x.mean(dtype=d)),
+    "softmax": (lambda x, d: F.softmax(x, 1, dtype=d), lambda x, d: TF.softmax(x, 1, dtype=d)),
+    "softmax-method": (lambda x, d: x.softmax(-1, d), lambda x, d: x.softmax(-1, d)),
+    "log_softmax": (lambda x, d: F.log_softmax(x, 1, dtype=d), lambda x, d: TF.log_softmax(x, 1, dtype=d)),
+    "log_softmax-method": (lambda x, d: x.log_softmax(0, dtype=d), lambda x, d: x.log_softmax(0, dtype=d)),
+}
+
+
+@pytest.mark.parametrize("src,dst", [(np.float32, np.float64), (np.float64, np.float32), (np.float64, np.float64)],
+                         ids=["32to64", "64to32", "64to64"])
+@pytest.mark.parametrize("op", list(_DTYPE_OPS))
+def test_dtype_casts_the_input_first_and_the_gradient_back(op, src, dst):
+    cnnx_fn, torch_fn = _DTYPE_OPS[op]
+    data = randn(2, 3, 4).astype(src)
+    x, t = cnnx.tensor(data, requires_grad=True), torch.tensor(data, requires_grad=True)
+    out, tout = cnnx_fn(x, np.dtype(dst)), torch_fn(t, TORCH_DTYPE[dst])
+    assert out.dtype == dst and tout.dtype == TORCH_DTYPE[dst]
+    # float64 -> float32 rounds the input first, as torch does: the results agree to float32's precision
+    tol = {"rtol": 1e-6, "atol": 1e-6} if dst == np.float32 else {}
+    assert_close(out, tout, **tol)
+    seed = rng.standard_normal(tuple(tout.shape)).astype(dst)
+    out.backward(cnnx.tensor(seed))
+    tout.backward(torch.tensor(seed))
+    assert x.grad.dtype == src
+    assert_close(x.grad, t.grad, **tol)
+
+
+def test_dtype_lets_integer_tensors_be_summed_and_averaged_in_float():
+    a = rng.integers(-9, 9, (3, 4))
+    for name in ("sum", "mean"):
+        out = getattr(cnnx, name)(cnnx.tensor(a), 0, dtype=cnnx.float64)
+        assert out.dtype == cnnx.float64
+        assert_close(out, getattr(torch, name)(torch.tensor(a), 0, dtype=torch.float64))
+    assert cnnx.sum(cnnx.tensor(a), dtype=np.float32).dtype == cnnx.float32  # numpy's spellings work too
+
+
 # ---- kernels: convolution, pooling, normalisation ------------------------------------------------
 CONV_CASES = [
     ((2, 3, 8, 8), (4, 3, 3, 3), {}),
@@ -270,6 +379,27 @@ BAD_INPUTS = [
     (lambda: F.batch_norm(cnnx.ones(1, 3, 1, 1), None, None, training=True), ValueError, "more than 1 value"),
     (lambda: F.batch_norm(cnnx.ones(2, 3), None, None, training=False), ValueError, "running_mean"),
     (lambda: F.batch_norm(cnnx.ones(2, 3), cnnx.zeros(4), cnnx.ones(4)), ValueError, "running_mean must have shape"),
+    # top-level functional forms, alpha= and dtype=
+    (lambda: cnnx.add(cnnx.ones(2), [1.0, 2.0]), TypeError, r"add\(\): argument 'other' must be a Tensor or a real"),
+    (lambda: cnnx.mul(2, 3), TypeError, r"mul\(\): argument 'input' must be a Tensor when 'other' is a number"),
+    (lambda: cnnx.pow(cnnx.ones(2), "2"), TypeError, r"pow\(\): argument 'exponent'"),
+    (lambda: cnnx.neg(2.0), TypeError, r"neg\(\): argument 'input' must be a Tensor"),
+    (lambda: cnnx.div(cnnx.ones(2), 2, rounding_mode="floor"), ValueError, r"div\(\): argument 'rounding_mode'"),
+    (lambda: cnnx.ones(2).add(np.ones(2)), TypeError, "got ndarray"),  # the method is torch's; `+` takes arrays
+    (lambda: cnnx.add(cnnx.ones(2), cnnx.ones(2), alpha="2"), TypeError, r"add\(\): argument 'alpha' must be"),
+    (lambda: cnnx.sub(cnnx.ones(2), cnnx.ones(2), alpha=1j), TypeError, r"sub\(\): argument 'alpha' must be"),
+    (lambda: cnnx.add(cnnx.ones(2), cnnx.ones(2), alpha=cnnx.ones(2)), TypeError, "one-element Tensor"),
+    (lambda: cnnx.add(cnnx.ones(2), cnnx.ones(2), alpha=True), TypeError, "'alpha' is a bool"),
+    (lambda: cnnx.tensor([1, 2]).sub(1, alpha=0.5), TypeError, "'alpha' must be an int for integer operands"),
+    (lambda: cnnx.sum(cnnx.ones(2), dtype=cnnx.int64), TypeError, r"sum\(\): argument 'dtype' must be cnnx.float32"),
+    (lambda: cnnx.ones(2).mean(dtype=cnnx.float16), TypeError, r"mean\(\): argument 'dtype'"),
+    (lambda: F.softmax(cnnx.ones(2, 3), 1, dtype=cnnx.int32), TypeError, r"softmax\(\): argument 'dtype'"),
+    (lambda: cnnx.ones(2, 3).log_softmax(1, "no-such-dtype"), TypeError, r"log_softmax\(\): argument 'dtype'"),
+    (lambda: cnnx.sum(cnnx.ones(2, 3), 1.0), TypeError, r"sum\(\): argument 'dim' must be an int or a tuple"),
+    (lambda: cnnx.max(cnnx.ones(2), cnnx.ones(2)), TypeError, "elementwise max of two tensors is not implemented"),
+    (lambda: cnnx.max(cnnx.ones(2, 3), (0, 1)), TypeError, r"max\(\): argument 'dim' must be an int or None"),
+    (lambda: cnnx.transpose(cnnx.ones(2, 3), 0, 1.0), TypeError, r"transpose\(\): argument 'dim1' must be an int"),
+    (lambda: cnnx.permute(cnnx.ones(2, 3), (1.0, 0)), TypeError, r"permute\(\): argument 'dims' must be a tuple"),
 ]
 
 

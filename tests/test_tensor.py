@@ -96,6 +96,42 @@ def test_reductions_and_argmax():
         t.sum(3)
 
 
+def test_top_level_functional_forms_and_named_methods():
+    # torch.add, torch.sum, ... exist in cnnx under the same names (tests/test_functional.py checks them
+    # against torch; this checks them against numpy, without torch).
+    for name in ("add", "sub", "mul", "div", "neg", "pow", "sum", "mean", "max", "transpose", "permute"):
+        assert name in cnnx.__all__ and callable(getattr(cnnx, name))
+    a = np.arange(1, 7, dtype=np.float32).reshape(2, 3)
+    t = cnnx.tensor(a)
+    assert_close(cnnx.add(t, 1, alpha=2), a + 2)
+    assert_close(cnnx.add(1, t, alpha=2), 1 + 2 * a)
+    assert_close(cnnx.sub(t, t[0], alpha=0.5), a - 0.5 * a[0])
+    assert_close(t.add(t, alpha=-1), np.zeros_like(a))
+    assert_close(t.sub(2, alpha=3), a - 6)
+    assert_close(cnnx.mul(t, 2), 2 * a)
+    assert_close(cnnx.div(3, t), 3 / a)
+    assert_close(cnnx.pow(t, 2), a ** 2)
+    assert_close(cnnx.pow(2, t), 2 ** a)
+    assert_close(cnnx.neg(t), -a)
+    assert_close(t.mul(t).div(t).pow(1), a)
+    assert_close(cnnx.sum(t, 1), a.sum(1))
+    assert_close(cnnx.mean(t, 0, True), a.mean(0, keepdims=True))
+    assert cnnx.sum(t, dtype=cnnx.float64).dtype == cnnx.float64 and t.sum(dtype=cnnx.float64).item() == 21
+    assert cnnx.max(t).item() == 6
+    values, indices = cnnx.max(t, 1)
+    assert values.tolist() == [3, 6] and indices.tolist() == [2, 2]
+    assert cnnx.transpose(t, 0, 1).tolist() == a.T.tolist() and cnnx.permute(t, (1, 0)).tolist() == a.T.tolist()
+    # the integer results stay integers, as in torch
+    i = cnnx.tensor([1, 2, 3])
+    assert cnnx.add(i, i, alpha=2).dtype == cnnx.int64 and cnnx.add(i, i, alpha=2).tolist() == [3, 6, 9]
+
+
+def test_alpha_scales_the_gradient_of_other():
+    x, y = cnnx.ones(2, 3, requires_grad=True), cnnx.ones(3, requires_grad=True)
+    cnnx.sub(x, y, alpha=2.5).sum().backward()
+    assert x.grad.tolist() == [[1.0] * 3] * 2 and y.grad.tolist() == [-5.0] * 3  # y broadcast over 2 rows
+
+
 def test_views_share_memory_like_pytorch():
     t = cnnx.arange(12).reshape(3, 4)
     v = t.view(4, 3)
@@ -143,6 +179,44 @@ def test_shape_mismatch_errors_name_the_shapes():
         cnnx.ones(2, 3) @ cnnx.ones(4, 5)
     with pytest.raises(TypeError, match="same dtype"):
         cnnx.ones(2, 3) @ cnnx.ones(3, 2, dtype=cnnx.float64)
+
+
+@pytest.mark.parametrize("name,call", [
+    ("add", lambda a, b: a + b), ("sub", lambda a, b: a - b), ("mul", lambda a, b: a * b),
+    ("div", lambda a, b: a / b), ("pow", lambda a, b: a.abs() ** b), ("add", lambda a, b: cnnx.add(a, b, alpha=2)),
+    ("sub", lambda a, b: a.sub(b)), ("eq", lambda a, b: a == b), ("lt", lambda a, b: a < b),
+    ("ge", lambda a, b: a >= b)])
+def test_a_failed_broadcast_names_the_op_and_both_shapes(name, call):
+    # PyTorch: RuntimeError "The size of tensor a (2) must match the size of tensor b (4) at non-singleton
+    # dimension 0"; cnnx's contract type is ValueError, with the op and both shapes in the message.
+    a, b = cnnx.ones(2, 3, requires_grad=True), cnnx.ones(4, 3)
+    with pytest.raises(ValueError, match=rf"^{name}\(\): shapes \(2, 3\) and \(4, 3\) cannot be broadcast together: "
+                                         r"the size of tensor a \(2\) must match the size of tensor b \(4\) at "
+                                         r"non-singleton dimension 0$"):
+        call(a, b)
+    # As in PyTorch, the first mismatch from the right is the one named (here the last dimension).
+    with pytest.raises(ValueError, match=r"tensor a \(3\) must match the size of tensor b \(5\) at non-singleton "
+                                         r"dimension 2"):
+        call(cnnx.ones(4, 2, 3), cnnx.ones(2, 5))
+    # Shapes that do broadcast still do (sizes of 1 and missing leading dimensions).
+    assert call(cnnx.ones(2, 1, 3), cnnx.ones(4, 1)).shape == (2, 4, 3)
+
+
+def test_a_failed_broadcast_names_the_shapes_in_written_order_and_in_place_needs_the_target_shape():
+    # numpy on the left defers to Tensor.__rsub__ / __rmul__: "tensor a" is still the left operand.
+    with pytest.raises(ValueError, match=r"^sub\(\): shapes \(3, 2\) and \(2, 3\)"):
+        np.ones((3, 2)) - cnnx.ones(2, 3)
+    with pytest.raises(ValueError, match=r"^mul\(\): shapes \(3,\) and \(2, 2\)"):
+        np.ones(3) * cnnx.ones(2, 2)
+    for method in ("add_", "sub_", "mul_", "div_"):
+        t = cnnx.ones(3)
+        with pytest.raises(ValueError, match=rf"^{method}\(\): argument 'other' of shape \(2, 3\) cannot be broadcast "
+                                             r"to the shape \(3,\) of the tensor updated in place"):
+            getattr(t, method)(cnnx.ones(2, 3))  # would broadcast out of place, but not into t
+        assert t.tolist() == [1.0, 1.0, 1.0]
+    t = cnnx.ones(2, 3)
+    t += cnnx.full((3,), 2.0)  # broadcasting into the target is fine
+    assert t.tolist() == [[3.0] * 3] * 2
 
 
 def test_inplace_methods_outside_the_graph():

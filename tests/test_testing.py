@@ -40,6 +40,22 @@ def test_gradcheck_catches_a_missing_cross_term():
         gradcheck(ForgetsB.apply, (a, b))
 
 
+def test_gradcheck_fails_on_nan_instead_of_passing_it():
+    # NaN compares false with everything, so a "difference > tolerance" test passed NaN Jacobians.
+    class NaNGrad(Function):
+        def forward(ctx, x):
+            return x * 2
+
+        def backward(ctx, g):
+            return g * np.nan
+
+    x = cnnx.tensor([1.0, 2.0], dtype=cnnx.float64, requires_grad=True)
+    with pytest.raises(GradcheckError, match=r"analytical nan, numerical 1\.99"):
+        gradcheck(NaNGrad.apply, (x,))
+    with pytest.raises(GradcheckError, match="analytical nan, numerical nan"):  # NaN on both sides too
+        gradcheck(lambda t: t * np.nan, (x,))
+
+
 def test_gradcheck_restores_inputs_and_their_grads():
     x = cnnx.tensor([1.0, 2.0, 3.0], dtype=cnnx.float64, requires_grad=True)
     x.grad = cnnx.tensor([9.0, 9.0, 9.0], dtype=cnnx.float64)

@@ -1,4 +1,5 @@
-"""Argument helpers shared by the convolution, pooling and normalisation wrappers.
+"""Argument helpers shared by the functional wrappers (convolution, pooling, normalisation; the
+``dtype=`` of reductions and softmax).
 
 The Functions call the compiled entry points (``cnnx._C``) directly, as the design asks (one `_C`
 call per op): the wrappers here have already normalised the Python-level arguments, and the
@@ -27,6 +28,20 @@ def kernel_array(x) -> bool:
     input, and refuse one that is written in place)."""
     return (type(x) is np.ndarray and x.ndim > 0 and x.dtype in _KERNEL_DTYPES and x.flags.c_contiguous
             and x.flags.aligned)
+
+
+def float_dtype(fn: str, dtype) -> np.dtype:
+    """The ``dtype=`` argument of a reduction or softmax (the input is cast to it before the op, as
+    in PyTorch) as a numpy dtype. cnnx computes in float32 and float64 only, so anything else,
+    including PyTorch's valid integer and float16 choices, is a TypeError naming ``dtype``."""
+    try:
+        d = np.dtype(dtype)
+    except (TypeError, ValueError):
+        d = None
+    # (`is None` first: numpy compares dtype('float64') == None as True, np.dtype(None) being float64)
+    if d is None or d not in _KERNEL_DTYPES:
+        raise TypeError(f"{fn}(): argument 'dtype' must be cnnx.float32 or cnnx.float64, got {dtype!r}")
+    return d
 
 
 def pair(fn: str, name: str, value, minimum: int | None = None) -> tuple:

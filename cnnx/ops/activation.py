@@ -22,7 +22,7 @@ from .. import _C
 from .. import random as _random
 from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor, _wrap
-from ._args import kernel_array
+from ._args import float_dtype, kernel_array
 
 __all__ = ["relu", "relu_", "tanh", "sigmoid", "softmax", "log_softmax", "dropout"]
 
@@ -246,18 +246,20 @@ def _softmax_dim(name: str, input, dim):
 
 
 def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:
-    """exp(x) / sum(exp(x)) along ``dim`` (computed from x - max for stability)."""
+    """exp(x) / sum(exp(x)) along ``dim`` (computed from x - max for stability).
+    ``dtype`` (float32 or float64): cast the input to it first (the gradient is cast back)."""
     dim = _softmax_dim("softmax", input, dim)
     if dtype is not None:
-        input = input.to(dtype)
+        input = input.to(float_dtype("softmax", dtype))
     return Softmax.apply(input, dim)
 
 
 def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:
-    """log(softmax(x)) along ``dim``, computed as x - max - log(sum(exp(x - max)))."""
+    """log(softmax(x)) along ``dim``, computed as x - max - log(sum(exp(x - max))).
+    ``dtype`` (float32 or float64): cast the input to it first (the gradient is cast back)."""
     dim = _softmax_dim("log_softmax", input, dim)
     if dtype is not None:
-        input = input.to(dtype)
+        input = input.to(float_dtype("log_softmax", dtype))
     return LogSoftmax.apply(input, dim)
 
 

@@ -2,7 +2,8 @@
 
 Backward broadcasts the incoming gradient back over the reduced dimensions (a read-only view, no
 copy). ``max()`` of the whole tensor splits the gradient evenly between tied maxima (PyTorch's
-rule); ``max(dim)`` sends it to the index it returned (the first maximum).
+rule); ``max(dim)`` sends it to the index it returned (the first maximum). ``sum`` and ``mean`` take
+PyTorch's ``dtype=`` (float32 or float64): the input is cast first, and the gradient is cast back.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from ..autograd import Function
 from ..tensor import Tensor, _wrap
+from ._args import _is_int, float_dtype
 
 __all__ = ["Sum", "Mean", "Amax", "MaxDim", "sum", "mean", "max", "argmax"]
 
@@ -23,7 +25,12 @@ def _dims(fn: str, dim, ndim: int):
     """``dim`` (None, an int or a sequence) as a sorted tuple of non-negative axes, or None."""
     if dim is None:
         return None
-    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    if _is_int(dim):
+        dims = (dim,)
+    elif isinstance(dim, (tuple, list)) and all(_is_int(d) for d in dim):
+        dims = tuple(dim)
+    else:
+        raise TypeError(f"{fn}(): argument 'dim' must be an int or a tuple of ints, got {dim!r}")
     n = ndim if ndim > 0 else 1  # (0-d tensors accept dim 0 and -1, as in PyTorch)
     out = []
     for d in dims:
@@ -113,23 +120,33 @@ def _check(fn: str, input) -> None:
         raise TypeError(f"{fn}(): argument 'input' must be a Tensor, got {type(input).__name__}")
 
 
-def sum(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001 - torch name
-    """Sum of the elements over ``dim`` (int or tuple; every dimension when None)."""
+def sum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:  # noqa: A001 - torch name
+    """Sum of the elements over ``dim`` (int or tuple; every dimension when None). ``dtype``
+    (float32 or float64): cast the input to it first, e.g. to sum float32 values in float64."""
     _check("sum", input)
+    if dtype is not None:
+        input = input.to(float_dtype("sum", dtype))
     return Sum.apply(input, _dims("sum", dim, input.ndim), bool(keepdim))
 
 
-def mean(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
-    """Mean of the elements over ``dim`` (int or tuple; every dimension when None)."""
+def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """Mean of the elements over ``dim`` (int or tuple; every dimension when None). ``dtype``
+    (float32 or float64): cast the input to it first (which also allows integer inputs)."""
     _check("mean", input)
+    if dtype is not None:
+        input = input.to(float_dtype("mean", dtype))
     if input.dtype.kind != "f":
         raise TypeError(f"mean(): only floating point tensors are supported, got {input.dtype}")
     return Mean.apply(input, _dims("mean", dim, input.ndim), bool(keepdim))
 
 
 def max(input: Tensor, dim=None, keepdim: bool = False):  # noqa: A001 - torch name
-    """The largest element (``dim`` None), or the named tuple ``(values, indices)`` along ``dim``."""
+    """The largest element (``dim`` None), or the named tuple ``(values, indices)`` along ``dim``
+    (an int). PyTorch's third form, the elementwise ``max(input, other)``, is not implemented."""
     _check("max", input)
+    if dim is not None and not _is_int(dim):
+        extra = " (the elementwise max of two tensors is not implemented)" if isinstance(dim, Tensor) else ""
+        raise TypeError(f"max(): argument 'dim' must be an int or None, got {type(dim).__name__}{extra}")
     if input.numel() == 0:
         raise RuntimeError("max(): expected a non-empty tensor")
     if dim is None:
@@ -144,6 +161,8 @@ def max(input: Tensor, dim=None, keepdim: bool = False):  # noqa: A001 - torch n
 def argmax(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """Index of the largest element (into the flattened tensor when ``dim`` is None); int64."""
     _check("argmax", input)
+    if dim is not None and not _is_int(dim):
+        raise TypeError(f"argmax(): argument 'dim' must be an int or None, got {type(dim).__name__}")
     a = input._data
     if dim is None:
         out = np.asarray(np.argmax(a))

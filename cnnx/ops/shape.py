@@ -13,6 +13,7 @@ import numpy as np
 
 from ..autograd import Function
 from ..tensor import Tensor
+from ._args import _is_int
 
 __all__ = ["Reshape", "View", "Permute", "GetItem", "Cat", "Pad", "Clone", "Cast", "reshape", "view",
            "flatten", "unsqueeze", "squeeze", "transpose", "permute", "getitem", "cat", "stack", "pad"]
@@ -196,6 +197,9 @@ def squeeze(input: Tensor, dim=None) -> Tensor:
 def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
     """Swap dimensions ``dim0`` and ``dim1`` (a view)."""
     _check("transpose", input)
+    for name, d in (("dim0", dim0), ("dim1", dim1)):
+        if not _is_int(d):
+            raise TypeError(f"transpose(): argument '{name}' must be an int, got {d!r}")
     n = max(input.ndim, 1)
     d0, d1 = _dim("transpose", dim0, n), _dim("transpose", dim1, n)
     dims = list(range(input.ndim))
@@ -207,6 +211,8 @@ def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
 def permute(input: Tensor, dims) -> Tensor:
     """Reorder dimensions: output dimension i is input dimension ``dims[i]`` (a view)."""
     _check("permute", input)
+    if not isinstance(dims, (tuple, list)) or not all(_is_int(d) for d in dims):
+        raise TypeError(f"permute(): argument 'dims' must be a tuple of ints, got {dims!r}")
     dims = tuple(_dim("permute", int(d), input.ndim) for d in dims)
     if sorted(dims) != list(range(input.ndim)):
         raise ValueError(f"permute(): dims {dims} must be a permutation of the {input.ndim} dimensions")
