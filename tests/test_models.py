@@ -5,6 +5,7 @@ is installed), one SGD step lowering the loss, weight files, bad arguments.
 Each model is built once (the module-scoped ``built`` fixture; pytest groups the tests by its
 parameter) because VGG's 138 M parameters take seconds to initialise.
 """
+import inspect
 import math
 
 import numpy as np
@@ -230,6 +231,17 @@ def test_mobilenet_any_resolution_and_depthwise_layers():
     dw = m.features[1].depthwise[0]
     assert dw.groups == dw.in_channels == dw.out_channels == 8 and m.features[1].pointwise[0].kernel_size == (1, 1)
     assert [blk.depthwise[0].stride[0] for blk in list(m.features)[1:]] == [1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1]
+
+
+def test_mobilenet_v1_takes_width_mult_first():
+    # the issue's signature, mobilenet_v1(width_mult=1.0, num_classes=1000, small_input=False)
+    params = inspect.signature(models.mobilenet_v1).parameters
+    assert [(k, p.default) for k, p in params.items()] == [("width_mult", 1.0), ("num_classes", 1000),
+                                                          ("small_input", False)]
+    half = models.mobilenet_v1(0.5)
+    assert half.width_mult == 0.5 and n_params(half) == 1_331_592 and half.fc.out_features == 1000
+    m = models.mobilenet_v1(0.25, 10, True)
+    assert (m.width_mult, m.fc.out_features, m.features[0][0].stride) == (0.25, 10, (1, 1))
 
 
 def test_torchvision_names():
