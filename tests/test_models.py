@@ -125,6 +125,48 @@ def test_output_shape_at_a_small_input(built):
     assert np.isfinite(y.numpy()).all()
 
 
+def standard_input(case):
+    """(C, H, W) each case's paper (or torchvision, for its variants) uses: LeNet-5 32, the paper's
+    AlexNet 227, the small-input stems 32, everything else 224."""
+    if case.startswith("lenet"):
+        return (1, 32, 32)
+    if case in ("alexnet", "alexnet_groups2"):
+        return (3, 227, 227)
+    if case.endswith("_small"):
+        return (3, 32, 32)
+    return (3, 224, 224)
+
+
+def test_output_shape_at_the_standard_input(built):
+    # batch 1, eval mode, no_grad; GoogLeNet also in training mode, where the auxiliary heads answer
+    case, model = built
+    name, kwargs, _, _ = CASES[case]
+    shape = standard_input(case)
+    if case != "alexnet_torchvision" and not kwargs.get("small_input"):
+        assert models.INPUT_SIZES[name] == shape
+    classes = 10 if name == "lenet5" else 1000
+    x = cnnx.tensor(np.random.default_rng(0).standard_normal((1,) + shape).astype(np.float32))
+    with cnnx.no_grad():
+        y = model(x)
+    assert isinstance(y, cnnx.Tensor) and y.shape == (1, classes) and np.isfinite(y.numpy()).all()
+    if name != "googlenet":
+        return
+    saved = {k: b.numpy().copy() for k, b in model.named_buffers()}  # training mode updates them
+    try:
+        with cnnx.no_grad():
+            out = model.train()(x)
+        if kwargs.get("aux_logits", True):
+            assert isinstance(out, models.GoogLeNetOutputs)
+            assert [t.shape for t in out] == [(1, classes)] * 3
+            assert all(np.isfinite(t.numpy()).all() for t in out)
+        else:
+            assert isinstance(out, cnnx.Tensor) and out.shape == (1, classes)
+    finally:
+        model.eval()
+        for k, b in model.named_buffers():
+            b.numpy()[...] = saved[k]
+
+
 def test_num_classes_changes_only_the_classifier():
     for name in ("lenet5", "resnet18", "mobilenet_v1"):
         a, b = models.get_model(name, num_classes=10), models.get_model(name, num_classes=7)
