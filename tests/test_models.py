@@ -360,6 +360,36 @@ def loss_of(case, model, x, target):
     return F.cross_entropy(out, target)
 
 
+def test_fit_adds_googlenets_auxiliary_losses_with_weight_0_3_by_default():
+    # the issue: "the training code adds the auxiliary losses with weight 0.3"; cnnx.train.fit's objective
+    # on a real GoogLeNet (torchvision's, the variant that takes the smallest input: 32 x 32, batch 2),
+    # against cross entropies computed here in numpy from the model's three outputs
+    from cnnx import optim, train
+    from cnnx.data import DataLoader, TensorDataset
+    cnnx.manual_seed(0)
+    model = models.googlenet(num_classes=3, variant="torchvision").train()
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = 0.0  # the same outputs here and inside fit
+    x = cnnx.tensor(np.random.default_rng(6).standard_normal((2, 3, 32, 32)).astype(np.float32))
+    y = np.array([0, 2])
+    with cnnx.no_grad():
+        out = model(x)
+    assert isinstance(out, models.GoogLeNetOutputs)
+
+    def ce(logits):  # mean cross entropy in float64
+        z = logits.numpy().astype(np.float64)
+        z = z - z.max(axis=1, keepdims=True)
+        return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(y)), y]))
+
+    main, aux = ce(out.logits), ce(out.aux_logits1) + ce(out.aux_logits2)
+    want = main + 0.3 * aux
+    assert min(abs(want - main), abs(want - (main + aux))) > 1e-2 * want  # the weight shows in the sum
+    loader = DataLoader(TensorDataset(x, cnnx.tensor(y)), batch_size=2)
+    history = train.fit(model, loader, optimizer=optim.SGD(model.parameters(), lr=0.01), epochs=1, verbose=0)
+    assert history["loss"] == [pytest.approx(want, rel=1e-5)]
+
+
 # ---------------------------------------------------------------------------------------------
 # weight files
 
