@@ -302,6 +302,81 @@ def test_torchvision_names():
                                                                               "classifier.6.bias"]
 
 
+# torchvision/models/vgg.py's layout: make_layers appends Conv2d[, BatchNorm2d], ReLU for each number of
+# the configuration and a MaxPool2d for each "M"; the classifier is Linear, ReLU, Dropout, Linear, ReLU,
+# Dropout, Linear. The indices of the convolutions in ``features``:
+VGG_CONV_INDICES = {
+    "vgg11": [0, 3, 6, 8, 11, 13, 16, 18],
+    "vgg11_bn": [0, 4, 8, 11, 15, 18, 22, 25],
+    "vgg13": [0, 2, 5, 7, 10, 12, 15, 17, 20, 22],
+    "vgg13_bn": [0, 3, 7, 10, 14, 17, 21, 24, 28, 31],
+    "vgg16": [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28],
+    "vgg16_bn": [0, 3, 7, 10, 14, 17, 20, 24, 27, 30, 34, 37, 40],
+    "vgg19": [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34],
+    "vgg19_bn": [0, 3, 7, 10, 14, 17, 20, 23, 27, 30, 33, 36, 40, 43, 46, 49],
+}
+BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+
+def layer_keys(prefix, indices, bn=False):
+    keys = []
+    for i in indices:
+        keys += [f"{prefix}.{i}.weight", f"{prefix}.{i}.bias"]
+        if bn:
+            keys += [f"{prefix}.{i + 1}.{k}" for k in BN_KEYS]
+    return keys
+
+
+GOOGLENET_PAPER = ["conv1.conv.weight", "conv1.conv.bias", "conv3.conv.bias", "inception3a.branch3.1.conv.weight",
+                   "inception5b.branch4.1.conv.bias", "fc.weight", "fc.bias"]
+GOOGLENET_TV = ["conv1.conv.weight", "conv1.bn.running_mean", "inception3a.branch3.1.conv.weight",
+                "inception4e.branch4.1.bn.weight", "inception5b.branch1.bn.num_batches_tracked", "fc.weight"]
+GOOGLENET_AUX = ["aux1.conv.conv.weight", "aux1.fc1.weight", "aux2.fc2.bias"]
+RESNET18 = ["conv1.weight", "bn1.running_var", "layer1.1.conv2.weight", "layer2.0.downsample.0.weight",
+            "layer4.1.bn2.num_batches_tracked", "fc.weight", "fc.bias"]
+RESNET50 = ["conv1.weight", "layer1.0.downsample.1.running_mean", "layer2.3.conv3.weight", "layer3.5.bn3.bias",
+            "layer4.2.conv3.weight", "fc.bias"]
+# case: all the keys, in order, for the models whose whole list is short or regular, else (keys that
+# must be there, keys that must not): torchvision's names; docs/models.md's for LeNet-5 and MobileNet;
+# for the paper's AlexNet torchvision's classifier and the paper's features (LRN layers at 2 and 6)
+STATE_DICT_KEYS = {
+    "lenet5": [f"{m}.{k}" for m in ("c1", "c3", "c5", "f6", "output") for k in ("weight", "bias")],
+    "alexnet": layer_keys("features", [0, 4, 8, 10, 12]) + layer_keys("classifier", [1, 4, 6]),
+    "alexnet_torchvision": layer_keys("features", [0, 3, 6, 8, 10]) + layer_keys("classifier", [1, 4, 6]),
+    **{case: layer_keys("features", idx, case.endswith("_bn")) + layer_keys("classifier", [0, 3, 6])
+       for case, idx in VGG_CONV_INDICES.items()},
+    "googlenet": (GOOGLENET_PAPER + GOOGLENET_AUX, ["conv1.bn.weight"]),
+    "googlenet_noaux": (GOOGLENET_PAPER, ["conv1.bn.weight"] + GOOGLENET_AUX),
+    "googlenet_torchvision": (GOOGLENET_TV + GOOGLENET_AUX + ["aux1.conv.bn.running_var"], ["conv1.conv.bias"]),
+    "googlenet_torchvision_noaux": (GOOGLENET_TV, ["conv1.conv.bias"] + GOOGLENET_AUX),
+    "resnet18": (RESNET18, ["layer1.0.downsample.0.weight", "layer1.0.conv3.weight", "layer4.2.conv1.weight"]),
+    "resnet34": (RESNET18 + ["layer3.5.conv2.weight", "layer4.2.bn2.bias"], ["layer3.6.conv1.weight"]),
+    "resnet50": (RESNET50, ["layer3.6.conv1.weight", "conv1.bias"]),
+    "resnet101": (RESNET50 + ["layer3.22.conv3.weight"], ["layer3.23.conv1.weight"]),
+    "resnet152": (RESNET50 + ["layer2.7.conv3.weight", "layer3.35.bn3.weight"],
+                  ["layer2.8.conv1.weight", "layer3.36.conv1.weight"]),
+    "mobilenet_v1": (["features.0.0.weight", "features.0.1.running_mean", "features.1.depthwise.0.weight",
+                      "features.1.pointwise.1.bias", "features.13.pointwise.1.num_batches_tracked", "fc.weight",
+                      "fc.bias"], ["features.14.depthwise.0.weight", "features.1.depthwise.0.bias"]),
+}
+STATE_DICT_KEYS.update({"lenet5_relu_max": STATE_DICT_KEYS["lenet5"], "alexnet_groups2": STATE_DICT_KEYS["alexnet"],
+                        "resnet18_small": STATE_DICT_KEYS["resnet18"], "resnet50_small": STATE_DICT_KEYS["resnet50"]})
+STATE_DICT_KEYS.update({c: STATE_DICT_KEYS["mobilenet_v1"] for c in CASES if c.startswith("mobilenet_v1_")})
+
+
+def test_state_dict_keys(built):
+    # every case, on the shared built models (building a VGG again would cost seconds);
+    # test_torchvision_names checks a few models further
+    case, model = built
+    keys = list(model.state_dict())
+    expected = STATE_DICT_KEYS[case]
+    if isinstance(expected, list):
+        assert keys == expected
+    else:
+        present, absent = expected
+        assert [k for k in present if k not in keys] == [] and [k for k in absent if k in keys] == []
+
+
 def test_initialisation():
     cnnx.manual_seed(3)
     r = models.resnet18()
