@@ -5,6 +5,7 @@ is installed), one SGD step lowering the loss, weight files, bad arguments.
 Each model is built once (the module-scoped ``built`` fixture; pytest groups the tests by its
 parameter) because VGG's 138 M parameters take seconds to initialise.
 """
+import inspect
 import math
 
 import numpy as np
@@ -124,6 +125,48 @@ def test_output_shape_at_a_small_input(built):
     assert np.isfinite(y.numpy()).all()
 
 
+def standard_input(case):
+    """(C, H, W) each case's paper (or torchvision, for its variants) uses: LeNet-5 32, the paper's
+    AlexNet 227, the small-input stems 32, everything else 224."""
+    if case.startswith("lenet"):
+        return (1, 32, 32)
+    if case in ("alexnet", "alexnet_groups2"):
+        return (3, 227, 227)
+    if case.endswith("_small"):
+        return (3, 32, 32)
+    return (3, 224, 224)
+
+
+def test_output_shape_at_the_standard_input(built):
+    # batch 1, eval mode, no_grad; GoogLeNet also in training mode, where the auxiliary heads answer
+    case, model = built
+    name, kwargs, _, _ = CASES[case]
+    shape = standard_input(case)
+    if case != "alexnet_torchvision" and not kwargs.get("small_input"):
+        assert models.INPUT_SIZES[name] == shape
+    classes = 10 if name == "lenet5" else 1000
+    x = cnnx.tensor(np.random.default_rng(0).standard_normal((1,) + shape).astype(np.float32))
+    with cnnx.no_grad():
+        y = model(x)
+    assert isinstance(y, cnnx.Tensor) and y.shape == (1, classes) and np.isfinite(y.numpy()).all()
+    if name != "googlenet":
+        return
+    saved = {k: b.numpy().copy() for k, b in model.named_buffers()}  # training mode updates them
+    try:
+        with cnnx.no_grad():
+            out = model.train()(x)
+        if kwargs.get("aux_logits", True):
+            assert isinstance(out, models.GoogLeNetOutputs)
+            assert [t.shape for t in out] == [(1, classes)] * 3
+            assert all(np.isfinite(t.numpy()).all() for t in out)
+        else:
+            assert isinstance(out, cnnx.Tensor) and out.shape == (1, classes)
+    finally:
+        model.eval()
+        for k, b in model.named_buffers():
+            b.numpy()[...] = saved[k]
+
+
 def test_num_classes_changes_only_the_classifier():
     for name in ("lenet5", "resnet18", "mobilenet_v1"):
         a, b = models.get_model(name, num_classes=10), models.get_model(name, num_classes=7)
@@ -232,6 +275,17 @@ def test_mobilenet_any_resolution_and_depthwise_layers():
     assert [blk.depthwise[0].stride[0] for blk in list(m.features)[1:]] == [1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1]
 
 
+def test_mobilenet_v1_takes_width_mult_first():
+    # the issue's signature, mobilenet_v1(width_mult=1.0, num_classes=1000, small_input=False)
+    params = inspect.signature(models.mobilenet_v1).parameters
+    assert [(k, p.default) for k, p in params.items()] == [("width_mult", 1.0), ("num_classes", 1000),
+                                                          ("small_input", False)]
+    half = models.mobilenet_v1(0.5)
+    assert half.width_mult == 0.5 and n_params(half) == 1_331_592 and half.fc.out_features == 1000
+    m = models.mobilenet_v1(0.25, 10, True)
+    assert (m.width_mult, m.fc.out_features, m.features[0][0].stride) == (0.25, 10, (1, 1))
+
+
 def test_torchvision_names():
     keys = list(models.resnet50().state_dict())
     assert keys[:3] == ["conv1.weight", "bn1.weight", "bn1.bias"]
@@ -246,6 +300,81 @@ def test_torchvision_names():
     assert models.googlenet().state_dict()["inception3a.branch3.1.conv.weight"].shape == (32, 16, 5, 5)
     assert list(models.alexnet(variant="torchvision").state_dict())[-2:] == ["classifier.6.weight",
                                                                               "classifier.6.bias"]
+
+
+# torchvision/models/vgg.py's layout: make_layers appends Conv2d[, BatchNorm2d], ReLU for each number of
+# the configuration and a MaxPool2d for each "M"; the classifier is Linear, ReLU, Dropout, Linear, ReLU,
+# Dropout, Linear. The indices of the convolutions in ``features``:
+VGG_CONV_INDICES = {
+    "vgg11": [0, 3, 6, 8, 11, 13, 16, 18],
+    "vgg11_bn": [0, 4, 8, 11, 15, 18, 22, 25],
+    "vgg13": [0, 2, 5, 7, 10, 12, 15, 17, 20, 22],
+    "vgg13_bn": [0, 3, 7, 10, 14, 17, 21, 24, 28, 31],
+    "vgg16": [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28],
+    "vgg16_bn": [0, 3, 7, 10, 14, 17, 20, 24, 27, 30, 34, 37, 40],
+    "vgg19": [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34],
+    "vgg19_bn": [0, 3, 7, 10, 14, 17, 20, 23, 27, 30, 33, 36, 40, 43, 46, 49],
+}
+BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+
+def layer_keys(prefix, indices, bn=False):
+    keys = []
+    for i in indices:
+        keys += [f"{prefix}.{i}.weight", f"{prefix}.{i}.bias"]
+        if bn:
+            keys += [f"{prefix}.{i + 1}.{k}" for k in BN_KEYS]
+    return keys
+
+
+GOOGLENET_PAPER = ["conv1.conv.weight", "conv1.conv.bias", "conv3.conv.bias", "inception3a.branch3.1.conv.weight",
+                   "inception5b.branch4.1.conv.bias", "fc.weight", "fc.bias"]
+GOOGLENET_TV = ["conv1.conv.weight", "conv1.bn.running_mean", "inception3a.branch3.1.conv.weight",
+                "inception4e.branch4.1.bn.weight", "inception5b.branch1.bn.num_batches_tracked", "fc.weight"]
+GOOGLENET_AUX = ["aux1.conv.conv.weight", "aux1.fc1.weight", "aux2.fc2.bias"]
+RESNET18 = ["conv1.weight", "bn1.running_var", "layer1.1.conv2.weight", "layer2.0.downsample.0.weight",
+            "layer4.1.bn2.num_batches_tracked", "fc.weight", "fc.bias"]
+RESNET50 = ["conv1.weight", "layer1.0.downsample.1.running_mean", "layer2.3.conv3.weight", "layer3.5.bn3.bias",
+            "layer4.2.conv3.weight", "fc.bias"]
+# case: all the keys, in order, for the models whose whole list is short or regular, else (keys that
+# must be there, keys that must not): torchvision's names; docs/models.md's for LeNet-5 and MobileNet;
+# for the paper's AlexNet torchvision's classifier and the paper's features (LRN layers at 2 and 6)
+STATE_DICT_KEYS = {
+    "lenet5": [f"{m}.{k}" for m in ("c1", "c3", "c5", "f6", "output") for k in ("weight", "bias")],
+    "alexnet": layer_keys("features", [0, 4, 8, 10, 12]) + layer_keys("classifier", [1, 4, 6]),
+    "alexnet_torchvision": layer_keys("features", [0, 3, 6, 8, 10]) + layer_keys("classifier", [1, 4, 6]),
+    **{case: layer_keys("features", idx, case.endswith("_bn")) + layer_keys("classifier", [0, 3, 6])
+       for case, idx in VGG_CONV_INDICES.items()},
+    "googlenet": (GOOGLENET_PAPER + GOOGLENET_AUX, ["conv1.bn.weight"]),
+    "googlenet_noaux": (GOOGLENET_PAPER, ["conv1.bn.weight"] + GOOGLENET_AUX),
+    "googlenet_torchvision": (GOOGLENET_TV + GOOGLENET_AUX + ["aux1.conv.bn.running_var"], ["conv1.conv.bias"]),
+    "googlenet_torchvision_noaux": (GOOGLENET_TV, ["conv1.conv.bias"] + GOOGLENET_AUX),
+    "resnet18": (RESNET18, ["layer1.0.downsample.0.weight", "layer1.0.conv3.weight", "layer4.2.conv1.weight"]),
+    "resnet34": (RESNET18 + ["layer3.5.conv2.weight", "layer4.2.bn2.bias"], ["layer3.6.conv1.weight"]),
+    "resnet50": (RESNET50, ["layer3.6.conv1.weight", "conv1.bias"]),
+    "resnet101": (RESNET50 + ["layer3.22.conv3.weight"], ["layer3.23.conv1.weight"]),
+    "resnet152": (RESNET50 + ["layer2.7.conv3.weight", "layer3.35.bn3.weight"],
+                  ["layer2.8.conv1.weight", "layer3.36.conv1.weight"]),
+    "mobilenet_v1": (["features.0.0.weight", "features.0.1.running_mean", "features.1.depthwise.0.weight",
+                      "features.1.pointwise.1.bias", "features.13.pointwise.1.num_batches_tracked", "fc.weight",
+                      "fc.bias"], ["features.14.depthwise.0.weight", "features.1.depthwise.0.bias"]),
+}
+STATE_DICT_KEYS.update({"lenet5_relu_max": STATE_DICT_KEYS["lenet5"], "alexnet_groups2": STATE_DICT_KEYS["alexnet"],
+                        "resnet18_small": STATE_DICT_KEYS["resnet18"], "resnet50_small": STATE_DICT_KEYS["resnet50"]})
+STATE_DICT_KEYS.update({c: STATE_DICT_KEYS["mobilenet_v1"] for c in CASES if c.startswith("mobilenet_v1_")})
+
+
+def test_state_dict_keys(built):
+    # every case, on the shared built models (building a VGG again would cost seconds);
+    # test_torchvision_names checks a few models further
+    case, model = built
+    keys = list(model.state_dict())
+    expected = STATE_DICT_KEYS[case]
+    if isinstance(expected, list):
+        assert keys == expected
+    else:
+        present, absent = expected
+        assert [k for k in present if k not in keys] == [] and [k for k in absent if k in keys] == []
 
 
 def test_initialisation():
@@ -304,6 +433,36 @@ def loss_of(case, model, x, target):
         return F.cross_entropy(out.logits, target) + 0.3 * (F.cross_entropy(out.aux_logits1, target) +
                                                             F.cross_entropy(out.aux_logits2, target))
     return F.cross_entropy(out, target)
+
+
+def test_fit_adds_googlenets_auxiliary_losses_with_weight_0_3_by_default():
+    # the issue: "the training code adds the auxiliary losses with weight 0.3"; cnnx.train.fit's objective
+    # on a real GoogLeNet (torchvision's, the variant that takes the smallest input: 32 x 32, batch 2),
+    # against cross entropies computed here in numpy from the model's three outputs
+    from cnnx import optim, train
+    from cnnx.data import DataLoader, TensorDataset
+    cnnx.manual_seed(0)
+    model = models.googlenet(num_classes=3, variant="torchvision").train()
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = 0.0  # the same outputs here and inside fit
+    x = cnnx.tensor(np.random.default_rng(6).standard_normal((2, 3, 32, 32)).astype(np.float32))
+    y = np.array([0, 2])
+    with cnnx.no_grad():
+        out = model(x)
+    assert isinstance(out, models.GoogLeNetOutputs)
+
+    def ce(logits):  # mean cross entropy in float64
+        z = logits.numpy().astype(np.float64)
+        z = z - z.max(axis=1, keepdims=True)
+        return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(y)), y]))
+
+    main, aux = ce(out.logits), ce(out.aux_logits1) + ce(out.aux_logits2)
+    want = main + 0.3 * aux
+    assert min(abs(want - main), abs(want - (main + aux))) > 1e-2 * want  # the weight shows in the sum
+    loader = DataLoader(TensorDataset(x, cnnx.tensor(y)), batch_size=2)
+    history = train.fit(model, loader, optimizer=optim.SGD(model.parameters(), lr=0.01), epochs=1, verbose=0)
+    assert history["loss"] == [pytest.approx(want, rel=1e-5)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -430,17 +589,12 @@ def test_eval_output_matches_pytorch(built):
         assert_matches(model(x), twin(torch.from_numpy(x.numpy())), case)
 
 
-# VGG's configurations differ only in how many 3x3 convolutions they stack, and each step moves 138 M
-# parameters (seconds on two cores): two of the eight take the step.
-SGD_CASES = [c for c in CASES if not c.startswith("vgg") or c in ("vgg11", "vgg16_bn")]
-
-
 def test_one_sgd_step_lowers_the_loss(built):
-    # Defined after the other tests of ``built``: pytest keeps that order within a case, so they see the
-    # weights as built (restoring VGG's 138 M parameters would cost seconds).
+    # Every case, at its small input with a batch of two (batch norm in training mode needs more than one
+    # value per channel: VGG's last maps are 1 x 1 at 32 x 32). Defined after the other tests of
+    # ``built``: pytest keeps that order within a case, so they see the weights as built (restoring VGG's
+    # 138 M parameters would cost seconds).
     case, model = built
-    if case not in SGD_CASES:
-        pytest.skip("same code path as vgg11 / vgg16_bn")
     model.__dict__["_stepped"] = True  # see test_eval_output_matches_pytorch
     model.train()
     try:

@@ -103,8 +103,9 @@ class MobileNetV1(nn.Module):
         return self.fc(self.avgpool(self.features(x)).flatten(1))
 
 
-def mobilenet_v1(num_classes: int = 1000, width_mult: float = 1.0, small_input: bool = False) -> MobileNetV1:
+def mobilenet_v1(width_mult: float = 1.0, num_classes: int = 1000, small_input: bool = False) -> MobileNetV1:
     """MobileNet v1 (Howard et al. 2017) for 3 x 224 x 224 inputs, or any resolution: see
-    :class:`MobileNetV1`. ``width_mult`` 1.0 / 0.75 / 0.5 / 0.25: 4,231,976 / 2,585,560 / 1,331,592 /
-    470,072 parameters; ``small_input`` for 32 x 32 images (first convolution stride 1)."""
+    :class:`MobileNetV1`. ``width_mult`` (first, so ``mobilenet_v1(0.5)`` is the half-width network)
+    1.0 / 0.75 / 0.5 / 0.25: 4,231,976 / 2,585,560 / 1,331,592 / 470,072 parameters; ``small_input``
+    for 32 x 32 images (first convolution stride 1)."""
     return MobileNetV1(num_classes=num_classes, width_mult=width_mult, small_input=small_input)
