@@ -116,16 +116,25 @@ def _conv_args(fn: str, stride, padding, dilation, groups):
 
 
 def conv2d_forward(input: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, *,
-                   stride=1, padding=0, dilation=1, groups: int = 1) -> np.ndarray:
+                   stride=1, padding=0, dilation=1, groups: int = 1, scale: np.ndarray | None = None,
+                   shift: np.ndarray | None = None, relu: bool = False) -> np.ndarray:
     """2-D convolution (cross-correlation) of an NCHW batch with OIHW weights; PyTorch's semantics.
 
     ``input`` is ``(N, C, H, W)``, ``weight`` ``(K, C // groups, KH, KW)``, ``bias`` ``(K,)`` or None,
     all float32 or all float64. ``stride``, ``padding`` (zeros, per side) and ``dilation`` are ints or
     ``(h, w)`` pairs. Returns ``(N, K, OH, OW)`` with ``OH = (H + 2*ph - dh*(KH-1) - 1) // sh + 1``.
     Pointwise (1x1) layers run as one GEMM per image, depthwise (``groups == C``) layers on a direct
-    kernel, the rest as tiled im2col + GEMM.
+    kernel, the rest on a direct kernel (output channels in vectors, no column matrix) or as tiled
+    im2col + GEMM, whichever the shape suits.
+
+    Optional tail, fused into the kernel where it can be: ``scale`` and ``shift`` (both ``(K,)``, given
+    together) make each output ``y * scale[k] + shift[k]`` (a multiply then an add, as batch norm in
+    evaluation), then ``relu`` makes it ``0 if y < 0 else y``. The result is bitwise equal to the
+    separate passes.
     """
-    return _C.conv2d_forward(input, weight, bias, *_conv_args("conv2d_forward", stride, padding, dilation, groups))
+    relu = _flag("conv2d_forward", "relu", relu)
+    return _C.conv2d_forward(input, weight, bias, *_conv_args("conv2d_forward", stride, padding, dilation, groups),
+                             scale, shift, relu)
 
 
 def conv2d_backward_input(grad_output: np.ndarray, weight: np.ndarray, input_size, *, stride=1, padding=0,

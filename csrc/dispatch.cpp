@@ -110,6 +110,16 @@ void conv2d_forward<double>(double* y, const double* x, const double* w, const d
   active_kernels().conv2d_forward_f64(y, x, w, b, p);
 }
 template <>
+void conv2d_forward_fused<float>(float* y, const float* x, const float* w, const float* b,
+                                 const ConvEpilogue<float>& e, const Conv2dParams& p) {
+  active_kernels().conv2d_forward_fused_f32(y, x, w, b, e, p);
+}
+template <>
+void conv2d_forward_fused<double>(double* y, const double* x, const double* w, const double* b,
+                                  const ConvEpilogue<double>& e, const Conv2dParams& p) {
+  active_kernels().conv2d_forward_fused_f64(y, x, w, b, e, p);
+}
+template <>
 void conv2d_backward_input<float>(float* dx, const float* dy, const float* w, const Conv2dParams& p) {
   active_kernels().conv2d_backward_input_f32(dx, dy, w, p);
 }

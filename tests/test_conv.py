@@ -385,3 +385,35 @@ def test_bad_backward_arguments():
         kernels.conv2d_backward_weight(x, dy, 3, groups=2, bias=1)
     with pytest.raises(ValueError, match="kernel_size"):
         kernels.conv2d_backward_weight(x, dy, 0, groups=2)
+
+
+FUSED_CASES = ["basic", "prime_channels", "stride2", "groups2", "depthwise", "pointwise", "direct_4x4_images",
+               "direct_groups", "direct_row_bands", "flat_5x5_same", "1x1_output"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", FUSED_CASES)
+def test_fused_tail_is_bitwise_the_separate_passes(fast_isa, conv_algorithm, name, dtype):
+    """conv2d_forward(scale, shift, relu) == conv, then batch norm in evaluation, then ReLU, to the bit
+    (NaN and signed zeros included), whether the tail runs in the direct kernel's epilogue or as a
+    pass after the GEMM or depthwise kernels."""
+    from cnnx import _C
+    case = GRID[name]
+    x, wt, b, args = make(case, dtype)
+    x[0, 0, 0, :2] = [np.nan, -0.0]
+    k = case[4]
+    rng = np.random.default_rng(5)
+    gamma, beta = rng.uniform(-2, 2, k).astype(dtype), rng.uniform(-1, 1, k).astype(dtype)
+    mean, var = rng.uniform(-1, 1, k).astype(dtype), rng.uniform(0.2, 2, k).astype(dtype)
+    # batch_norm's evaluation coefficients (batch_norm.cpp), rounded once from float64
+    ad = gamma.astype(np.float64) * (1.0 / np.sqrt(var.astype(np.float64) + 1e-5))
+    scale, shift = ad.astype(dtype), (beta.astype(np.float64) - mean.astype(np.float64) * ad).astype(dtype)
+    y = kernels.conv2d_forward(x, wt, b, **args)
+    normed = _C.batch_norm_forward(y, gamma, beta, mean.copy(), var.copy(), False, 0.1, 1e-5)[0]
+    want = np.where(normed < 0, dtype(0), normed)
+    got = kernels.conv2d_forward(x, wt, b, **args, scale=scale, shift=shift, relu=True)
+    assert np.array_equal(got, want, equal_nan=True)
+    assert np.array_equal(np.signbit(got), np.signbit(want))
+    assert np.array_equal(kernels.conv2d_forward(x, wt, b, **args, scale=scale, shift=shift), normed, equal_nan=True)
+    assert np.array_equal(kernels.conv2d_forward(x, wt, b, **args, relu=True), np.where(y < 0, dtype(0), y),
+                          equal_nan=True)

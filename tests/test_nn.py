@@ -379,3 +379,84 @@ def test_batchnorm2d_running_stats_and_momentum_none_match_torch(momentum):
     tbn.eval()
     x = rng.standard_normal((2, 3, 2, 2))
     assert_close(bn(cnnx.tensor(x)), tbn(torch.tensor(x)).detach())
+
+
+# --- inference fusion: Conv2d -> BatchNorm2d (-> ReLU) as one kernel (nn/_fusion.py) ----------
+
+def _random_bn_stats(model, seed=0):
+    rng = np.random.default_rng(seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean._data[...] = rng.uniform(-1, 1, m.num_features)
+            m.running_var._data[...] = rng.uniform(0.3, 2, m.num_features)
+            m.weight._data[...] = rng.uniform(-2, 2, m.num_features)
+            m.bias._data[...] = rng.uniform(-1, 1, m.num_features)
+    return model
+
+
+def _fused_and_not(model, x):
+    from cnnx.nn import _fusion
+    with cnnx.no_grad():
+        fused = model(x).numpy().copy()
+        _fusion.ENABLED = False
+        try:
+            plain = model(x).numpy().copy()
+        finally:
+            _fusion.ENABLED = True
+    return fused, plain
+
+
+def _count_bn_forwards(monkeypatch):
+    calls = []
+    original = nn.BatchNorm2d.forward
+    monkeypatch.setattr(nn.BatchNorm2d, "forward", lambda self, x: calls.append(1) or original(self, x))
+    return calls
+
+
+@pytest.mark.parametrize("build", ["sequential", "resnet18", "resnet50", "googlenet", "mobilenet", "vgg11_bn"])
+def test_inference_fusion_is_bitwise_the_module_chain(build, monkeypatch):
+    from cnnx import models
+    x = cnnx.tensor(np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32))
+    model = {
+        "sequential": lambda: nn.Sequential(nn.Conv2d(3, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+                                            nn.Conv2d(32, 40, 3, stride=2), nn.BatchNorm2d(40), nn.MaxPool2d(2)),
+        "resnet18": lambda: models.resnet18(10, small_input=True),
+        "resnet50": lambda: models.resnet50(10, small_input=True),
+        "googlenet": lambda: models.googlenet(num_classes=10, variant="torchvision", aux_logits=False),
+        "mobilenet": lambda: models.mobilenet_v1(0.25, 10, small_input=True),
+        "vgg11_bn": lambda: models.vgg11_bn(num_classes=10),
+    }[build]()
+    _random_bn_stats(model.eval())
+    calls = _count_bn_forwards(monkeypatch)
+    fused, plain = _fused_and_not(model, x)
+    assert np.array_equal(fused, plain)
+    bns = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert len(calls) == bns  # every batch norm ran as a module only in the unfused pass
+
+
+def test_inference_fusion_steps_aside_for_hooks_grad_and_training(monkeypatch):
+    model = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU())
+    _random_bn_stats(model.eval())
+    x = cnnx.tensor(np.random.default_rng(2).standard_normal((2, 3, 8, 8)).astype(np.float32))
+    calls = _count_bn_forwards(monkeypatch)
+    with cnnx.no_grad():
+        model(x)
+    assert calls == []  # fused
+    # a hook must see its module's call
+    seen = []
+    handle = model[2].register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    with cnnx.no_grad():
+        model(x)
+    handle.remove()
+    assert seen == [(2, 32, 8, 8)] and len(calls) == 1
+    # gradients wanted: the graph is recorded module by module
+    out = model(x)
+    assert out.requires_grad and len(calls) == 2
+    out.sum().backward()
+    assert model[0].weight.grad is not None
+    # training mode: batch statistics, running statistics updated
+    model.train()
+    before = model[1].running_mean.numpy().copy()
+    with cnnx.no_grad():
+        model(x)
+    assert len(calls) == 3 and not np.array_equal(before, model[1].running_mean.numpy())

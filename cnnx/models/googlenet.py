@@ -8,6 +8,7 @@ from .. import nn
 from ..creation import cat
 from ..nn import functional as F
 from ..nn import init
+from ..nn._fusion import conv_bn_act
 from ._checks import check_bool, check_choice, check_num_classes
 
 __all__ = ["GoogLeNet", "GoogLeNetOutputs", "BasicConv2d", "Inception", "InceptionAux", "googlenet"]
@@ -44,10 +45,9 @@ class BasicConv2d(nn.Module):
             self.bn = None
 
     def forward(self, x):
-        x = self.conv(x)
-        if self.bn is not None:
-            x = self.bn(x)
-        return F.relu(x, inplace=True)
+        if self.bn is not None:  # relu(bn(conv(x))), fused in inference
+            return conv_bn_act(self.conv, self.bn, True, x)
+        return F.relu(self.conv(x), inplace=True)
 
 
 class Inception(nn.Module):

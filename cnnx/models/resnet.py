@@ -5,6 +5,7 @@ from __future__ import annotations
 from .. import nn
 from ..nn import functional as F
 from ..nn import init
+from ..nn._fusion import conv_bn_act
 from ._checks import check_bool, check_num_classes
 
 __all__ = ["ResNet", "BasicBlock", "Bottleneck", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
@@ -36,8 +37,8 @@ class BasicBlock(nn.Module):
 
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+        out = conv_bn_act(self.conv1, self.bn1, self.relu, x)  # relu(bn1(conv1(x))), fused in inference
+        out = conv_bn_act(self.conv2, self.bn2, None, out)
         return self.relu(out + identity)
 
 
@@ -61,9 +62,9 @@ class Bottleneck(nn.Module):
 
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
+        out = conv_bn_act(self.conv1, self.bn1, self.relu, x)  # relu(bn1(conv1(x))), fused in inference
+        out = conv_bn_act(self.conv2, self.bn2, self.relu, out)
+        out = conv_bn_act(self.conv3, self.bn3, None, out)
         return self.relu(out + identity)
 
 
@@ -125,7 +126,7 @@ class ResNet(nn.Module):
         return nn.Sequential(*layers)
 
     def forward(self, x):
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.maxpool(conv_bn_act(self.conv1, self.bn1, self.relu, x))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(self.avgpool(x).flatten(1))
 

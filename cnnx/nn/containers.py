@@ -5,6 +5,7 @@ import operator
 from collections import OrderedDict
 from typing import Iterable
 
+from . import _fusion
 from .module import Module
 
 __all__ = ["Sequential", "ModuleList"]
@@ -31,9 +32,8 @@ class Sequential(Module):
                 self.add_module(str(i), module)
 
     def forward(self, input):
-        for module in self._modules.values():
-            input = module(input)
-        return input
+        # In order; in inference, Conv2d -> BatchNorm2d (-> ReLU) runs as one kernel (nn/_fusion.py).
+        return _fusion.run_sequence(list(self._modules.values()), input)
 
     def __getitem__(self, idx):
         if isinstance(idx, slice):

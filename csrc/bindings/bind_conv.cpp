@@ -76,8 +76,9 @@ void by_dtype(DType d, F&& f) {
     f(double{});
 }
 
+// scale/shift (both or neither) and relu: the optional per-channel tail (ConvEpilogue).
 py::array forward_py(py::handle x_obj, py::handle w_obj, py::handle b_obj, Pair stride, Pair padding,
-                     Pair dilation, std::int64_t groups) {
+                     Pair dilation, std::int64_t groups, py::handle scale_obj, py::handle shift_obj, bool relu) {
   const char* fn = "conv2d_forward";
   py::array x = dense(require_float_array(x_obj, fn, "input", 4));
   py::array w = dense(require_float_array(w_obj, fn, "weight", 4));
@@ -89,15 +90,37 @@ py::array forward_py(py::handle x_obj, py::handle w_obj, py::handle b_obj, Pair 
     require_same_dtype(x, "input", b, "bias", fn);
     require_dim(fn, "bias", b, 0, w.shape(0), "elements");
   }
+  if (scale_obj.is_none() != shift_obj.is_none())
+    throw py::value_error(std::string(fn) + "(): arguments 'scale' and 'shift' must be given together");
+  py::array scale, shift;
+  const bool affine = !scale_obj.is_none();
+  if (affine) {
+    scale = dense(require_float_array(scale_obj, fn, "scale", 1));
+    shift = dense(require_float_array(shift_obj, fn, "shift", 1));
+    require_same_dtype(x, "input", scale, "scale", fn);
+    require_same_dtype(x, "input", shift, "shift", fn);
+    require_dim(fn, "scale", scale, 0, w.shape(0), "elements");
+    require_dim(fn, "shift", shift, 0, w.shape(0), "elements");
+  }
   const Conv2dParams p = make_params(fn, x.shape(0), x.shape(1), x.shape(2), x.shape(3), shape4(w), stride,
                                      padding, dilation, groups);
   py::array y = new_array(x.dtype(), std::vector<py::ssize_t>{p.n, p.k, p.oh, p.ow});
   const void *xd = x.data(), *wd = w.data(), *bd = has_bias ? b.data() : nullptr;
+  const void *sd = affine ? scale.data() : nullptr, *hd = affine ? shift.data() : nullptr;
   void* yd = y.mutable_data();
   by_dtype(dtype_of(x), [&](auto t) {
     using T = decltype(t);
-    conv2d_forward<T>(static_cast<T*>(yd), static_cast<const T*>(xd), static_cast<const T*>(wd),
-                      static_cast<const T*>(bd), p);
+    if (!affine && !relu) {
+      conv2d_forward<T>(static_cast<T*>(yd), static_cast<const T*>(xd), static_cast<const T*>(wd),
+                        static_cast<const T*>(bd), p);
+      return;
+    }
+    ConvEpilogue<T> e;
+    e.scale = static_cast<const T*>(sd);
+    e.shift = static_cast<const T*>(hd);
+    e.relu = relu;
+    conv2d_forward_fused<T>(static_cast<T*>(yd), static_cast<const T*>(xd), static_cast<const T*>(wd),
+                            static_cast<const T*>(bd), e, p);
   });
   return y;
 }
@@ -165,7 +188,8 @@ py::tuple backward_weight_py(py::handle x_obj, py::handle dy_obj, Pair kernel_si
 
 void bind_conv(py::module_& m) {
   m.def("conv2d_forward", &forward_py, py::arg("input"), py::arg("weight"), py::arg("bias"), py::arg("stride"),
-        py::arg("padding"), py::arg("dilation"), py::arg("groups"), "See cnnx.kernels.conv2d_forward.");
+        py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("scale") = py::none(),
+        py::arg("shift") = py::none(), py::arg("relu") = false, "See cnnx.kernels.conv2d_forward.");
   m.def("conv2d_backward_input", &backward_input_py, py::arg("grad_output"), py::arg("weight"),
         py::arg("input_size"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
         "See cnnx.kernels.conv2d_backward_input.");

@@ -42,9 +42,24 @@ inline std::int64_t conv_out_size(std::int64_t n, std::int64_t k, std::int64_t s
 // Fills p.oh / p.ow and returns "" when p describes a valid convolution, else a message.
 std::string conv2d_check(Conv2dParams& p);
 
+// A tail on conv2d_forward's output, per output channel k: v = v * scale[k] + shift[k] (a multiply,
+// then an add: batch_norm's evaluation exactly), then, when relu, v < 0 ? 0 : v (NaN kept, as relu).
+// scale and shift are both given or both null. conv2d_forward_fused is bitwise equal to
+// conv2d_forward followed by those passes; fused, the tail runs while the output is in cache
+// (inference's convolution -> batch norm -> ReLU in one kernel).
+template <class T>
+struct ConvEpilogue {
+  const T* scale = nullptr;
+  const T* shift = nullptr;
+  bool relu = false;
+};
+
 // Dispatching entry points (the active ISA's implementation, see dispatch.h).
 template <class T>
 void conv2d_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p);
+template <class T>
+void conv2d_forward_fused(T* y, const T* x, const T* w, const T* bias, const ConvEpilogue<T>& e,
+                          const Conv2dParams& p);
 template <class T>
 void conv2d_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p);
 template <class T>
@@ -54,6 +69,9 @@ namespace ref {
 // Direct loops over the definition: the oracle for the fast paths and the CNNX_ISA=ref path.
 template <class T>
 void conv2d_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p);
+template <class T>
+void conv2d_forward_fused(T* y, const T* x, const T* w, const T* bias, const ConvEpilogue<T>& e,
+                          const Conv2dParams& p);
 template <class T>
 void conv2d_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p);
 template <class T>

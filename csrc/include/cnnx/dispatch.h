@@ -25,6 +25,10 @@ struct KernelTable {
   void (*gemm_f64)(double*, const double*, const double*, const GemmParams&);
   void (*conv2d_forward_f32)(float*, const float*, const float*, const float*, const Conv2dParams&);
   void (*conv2d_forward_f64)(double*, const double*, const double*, const double*, const Conv2dParams&);
+  void (*conv2d_forward_fused_f32)(float*, const float*, const float*, const float*, const ConvEpilogue<float>&,
+                                   const Conv2dParams&);
+  void (*conv2d_forward_fused_f64)(double*, const double*, const double*, const double*,
+                                   const ConvEpilogue<double>&, const Conv2dParams&);
   void (*conv2d_backward_input_f32)(float*, const float*, const float*, const Conv2dParams&);
   void (*conv2d_backward_input_f64)(double*, const double*, const double*, const Conv2dParams&);
   void (*conv2d_backward_weight_f32)(float*, float*, const float*, const float*, const Conv2dParams&);

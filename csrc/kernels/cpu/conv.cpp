@@ -62,7 +62,7 @@ bool direct_fits_forward(const Conv2dParams& p, bool force);
 template <class T>
 bool direct_fits_backward_input(const Conv2dParams& p, bool force);
 template <class T>
-void direct_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p);
+void direct_forward(T* y, const T* x, const T* w, const T* bias, const ConvEpilogue<T>* e, const Conv2dParams& p);
 template <class T>
 void direct_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p);
 
@@ -662,8 +662,43 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dPar
   if (is_depthwise(p)) return depthwise_forward(y, x, w, bias, p);
   const ConvAlgorithm algo = conv_algorithm();
   if (algo != ConvAlgorithm::kGemm && direct_fits_forward<T>(p, algo == ConvAlgorithm::kDirect))
-    return direct_forward(y, x, w, bias, p);
+    return direct_forward(y, x, w, bias, static_cast<const ConvEpilogue<T>*>(nullptr), p);
   forward(y, x, w, bias, p);
+}
+
+template <class T>
+void conv2d_forward_fused(T* y, const T* x, const T* w, const T* bias, const ConvEpilogue<T>& e,
+                          const Conv2dParams& p) {
+  if (p.n == 0 || p.k == 0) return;
+  const ConvAlgorithm algo = conv_algorithm();
+  if (!is_depthwise(p) && algo != ConvAlgorithm::kGemm &&
+      direct_fits_forward<T>(p, algo == ConvAlgorithm::kDirect))
+    return direct_forward(y, x, w, bias, &e, p);  // the tail in the kernel's epilogue
+  CNNX_ISA_NS::conv2d_forward(y, x, w, bias, p);
+  if (!e.scale && !e.relu) return;
+  // The tail as one pass over each output plane (the same operations, so the same bits).
+  using V = simd::Vec<T>;
+  constexpr int W = V::width;
+  const int64_t plane = p.oh * p.ow;
+  parallel::split_range(get_num_threads(), p.n * p.k, std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, plane)), 1,
+                        [&](int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q) {
+      const int64_t k = q % p.k;
+      T* yq = y + q * plane;
+      const typename V::reg a = V::set1(e.scale ? e.scale[k] : T(1)), b = V::set1(e.scale ? e.shift[k] : T(0));
+      const typename V::reg zero = V::zero();
+      auto tail = [&](typename V::reg v) {
+        if (e.scale) v = V::add(V::mul(v, a), b);
+        return e.relu ? V::select(V::gt_or_nan(zero, v), zero, v) : v;
+      };
+      int64_t i = 0;
+      for (; i + W <= plane; i += W) V::store(yq + i, tail(V::load(yq + i)));
+      if (i < plane) {
+        const int rest = int(plane - i);
+        V::store_partial(yq + i, tail(V::load_partial(yq + i, rest)), rest);
+      }
+    }
+  });
 }
 
 template <class T>
@@ -687,6 +722,8 @@ void conv2d_backward_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dP
 
 #define CNNX_INSTANTIATE(T)                                                                     \
   template void conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dParams&);       \
+  template void conv2d_forward_fused<T>(T*, const T*, const T*, const T*, const ConvEpilogue<T>&, \
+                                        const Conv2dParams&);                                   \
   template void conv2d_backward_input<T>(T*, const T*, const T*, const Conv2dParams&);          \
   template void conv2d_backward_weight<T>(T*, T*, const T*, const T*, const Conv2dParams&);
 CNNX_INSTANTIATE(float)

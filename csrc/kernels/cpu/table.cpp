@@ -12,6 +12,8 @@ void gemm_f64(double*, const double*, const double*, const GemmParams&);
 template <class T>
 void conv2d_forward(T*, const T*, const T*, const T*, const Conv2dParams&);
 template <class T>
+void conv2d_forward_fused(T*, const T*, const T*, const T*, const ConvEpilogue<T>&, const Conv2dParams&);
+template <class T>
 void conv2d_backward_input(T*, const T*, const T*, const Conv2dParams&);
 template <class T>
 void conv2d_backward_weight(T*, T*, const T*, const T*, const Conv2dParams&);
@@ -65,6 +67,8 @@ const KernelTable& kernel_table() {
       &gemm_f64,
       &conv2d_forward<float>,
       &conv2d_forward<double>,
+      &conv2d_forward_fused<float>,
+      &conv2d_forward_fused<double>,
       &conv2d_backward_input<float>,
       &conv2d_backward_input<double>,
       &conv2d_backward_weight<float>,

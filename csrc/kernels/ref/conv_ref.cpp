@@ -145,8 +145,27 @@ void conv2d_backward_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dP
   }
 }
 
+template <class T>
+void conv2d_forward_fused(T* y, const T* x, const T* w, const T* bias, const ConvEpilogue<T>& e,
+                          const Conv2dParams& p) {
+  ref::conv2d_forward(y, x, w, bias, p);
+  const int64_t plane = p.oh * p.ow;
+  for (int64_t n = 0; n < p.n; ++n)
+    for (int64_t k = 0; k < p.k; ++k) {
+      T* yk = y + (n * p.k + k) * plane;
+      for (int64_t o = 0; o < plane; ++o) {
+        T v = yk[o];
+        if (e.scale) v = v * e.scale[k] + e.shift[k];
+        if (e.relu) v = v < T(0) ? T(0) : v;
+        yk[o] = v;
+      }
+    }
+}
+
 #define CNNX_INSTANTIATE(T)                                                                     \
   template void conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dParams&);       \
+  template void conv2d_forward_fused<T>(T*, const T*, const T*, const T*, const ConvEpilogue<T>&, \
+                                        const Conv2dParams&);                                   \
   template void conv2d_backward_input<T>(T*, const T*, const T*, const Conv2dParams&);          \
   template void conv2d_backward_weight<T>(T*, T*, const T*, const T*, const Conv2dParams&);
 CNNX_INSTANTIATE(float)

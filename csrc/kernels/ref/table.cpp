@@ -11,6 +11,8 @@ const KernelTable& kernel_table() {
       &ref::gemm<double>,
       &ref::conv2d_forward<float>,
       &ref::conv2d_forward<double>,
+      &ref::conv2d_forward_fused<float>,
+      &ref::conv2d_forward_fused<double>,
       &ref::conv2d_backward_input<float>,
       &ref::conv2d_backward_input<double>,
       &ref::conv2d_backward_weight<float>,
