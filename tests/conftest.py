@@ -47,7 +47,7 @@ def fast_isa(request):
 
 @contextlib.contextmanager
 def using_conv_algorithm(name):
-    """Run the block with dense convolutions computed by `name` ('auto', 'gemm' or 'direct')."""
+    """Run the block with dense convolutions computed by `name` ('auto', 'gemm', 'direct' or 'winograd')."""
     previous = _C.conv_algorithm()
     _C.set_conv_algorithm(name)
     try:
@@ -56,10 +56,10 @@ def using_conv_algorithm(name):
         _C.set_conv_algorithm(previous)
 
 
-@pytest.fixture(params=["auto", "gemm", "direct"])
+@pytest.fixture(params=["auto", "gemm", "direct", "winograd"])
 def conv_algorithm(request):
     """Each way of computing dense convolutions: as chosen per shape, and each algorithm forced
-    wherever it can run (so both are checked on every grid shape, not only where auto picks them)."""
+    wherever it can run (so all are checked on every grid shape, not only where auto picks them)."""
     with using_conv_algorithm(request.param):
         yield request.param
 

@@ -208,12 +208,20 @@ def test_fast_paths_match_reference(fast_isa, conv_algorithm, name, dtype):
         assert np.all(err <= 2 * bound), f"{what}: max error {err.max()} over bound"
 
 
+@pytest.mark.parametrize("algorithm", ["auto", "gemm", "direct"])
 @pytest.mark.parametrize("groups", [2, 1], ids=["depthwise", "dense"])
 @pytest.mark.parametrize("h, w, stride", [(7, 7, 1), (14, 14, 1), (14, 14, 2), (7, 7, 2), (4, 4, 1)])
-def test_flat_planes_do_not_leak_across_rows(fast_isa, conv_algorithm, h, w, stride, groups):
+def test_flat_planes_do_not_leak_across_rows(fast_isa, algorithm, h, w, stride, groups):
     """The flat depthwise kernels and the flat im2col treat a plane as one run: a value at the end of
     a row must not reach the start of the next (even an Inf, which times a zero weight would give
-    NaN)."""
+    NaN). Not Winograd: its transforms mix a 4x4 patch before any weight applies, so an Inf spreads
+    to the whole tile by design (docs/kernels.md); its finite results are checked on the grid."""
+    from conftest import using_conv_algorithm
+    with using_conv_algorithm(algorithm):
+        _check_no_leak(h, w, stride, groups)
+
+
+def _check_no_leak(h, w, stride, groups):
     x = np.zeros((1, 2, h, w), np.float32)
     x[0, :, :, -1] = np.inf  # the last column
     x[0, :, :, 0] = -np.inf  # the first column

@@ -23,21 +23,26 @@ void bind_runtime(py::module_& m) {
           cnnx::set_conv_algorithm(cnnx::ConvAlgorithm::kGemm);
         else if (name == "direct")
           cnnx::set_conv_algorithm(cnnx::ConvAlgorithm::kDirect);
+        else if (name == "winograd")
+          cnnx::set_conv_algorithm(cnnx::ConvAlgorithm::kWinograd);
         else
-          throw py::value_error("set_conv_algorithm(): name must be 'auto', 'gemm' or 'direct', got '" + name + "'");
+          throw py::value_error("set_conv_algorithm(): name must be 'auto', 'gemm', 'direct' or 'winograd', got '" +
+                                name + "'");
       },
       py::arg("name"),
-      "How dense convolutions are computed: 'auto' (per shape), or force 'gemm' / 'direct' where it can run.");
+      "How dense convolutions are computed: 'auto' (per shape), or force 'gemm' / 'direct' / 'winograd' where it "
+      "can run.");
   m.def(
       "conv_algorithm",
       []() -> std::string {
         switch (cnnx::conv_algorithm()) {
           case cnnx::ConvAlgorithm::kGemm: return "gemm";
           case cnnx::ConvAlgorithm::kDirect: return "direct";
+          case cnnx::ConvAlgorithm::kWinograd: return "winograd";
           default: return "auto";
         }
       },
-      "The convolution algorithm setting ('auto', 'gemm' or 'direct').");
+      "The convolution algorithm setting ('auto', 'gemm', 'direct' or 'winograd').");
   m.def(
       "set_num_threads", [](int n) {
         if (n < 1) throw py::value_error("set_num_threads(): n must be >= 1, got " + std::to_string(n));

@@ -65,6 +65,15 @@ template <class T>
 void direct_forward(T* y, const T* x, const T* w, const T* bias, const ConvEpilogue<T>* e, const Conv2dParams& p);
 template <class T>
 void direct_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p);
+// conv_winograd.cpp: 3x3 stride-1 layers in 2.25x fewer multiplies.
+template <class T>
+bool winograd_fits(const Conv2dParams& p, bool force);
+template <class T>
+void winograd_forward(T* y, const T* x, const T* w, const T* bias, const ConvEpilogue<T>* e, const Conv2dParams& p);
+template <class T>
+bool winograd_fits_backward_input(const Conv2dParams& p, bool force);
+template <class T>
+void winograd_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p);
 
 namespace {
 
@@ -654,26 +663,40 @@ void backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
 
 inline bool is_depthwise(const Conv2dParams& p) { return p.groups > 1 && p.groups == p.c; }
 
+// A dense (not depthwise) forward by the configured algorithm: Winograd for the 3x3 stride-1 layers
+// it suits, else the direct kernels, else the column matrix. Returns whether the tail e (may be
+// null) was applied; only the column-matrix path leaves it to the caller.
+template <class T>
+bool dense_forward(T* y, const T* x, const T* w, const T* bias, const ConvEpilogue<T>* e, const Conv2dParams& p) {
+  const ConvAlgorithm algo = conv_algorithm();
+  if ((algo == ConvAlgorithm::kAuto || algo == ConvAlgorithm::kWinograd) &&
+      winograd_fits<T>(p, algo == ConvAlgorithm::kWinograd)) {
+    winograd_forward(y, x, w, bias, e, p);
+    return true;
+  }
+  if ((algo == ConvAlgorithm::kAuto || algo == ConvAlgorithm::kDirect) &&
+      direct_fits_forward<T>(p, algo == ConvAlgorithm::kDirect)) {
+    direct_forward(y, x, w, bias, e, p);
+    return true;
+  }
+  forward(y, x, w, bias, p);
+  return false;
+}
+
 }  // namespace
 
 template <class T>
 void conv2d_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p) {
   if (p.n == 0 || p.k == 0) return;
   if (is_depthwise(p)) return depthwise_forward(y, x, w, bias, p);
-  const ConvAlgorithm algo = conv_algorithm();
-  if (algo != ConvAlgorithm::kGemm && direct_fits_forward<T>(p, algo == ConvAlgorithm::kDirect))
-    return direct_forward(y, x, w, bias, static_cast<const ConvEpilogue<T>*>(nullptr), p);
-  forward(y, x, w, bias, p);
+  dense_forward(y, x, w, bias, static_cast<const ConvEpilogue<T>*>(nullptr), p);
 }
 
 template <class T>
 void conv2d_forward_fused(T* y, const T* x, const T* w, const T* bias, const ConvEpilogue<T>& e,
                           const Conv2dParams& p) {
   if (p.n == 0 || p.k == 0) return;
-  const ConvAlgorithm algo = conv_algorithm();
-  if (!is_depthwise(p) && algo != ConvAlgorithm::kGemm &&
-      direct_fits_forward<T>(p, algo == ConvAlgorithm::kDirect))
-    return direct_forward(y, x, w, bias, &e, p);  // the tail in the kernel's epilogue
+  if (!is_depthwise(p) && dense_forward(y, x, w, bias, &e, p)) return;  // the tail in the kernel's epilogue
   CNNX_ISA_NS::conv2d_forward(y, x, w, bias, p);
   if (!e.scale && !e.relu) return;
   // The tail as one pass over each output plane (the same operations, so the same bits).
@@ -706,7 +729,11 @@ void conv2d_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p
   if (p.n == 0 || p.c == 0) return;
   if (is_depthwise(p)) return depthwise_backward_input(dx, dy, w, p);
   const ConvAlgorithm algo = conv_algorithm();
-  if (algo != ConvAlgorithm::kGemm && direct_fits_backward_input<T>(p, algo == ConvAlgorithm::kDirect))
+  if ((algo == ConvAlgorithm::kAuto || algo == ConvAlgorithm::kWinograd) &&
+      winograd_fits_backward_input<T>(p, algo == ConvAlgorithm::kWinograd))
+    return winograd_backward_input(dx, dy, w, p);
+  if ((algo == ConvAlgorithm::kAuto || algo == ConvAlgorithm::kDirect) &&
+      direct_fits_backward_input<T>(p, algo == ConvAlgorithm::kDirect))
     return direct_backward_input(dx, dy, w, p);
   backward_input(dx, dy, w, p);
 }
