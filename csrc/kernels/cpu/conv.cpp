@@ -696,8 +696,10 @@ template <class T>
 void conv2d_forward_fused(T* y, const T* x, const T* w, const T* bias, const ConvEpilogue<T>& e,
                           const Conv2dParams& p) {
   if (p.n == 0 || p.k == 0) return;
-  if (!is_depthwise(p) && dense_forward(y, x, w, bias, &e, p)) return;  // the tail in the kernel's epilogue
-  CNNX_ISA_NS::conv2d_forward(y, x, w, bias, p);
+  if (is_depthwise(p))
+    depthwise_forward(y, x, w, bias, p);
+  else if (dense_forward(y, x, w, bias, &e, p))
+    return;  // the tail ran in the kernel's epilogue
   if (!e.scale && !e.relu) return;
   // The tail as one pass over each output plane (the same operations, so the same bits).
   using V = simd::Vec<T>;
