@@ -47,7 +47,7 @@ def fast_isa(request):
 
 @contextlib.contextmanager
 def using_conv_algorithm(name):
-    """Run the block with dense convolutions computed by `name` ('auto', 'gemm', 'direct' or 'winograd')."""
+    """Run the block with dense convolutions computed by `name` ('auto', 'gemm', 'direct', 'winograd' or 'rows')."""
     previous = _C.conv_algorithm()
     _C.set_conv_algorithm(name)
     try:
@@ -56,7 +56,7 @@ def using_conv_algorithm(name):
         _C.set_conv_algorithm(previous)
 
 
-@pytest.fixture(params=["auto", "gemm", "direct", "winograd"])
+@pytest.fixture(params=["auto", "gemm", "direct", "winograd", "rows"])
 def conv_algorithm(request):
     """Each way of computing dense convolutions: as chosen per shape, and each algorithm forced
     wherever it can run (so all are checked on every grid shape, not only where auto picks them)."""

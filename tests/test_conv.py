@@ -67,6 +67,10 @@ GRID = {
     "direct_groups": (3, 16, 9, 9, 64, 3, 3, 1, 1, 1, 2),
     "direct_5x5_dil": (2, 6, 12, 13, 32, 5, 5, 1, (4, 2), (2, 1), 1),
     "direct_long_reduction": (2, 80, 5, 6, 24, 3, 3, 1, 1, 1, 1),
+    # the row kernels (conv_rows.cpp): LeNet's C1 and C3, two passes of output channels, 3 vectors
+    "rows_lenet_c1": (3, 1, 32, 32, 6, 5, 5, 1, 0, 1, 1),
+    "rows_lenet_c3": (2, 6, 14, 14, 16, 5, 5, 1, 0, 1, 1),
+    "rows_two_passes_wide": (2, 3, 9, 45, 13, 3, 3, 1, 1, 1, 1),
     "pad_exceeds_input_s2": (2, 3, 1, 2, 2, 7, 7, 2, 3, 1, 1),
     "pad_exceeds_input_groups": (1, 4, 2, 1, 4, 5, 5, 1, 2, 1, 2),
     "pad_exceeds_input_depthwise": (1, 3, 1, 1, 3, 5, 5, 1, 2, 1, 3),
@@ -208,7 +212,7 @@ def test_fast_paths_match_reference(fast_isa, conv_algorithm, name, dtype):
         assert np.all(err <= 2 * bound), f"{what}: max error {err.max()} over bound"
 
 
-@pytest.mark.parametrize("algorithm", ["auto", "gemm", "direct"])
+@pytest.mark.parametrize("algorithm", ["auto", "gemm", "direct", "rows"])
 @pytest.mark.parametrize("groups", [2, 1], ids=["depthwise", "dense"])
 @pytest.mark.parametrize("h, w, stride", [(7, 7, 1), (14, 14, 1), (14, 14, 2), (7, 7, 2), (4, 4, 1)])
 def test_flat_planes_do_not_leak_across_rows(fast_isa, algorithm, h, w, stride, groups):

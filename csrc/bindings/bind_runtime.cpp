@@ -25,13 +25,15 @@ void bind_runtime(py::module_& m) {
           cnnx::set_conv_algorithm(cnnx::ConvAlgorithm::kDirect);
         else if (name == "winograd")
           cnnx::set_conv_algorithm(cnnx::ConvAlgorithm::kWinograd);
+        else if (name == "rows")
+          cnnx::set_conv_algorithm(cnnx::ConvAlgorithm::kRows);
         else
-          throw py::value_error("set_conv_algorithm(): name must be 'auto', 'gemm', 'direct' or 'winograd', got '" +
-                                name + "'");
+          throw py::value_error(
+              "set_conv_algorithm(): name must be 'auto', 'gemm', 'direct', 'winograd' or 'rows', got '" + name + "'");
       },
       py::arg("name"),
-      "How dense convolutions are computed: 'auto' (per shape), or force 'gemm' / 'direct' / 'winograd' where it "
-      "can run.");
+      "How dense convolutions are computed: 'auto' (per shape), or force 'gemm' / 'direct' / 'winograd' / 'rows' "
+      "where it can run.");
   m.def(
       "conv_algorithm",
       []() -> std::string {
@@ -39,10 +41,11 @@ void bind_runtime(py::module_& m) {
           case cnnx::ConvAlgorithm::kGemm: return "gemm";
           case cnnx::ConvAlgorithm::kDirect: return "direct";
           case cnnx::ConvAlgorithm::kWinograd: return "winograd";
+          case cnnx::ConvAlgorithm::kRows: return "rows";
           default: return "auto";
         }
       },
-      "The convolution algorithm setting ('auto', 'gemm', 'direct' or 'winograd').");
+      "The convolution algorithm setting ('auto', 'gemm', 'direct', 'winograd' or 'rows').");
   m.def(
       "set_num_threads", [](int n) {
         if (n < 1) throw py::value_error("set_num_threads(): n must be >= 1, got " + std::to_string(n));

@@ -15,7 +15,7 @@ void set_num_threads(int n);  // n >= 1, checked by the caller
 
 // How dense convolutions are computed (conv.cpp): kAuto picks per shape; the others force one
 // algorithm wherever it can run (tests and benchmarks use this to cover and compare them).
-enum class ConvAlgorithm { kAuto, kGemm, kDirect, kWinograd };
+enum class ConvAlgorithm { kAuto, kGemm, kDirect, kWinograd, kRows };
 ConvAlgorithm conv_algorithm();
 void set_conv_algorithm(ConvAlgorithm a);
 

@@ -65,6 +65,11 @@ template <class T>
 void direct_forward(T* y, const T* x, const T* w, const T* bias, const ConvEpilogue<T>* e, const Conv2dParams& p);
 template <class T>
 void direct_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p);
+// conv_rows.cpp: layers with few output channels, output rows in vectors.
+template <class T>
+bool rows_fits(const Conv2dParams& p, bool force);
+template <class T>
+void rows_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p);
 // conv_winograd.cpp: 3x3 stride-1 layers in 2.25x fewer multiplies.
 template <class T>
 bool winograd_fits(const Conv2dParams& p, bool force);
@@ -663,12 +668,18 @@ void backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
 
 inline bool is_depthwise(const Conv2dParams& p) { return p.groups > 1 && p.groups == p.c; }
 
-// A dense (not depthwise) forward by the configured algorithm: Winograd for the 3x3 stride-1 layers
-// it suits, else the direct kernels, else the column matrix. Returns whether the tail e (may be
-// null) was applied; only the column-matrix path leaves it to the caller.
+// A dense (not depthwise) forward by the configured algorithm: the row kernels for layers with few
+// output channels, Winograd for the 3x3 stride-1 layers it suits, else the direct kernels, else the
+// column matrix. Returns whether the tail e (may be null) was applied; the row kernels and the
+// column matrix leave it to the caller.
 template <class T>
 bool dense_forward(T* y, const T* x, const T* w, const T* bias, const ConvEpilogue<T>* e, const Conv2dParams& p) {
   const ConvAlgorithm algo = conv_algorithm();
+  if ((algo == ConvAlgorithm::kAuto || algo == ConvAlgorithm::kRows) &&
+      rows_fits<T>(p, algo == ConvAlgorithm::kRows)) {
+    rows_forward(y, x, w, bias, p);
+    return false;
+  }
   if ((algo == ConvAlgorithm::kAuto || algo == ConvAlgorithm::kWinograd) &&
       winograd_fits<T>(p, algo == ConvAlgorithm::kWinograd)) {
     winograd_forward(y, x, w, bias, e, p);

@@ -1,0 +1,162 @@
+// Row kernels for dense layers with few output channels (LeNet-5's 6 and 16), compiled once per
+// ISA. Contract: cnnx/conv.h. Called by conv.cpp when rows_fits() says so.
+//
+// With a handful of output channels the column-matrix GEMM has a handful of rows: building the
+// column matrix (KH*KW copies of the input) costs more than the product, and the direct kernels'
+// channel vectors would be mostly empty lanes. Here the vector dimension is the output row: for
+// each output row, KB output channels x NR vectors of it stay in registers while every input
+// channel and tap adds w[k][c][i][j] (broadcast) times the input row segment under it, read with
+// plain unaligned loads from a zero-padded copy of the image (lanes past the row end compute
+// values that are never stored). Each output value sums its products in the reference's order
+// (c, i, j), one rounding per product and add... not fused: fmadd, as the other fast kernels.
+//
+// Threads split the images; each output is computed by one thread: bitwise repeatable for any
+// thread count.
+#include <algorithm>
+#include <cstdint>
+
+#include "cnnx/conv.h"
+#include "cnnx/runtime.h"
+#include "cpu/parallel.h"
+#include "cpu/simd.h"
+
+namespace cnnx {
+namespace CNNX_ISA_NS {
+
+namespace {
+
+using std::int64_t;
+
+constexpr int kPlaneSlot = 3;  // the thread's padded image
+constexpr int kMaxKB = 8;      // output channels per pass
+constexpr int kMaxNR = 3;      // vectors per output row
+
+template <class T>
+struct Geometry {
+  int64_t hp, wp, plane, slack;  // padded rows, row length, padded plane, readable values past it
+};
+
+template <class T>
+Geometry<T> geometry_of(const Conv2dParams& p) {
+  constexpr int64_t W = simd::Vec<T>::width;
+  Geometry<T> g;
+  g.hp = p.h + 2 * p.pad_h;
+  g.wp = p.w + 2 * p.pad_w;
+  g.plane = g.hp * g.wp;
+  g.slack = kMaxNR * W + p.kw;  // the last row's vectors read up to NR*W + KW - 1 values on
+  return g;
+}
+
+// Output row oh of channels [k0, k0 + KB) of one image: xp is the padded image, w the layer's
+// weights, y the image's output.
+template <class T, int KB, int NR>
+void row(T* y, const T* xp, const T* w, const T* bias, int64_t k0, int64_t oh, const Geometry<T>& g,
+         const Conv2dParams& p) {
+  using V = simd::Vec<T>;
+  constexpr int W = V::width;
+  typename V::reg acc[KB][NR];
+  for (int k = 0; k < KB; ++k)
+    for (int v = 0; v < NR; ++v) acc[k][v] = V::set1(bias ? bias[k0 + k] : T(0));
+  const int64_t khw = p.kh * p.kw;
+  for (int64_t c = 0; c < p.c; ++c) {
+    const T* xc = xp + c * g.plane + oh * g.wp;
+    const T* wc = w + (k0 * p.c + c) * khw;
+    for (int64_t i = 0; i < p.kh; ++i)
+      for (int64_t j = 0; j < p.kw; ++j) {
+        typename V::reg xv[NR];
+        for (int v = 0; v < NR; ++v) xv[v] = V::load(xc + i * g.wp + j + v * W);
+        for (int k = 0; k < KB; ++k) {
+          const typename V::reg wk = V::set1(wc[k * p.c * khw + i * p.kw + j]);
+          for (int v = 0; v < NR; ++v) acc[k][v] = V::fmadd(wk, xv[v], acc[k][v]);
+        }
+      }
+  }
+  for (int k = 0; k < KB; ++k) {
+    T* yr = y + (k0 + k) * p.oh * p.ow + oh * p.ow;
+    for (int v = 0; v < NR; ++v) {
+      const int64_t left = p.ow - v * W;
+      if (left >= W)
+        V::store(yr + v * W, acc[k][v]);
+      else if (left > 0)
+        V::store_partial(yr + v * W, acc[k][v], int(left));
+    }
+  }
+}
+
+template <class T>
+using RowFn = void (*)(T*, const T*, const T*, const T*, int64_t, int64_t, const Geometry<T>&, const Conv2dParams&);
+
+template <class T, int NR>
+RowFn<T> pick_kb(int kb) {
+  switch (kb) {
+    case 1: return &row<T, 1, NR>;
+    case 2: return &row<T, 2, NR>;
+    case 3: return &row<T, 3, NR>;
+    case 4: return &row<T, 4, NR>;
+    case 5: return &row<T, 5, NR>;
+    case 6: return &row<T, 6, NR>;
+    case 7: return &row<T, 7, NR>;
+    default: return &row<T, 8, NR>;
+  }
+}
+
+template <class T>
+RowFn<T> pick(int kb, int nr) {
+  return nr == 1 ? pick_kb<T, 1>(kb) : nr == 2 ? pick_kb<T, 2>(kb) : pick_kb<T, 3>(kb);
+}
+
+}  // namespace
+
+// Unit stride and dilation, one group, at most 16 output channels (two passes of 8), output rows
+// of at most 3 vectors; by choice (not force) only where the column matrix would dwarf the product:
+// a reduction of at most 150 (LeNet's C3: 6 x 5 x 5).
+template <class T>
+bool rows_fits(const Conv2dParams& p, bool force) {
+  constexpr int64_t W = simd::Vec<T>::width;
+  if (p.stride_h != 1 || p.stride_w != 1 || p.dil_h != 1 || p.dil_w != 1 || p.groups != 1 || p.ow > kMaxNR * W)
+    return false;
+  return force || (p.k <= 16 && p.c * p.kh * p.kw <= 150);
+}
+
+template <class T>
+void rows_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p) {
+  constexpr int64_t W = simd::Vec<T>::width;
+  const Geometry<T> g = geometry_of<T>(p);
+  const int nr = int((p.ow + W - 1) / W);
+  // Output channels in passes of at most 8, as even as possible (16 -> 8 + 8, 6 -> 6).
+  const int64_t passes = (p.k + kMaxKB - 1) / kMaxKB;
+  const double macs = double(p.n) * double(p.k) * double(p.oh * p.ow) * double(p.c * p.kh * p.kw);
+  const int threads = int(std::max<int64_t>(
+      1, std::min<int64_t>({int64_t(get_num_threads()), p.n, int64_t(std::max(1.0, macs / double(1 << 19)))})));
+  parallel::region(threads, [&](int tid, int nt) {
+    const parallel::Range mine = parallel::split(p.n, tid, nt);
+    if (mine.begin >= mine.end) return;
+    T* xp = workspace_as<T>(kPlaneSlot, p.c * g.plane + g.slack);
+    std::fill(xp, xp + p.c * g.plane + g.slack, T(0));  // borders and slack stay zero
+    for (int64_t n = mine.begin; n < mine.end; ++n) {
+      for (int64_t c = 0; c < p.c; ++c)
+        for (int64_t h = 0; h < p.h; ++h) {
+          const T* src = x + ((n * p.c + c) * p.h + h) * p.w;
+          T* dst = xp + c * g.plane + (h + p.pad_h) * g.wp + p.pad_w;
+          for (int64_t q = 0; q < p.w; ++q) dst[q] = src[q];
+        }
+      T* yn = y + n * p.k * p.oh * p.ow;
+      for (int64_t pass = 0, k0 = 0; pass < passes; ++pass) {
+        const int64_t kb = (p.k - k0) / (passes - pass);
+        const RowFn<T> fn = pick<T>(int(kb), nr);
+        for (int64_t oh = 0; oh < p.oh; ++oh) fn(yn, xp, w, bias, k0, oh, g, p);
+        k0 += kb;
+      }
+    }
+  });
+}
+
+#define CNNX_INSTANTIATE(T)                                     \
+  template bool rows_fits<T>(const Conv2dParams&, bool);        \
+  template void rows_forward<T>(T*, const T*, const T*, const T*, const Conv2dParams&);
+CNNX_INSTANTIATE(float)
+CNNX_INSTANTIATE(double)
+#undef CNNX_INSTANTIATE
+
+}  // namespace CNNX_ISA_NS
+}  // namespace cnnx
