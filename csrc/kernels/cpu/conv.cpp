@@ -70,6 +70,10 @@ template <class T>
 bool rows_fits(const Conv2dParams& p, bool force);
 template <class T>
 void rows_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p);
+template <class T>
+bool rows_fits_backward_input(const Conv2dParams& p, bool force);
+template <class T>
+void rows_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p);
 // conv_winograd.cpp: 3x3 stride-1 layers in 2.25x fewer multiplies.
 template <class T>
 bool winograd_fits(const Conv2dParams& p, bool force);
@@ -742,6 +746,9 @@ void conv2d_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p
   if (p.n == 0 || p.c == 0) return;
   if (is_depthwise(p)) return depthwise_backward_input(dx, dy, w, p);
   const ConvAlgorithm algo = conv_algorithm();
+  if ((algo == ConvAlgorithm::kAuto || algo == ConvAlgorithm::kRows) &&
+      rows_fits_backward_input<T>(p, algo == ConvAlgorithm::kRows))
+    return rows_backward_input(dx, dy, w, p);
   if ((algo == ConvAlgorithm::kAuto || algo == ConvAlgorithm::kWinograd) &&
       winograd_fits_backward_input<T>(p, algo == ConvAlgorithm::kWinograd))
     return winograd_backward_input(dx, dy, w, p);
