@@ -73,6 +73,10 @@ void rows_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParam
 template <class T>
 bool rows_fits_backward_input(const Conv2dParams& p, bool force);
 template <class T>
+bool rows_fits_backward_weight(const Conv2dParams& p, bool force);
+template <class T>
+void rows_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p);
+template <class T>
 void rows_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p);
 // conv_winograd.cpp: 3x3 stride-1 layers in 2.25x fewer multiplies.
 template <class T>
@@ -760,8 +764,12 @@ void conv2d_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p
 
 template <class T>
 void conv2d_backward_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dParams& p) {
+  const ConvAlgorithm algo = conv_algorithm();
   if (is_depthwise(p))
     depthwise_backward_weight(dw, x, dy, p);
+  else if ((algo == ConvAlgorithm::kAuto || algo == ConvAlgorithm::kRows) &&
+           rows_fits_backward_weight<T>(p, algo == ConvAlgorithm::kRows))
+    rows_backward_weight(dw, x, dy, p);
   else
     backward_weight(dw, x, dy, p);
   if (db) backward_bias(db, dy, p);

@@ -179,7 +179,110 @@ void rows_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p) 
   rows_forward<T>(dx, dy, flipped.data(), nullptr, t);
 }
 
+// Weight gradient: dw[k][c][i][j] = sum over images n and output positions of
+// dy[n][k][oh][ow] * xpad[n][c][oh + i][ow + j]. A unit of work is (KB output channels, input
+// channel c, kernel row i): KB x KW vector accumulators summed along output rows (dy rows and the
+// input row segments under them, the last vector of each masked to the row), reduced across lanes
+// at the end. Images are the outer loop, so one image's dy and padded input stay in cache while a
+// thread runs all its units on it (their accumulators wait in the thread's buffer between images);
+// each unit belongs to one thread and sums the images in order: bitwise repeatable for any thread
+// count.
+template <class T, int KB, int KW>
+void dw_rows(T* acc_mem, bool first, const T* dy, const T* xrow0, int64_t k0, const Geometry<T>& g,
+             const Conv2dParams& p) {
+  using V = simd::Vec<T>;
+  constexpr int W = V::width;
+  typename V::reg acc[KB][KW];
+  for (int k = 0; k < KB; ++k)
+    for (int j = 0; j < KW; ++j) acc[k][j] = first ? V::zero() : V::load(acc_mem + (k * KW + j) * W);
+  const int64_t ohw = p.oh * p.ow;
+  for (int64_t oh = 0; oh < p.oh; ++oh) {
+    const T* xr = xrow0 + oh * g.wp;
+    for (int64_t v0 = 0; v0 < p.ow; v0 += W) {
+      const int live = int(std::min<int64_t>(W, p.ow - v0));
+      typename V::reg xv[KW];
+      for (int j = 0; j < KW; ++j) xv[j] = live == W ? V::load(xr + v0 + j) : V::load_partial(xr + v0 + j, live);
+      for (int k = 0; k < KB; ++k) {
+        const T* d = dy + (k0 + k) * ohw + oh * p.ow + v0;
+        const typename V::reg dv = live == W ? V::load(d) : V::load_partial(d, live);
+        for (int j = 0; j < KW; ++j) acc[k][j] = V::fmadd(dv, xv[j], acc[k][j]);
+      }
+    }
+  }
+  for (int k = 0; k < KB; ++k)
+    for (int j = 0; j < KW; ++j) V::store(acc_mem + (k * KW + j) * W, acc[k][j]);
+}
+
+template <class T>
+using DwFn = void (*)(T*, bool, const T*, const T*, int64_t, const Geometry<T>&, const Conv2dParams&);
+
+template <class T, int KW>
+DwFn<T> pick_dw(int kb) {
+  switch (kb) {
+    case 1: return &dw_rows<T, 1, KW>;
+    case 2: return &dw_rows<T, 2, KW>;
+    case 3: return &dw_rows<T, 3, KW>;
+    case 4: return &dw_rows<T, 4, KW>;
+    default: return &dw_rows<T, 5, KW>;
+  }
+}
+
+// Unit stride and dilation, one group, 3- or 5-wide kernels, output rows of at most 3 vectors; by
+// choice the layers rows_fits takes (LeNet-5's C1 and C3).
+template <class T>
+bool rows_fits_backward_weight(const Conv2dParams& p, bool force) {
+  return (p.kw == 3 || p.kw == 5) && rows_fits<T>(p, force);
+}
+
+template <class T>
+void rows_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
+  using V = simd::Vec<T>;
+  constexpr int64_t W = V::width;
+  if (p.n == 0) {  // an empty sum
+    std::fill(dw, dw + p.k * p.c * p.kh * p.kw, T(0));
+    return;
+  }
+  const Geometry<T> g = geometry_of<T>(p);
+  const int64_t kbs = (p.k + 4) / 5;  // channel blocks of at most 5 (5 x 5 accumulators)
+  const int64_t units = kbs * p.c * p.kh;
+  const double macs = double(p.n) * double(p.k) * double(p.oh * p.ow) * double(p.c * p.kh * p.kw);
+  const int threads = int(std::max<int64_t>(
+      1, std::min<int64_t>({int64_t(get_num_threads()), units, int64_t(std::max(1.0, macs / double(1 << 19)))})));
+  parallel::region(threads, [&](int tid, int nt) {
+    const parallel::Range mine = parallel::split(units, tid, nt);
+    if (mine.begin >= mine.end) return;
+    T* xp = workspace_as<T>(kPlaneSlot, p.c * g.plane + g.slack);
+    std::fill(xp, xp + p.c * g.plane + g.slack, T(0));
+    T* accs = workspace_as<T>(kPlaneSlot + 1, (mine.end - mine.begin) * 5 * p.kw * W);
+    for (int64_t n = 0; n < p.n; ++n) {
+      for (int64_t c = 0; c < p.c; ++c)
+        for (int64_t h = 0; h < p.h; ++h) {
+          const T* src = x + ((n * p.c + c) * p.h + h) * p.w;
+          T* dst = xp + c * g.plane + (h + p.pad_h) * g.wp + p.pad_w;
+          for (int64_t q = 0; q < p.w; ++q) dst[q] = src[q];
+        }
+      const T* dyn = dy + n * p.k * p.oh * p.ow;
+      for (int64_t u = mine.begin; u < mine.end; ++u) {
+        const int64_t i = u % p.kh, c = (u / p.kh) % p.c, kb = u / (p.kh * p.c);
+        const int64_t k0 = kb * p.k / kbs, k1 = (kb + 1) * p.k / kbs;
+        const DwFn<T> fn = p.kw == 3 ? pick_dw<T, 3>(int(k1 - k0)) : pick_dw<T, 5>(int(k1 - k0));
+        fn(accs + (u - mine.begin) * 5 * p.kw * W, n == 0, dyn, xp + c * g.plane + i * g.wp, k0, g, p);
+      }
+    }
+    for (int64_t u = mine.begin; u < mine.end; ++u) {
+      const int64_t i = u % p.kh, c = (u / p.kh) % p.c, kb = u / (p.kh * p.c);
+      const int64_t k0 = kb * p.k / kbs, k1 = (kb + 1) * p.k / kbs;
+      const T* a = accs + (u - mine.begin) * 5 * p.kw * W;
+      for (int64_t k = k0; k < k1; ++k)
+        for (int64_t j = 0; j < p.kw; ++j)
+          dw[((k * p.c + c) * p.kh + i) * p.kw + j] = V::reduce_add(V::load(a + ((k - k0) * p.kw + j) * W));
+    }
+  });
+}
+
 #define CNNX_INSTANTIATE(T)                                                        \
+  template bool rows_fits_backward_weight<T>(const Conv2dParams&, bool);           \
+  template void rows_backward_weight<T>(T*, const T*, const T*, const Conv2dParams&); \
   template bool rows_fits<T>(const Conv2dParams&, bool);                           \
   template bool rows_fits_backward_input<T>(const Conv2dParams&, bool);            \
   template void rows_forward<T>(T*, const T*, const T*, const T*, const Conv2dParams&); \
