@@ -154,15 +154,17 @@ void rows_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParam
 
 // The input gradient of a stride-1 layer is the forward convolution of dy with the flipped,
 // transposed kernel and padding (KH-1)*DH - PH (conv_direct.cpp's transposed_of). By choice for up
-// to 16 input channels (the gradient's output channels) whatever the reduction: GoogLeNet's 5x5
-// branch (32 -> 16 channels, 28x28, batch 32) 5.8 ms by the column matrix, 4.2 ms here.
+// to 16 input channels (the gradient's output channels) and a reduction (output channels x taps)
+// of at most 800: GoogLeNet's 5x5 branch (32 -> 16 channels, 28x28, batch 32) 5.8 ms by the column
+// matrix, 4.2 ms here; LeNet's C3 (16 -> 6, batch 256) 1.40 -> 1.17 ms. Not LeNet's C5 (120 -> 16
+// channels on 5x5 planes: 3,000-long reductions on rows of 5 values, 7.5 ms against 0.67).
 template <class T>
 bool rows_fits_backward_input(const Conv2dParams& p, bool force) {
   if (p.pad_h > p.kh - 1 || p.pad_w > p.kw - 1) return false;
   Conv2dParams t = p;
   t.c = p.k, t.h = p.oh, t.w = p.ow, t.k = p.c, t.oh = p.h, t.ow = p.w;
   t.pad_h = p.kh - 1 - p.pad_h, t.pad_w = p.kw - 1 - p.pad_w;
-  return rows_fits<T>(t, true) && (force || t.k <= 16);
+  return rows_fits<T>(t, true) && (force || (t.k <= 16 && t.c * t.kh * t.kw <= 800));
 }
 
 template <class T>
@@ -228,10 +230,12 @@ DwFn<T> pick_dw(int kb) {
 }
 
 // Unit stride and dilation, one group, 3- or 5-wide kernels, output rows of at most 3 vectors; by
-// choice the layers rows_fits takes (LeNet-5's C1 and C3).
+// choice only for reductions of at most 75 values per output (LeNet-5's C1: 1 x 5 x 5, batch 256,
+// 2.63 ms by the column matrix, 0.42 ms here); at C3's 150 the column matrix is as fast (1.65 ms
+// against 1.77), and it reads dy once where these units read it once per (input channel, row).
 template <class T>
 bool rows_fits_backward_weight(const Conv2dParams& p, bool force) {
-  return (p.kw == 3 || p.kw == 5) && rows_fits<T>(p, force);
+  return (p.kw == 3 || p.kw == 5) && rows_fits<T>(p, true) && (force || (rows_fits<T>(p, false) && p.c * p.kh * p.kw <= 75));
 }
 
 template <class T>
