@@ -31,6 +31,7 @@
 
 #include "cnnx/conv.h"
 #include "cnnx/runtime.h"
+#include "cpu/conv_geometry.h"
 #include "cpu/parallel.h"
 #include "cpu/simd.h"
 
@@ -53,7 +54,7 @@ constexpr int64_t kPixels = 512;
 // ... and its padded input at most this large, so it stays in L2 (2 MiB per core here) while every
 // channel group sweeps it. Deep layers on small planes hit this first: 512 channels of 4x4 images
 // pad to 72 KiB per image. Measured, 2 threads, 512x4x4 3x3 at batch 64: blocks of 32 images
-// (2.4 MB) 14.7 ms, of 14 images ... ms.
+// (2.4 MB) 14.7 ms, of 14 images (1 MB) 14.3 ms.
 constexpr int64_t kInputBytes = 1 << 20;
 // Weights of one reduction chunk (cc x KH x KW x OB values), kept in L1 (48 KiB here) while the
 // tiles sweep. Measured, 1 thread, batch 32 3x3 layers: 18, 36 and 72 KiB within noise of each
@@ -407,20 +408,6 @@ void pack_and_run(T* y, const T* x, const T* w, const T* bias, const ConvEpilogu
     run<T, 2>(y, x, wp, bias, e, q_conv, q);
 }
 
-// The input gradient of a stride-1 layer as a forward convolution: dx = conv(dy, w flipped and
-// transposed), with padding (KH-1)*DH - PH (>= 0 where direct_fits allows it).
-Conv2dParams transposed_of(const Conv2dParams& p) {
-  Conv2dParams t = p;
-  t.c = p.k;
-  t.h = p.oh;
-  t.w = p.ow;
-  t.k = p.c;
-  t.oh = p.h;
-  t.ow = p.w;
-  t.pad_h = (p.kh - 1) * p.dil_h - p.pad_h;
-  t.pad_w = (p.kw - 1) * p.dil_w - p.pad_w;
-  return t;
-}
 
 // Whether the direct kernel serves convolution p. It can run any layer of column stride 1 or 2
 // (force); by choice it takes those where it is faster than the column matrix: most of each

@@ -1,14 +1,41 @@
-// Index arithmetic shared by the convolution kernels (conv.cpp, conv_depthwise.cpp). Included in
-// per-ISA translation units, so it lives in the ISA's namespace.
+// Index arithmetic shared by the convolution kernels (conv*.cpp). Included in per-ISA translation
+// units, so it lives in the ISA's namespace.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
 
+#include "cnnx/conv.h"
 #include "cpu/simd.h"
 
 namespace cnnx {
 namespace CNNX_ISA_NS {
+
+// The input gradient of a stride-1 convolution p is a forward convolution of dy (K channels of
+// OH x OW) with the flipped, transposed kernel (flip_kernel) and padding (KH-1)*DH - PH, which is
+// >= 0 when p's padding is at most the dilated kernel's reach. The direct, Winograd and row kernels
+// all compute it this way.
+inline Conv2dParams transposed_of(const Conv2dParams& p) {
+  Conv2dParams t = p;
+  t.c = p.k;
+  t.h = p.oh;
+  t.w = p.ow;
+  t.k = p.c;
+  t.oh = p.h;
+  t.ow = p.w;
+  t.pad_h = (p.kh - 1) * p.dil_h - p.pad_h;
+  t.pad_w = (p.kw - 1) * p.dil_w - p.pad_w;
+  return t;
+}
+
+// out[c][k][i][j] = w[k][c][KH-1-i][KW-1-j] for a one-group layer p (w: K x C x KH x KW).
+template <class T>
+void flip_kernel(T* out, const T* w, const Conv2dParams& p) {
+  const std::int64_t khw = p.kh * p.kw;
+  for (std::int64_t c = 0; c < p.c; ++c)
+    for (std::int64_t k = 0; k < p.k; ++k)
+      for (std::int64_t q = 0; q < khw; ++q) out[(c * p.k + k) * khw + q] = w[(k * p.c + c) * khw + khw - 1 - q];
+}
 
 // The positions o in [0, out) whose input column o*s - pad + offset lies inside [0, size): [lo, hi),
 // with 0 <= lo <= hi <= out. im2col uses it per kernel column (offset j*d), the depthwise kernel per

@@ -7,8 +7,8 @@
 // each output row, KB output channels x NR vectors of it stay in registers while every input
 // channel and tap adds w[k][c][i][j] (broadcast) times the input row segment under it, read with
 // plain unaligned loads from a zero-padded copy of the image (lanes past the row end compute
-// values that are never stored). Each output value sums its products in the reference's order
-// (c, i, j), one rounding per product and add... not fused: fmadd, as the other fast kernels.
+// values that are never stored). Each output value starts from its bias and adds its products in
+// the reference's order (c, i, j), each as one fused multiply-add, as the other fast kernels do.
 //
 // Threads split the images; each output is computed by one thread: bitwise repeatable for any
 // thread count.
@@ -18,6 +18,7 @@
 
 #include "cnnx/conv.h"
 #include "cnnx/runtime.h"
+#include "cpu/conv_geometry.h"
 #include "cpu/parallel.h"
 #include "cpu/simd.h"
 
@@ -153,7 +154,7 @@ void rows_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParam
 }
 
 // The input gradient of a stride-1 layer is the forward convolution of dy with the flipped,
-// transposed kernel and padding (KH-1)*DH - PH (conv_direct.cpp's transposed_of). By choice for up
+// transposed kernel and padding (KH-1)*DH - PH (transposed_of, cpu/conv_geometry.h). By choice for up
 // to 16 input channels (the gradient's output channels) and a reduction (output channels x taps)
 // of at most 800: GoogLeNet's 5x5 branch (32 -> 16 channels, 28x28, batch 32) 5.8 ms by the column
 // matrix, 4.2 ms here; LeNet's C3 (16 -> 6, batch 256) 1.40 -> 1.17 ms. Not LeNet's C5 (120 -> 16
@@ -161,24 +162,15 @@ void rows_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParam
 template <class T>
 bool rows_fits_backward_input(const Conv2dParams& p, bool force) {
   if (p.pad_h > p.kh - 1 || p.pad_w > p.kw - 1) return false;
-  Conv2dParams t = p;
-  t.c = p.k, t.h = p.oh, t.w = p.ow, t.k = p.c, t.oh = p.h, t.ow = p.w;
-  t.pad_h = p.kh - 1 - p.pad_h, t.pad_w = p.kw - 1 - p.pad_w;
+  const Conv2dParams t = transposed_of(p);
   return rows_fits<T>(t, true) && (force || (t.k <= 16 && t.c * t.kh * t.kw <= 800));
 }
 
 template <class T>
 void rows_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p) {
-  Conv2dParams t = p;
-  t.c = p.k, t.h = p.oh, t.w = p.ow, t.k = p.c, t.oh = p.h, t.ow = p.w;
-  t.pad_h = p.kh - 1 - p.pad_h, t.pad_w = p.kw - 1 - p.pad_w;
-  // flipped[c][k][i][j] = w[k][c][KH-1-i][KW-1-j] (one pass over w)
-  const int64_t khw = p.kh * p.kw;
-  std::vector<T> flipped(static_cast<size_t>(p.k * p.c * khw));
-  for (int64_t c = 0; c < p.c; ++c)
-    for (int64_t k = 0; k < p.k; ++k)
-      for (int64_t q = 0; q < khw; ++q) flipped[(c * p.k + k) * khw + q] = w[(k * p.c + c) * khw + khw - 1 - q];
-  rows_forward<T>(dx, dy, flipped.data(), nullptr, t);
+  std::vector<T> flipped(static_cast<size_t>(p.k * p.c * p.kh * p.kw));
+  flip_kernel(flipped.data(), w, p);
+  rows_forward<T>(dx, dy, flipped.data(), nullptr, transposed_of(p));
 }
 
 // Weight gradient: dw[k][c][i][j] = sum over images n and output positions of

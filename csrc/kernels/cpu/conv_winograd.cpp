@@ -29,6 +29,7 @@
 #include "cnnx/conv.h"
 #include "cnnx/gemm.h"
 #include "cnnx/runtime.h"
+#include "cpu/conv_geometry.h"
 #include "cpu/parallel.h"
 #include "cpu/simd.h"
 
@@ -273,26 +274,18 @@ void winograd_forward(T* y, const T* x, const T* w, const T* bias, const ConvEpi
 }
 
 // The input gradient of a 3x3 stride-1 layer is the forward convolution of dy with the flipped,
-// transposed kernel and padding 2 - p (conv_direct.cpp's transposed_of).
+// transposed kernel and padding 2 - p (transposed_of, cpu/conv_geometry.h).
 template <class T>
 bool winograd_fits_backward_input(const Conv2dParams& p, bool force) {
   if (p.pad_h > 2 || p.pad_w > 2) return false;
-  Conv2dParams t = p;
-  t.c = p.k, t.h = p.oh, t.w = p.ow, t.k = p.c, t.oh = p.h, t.ow = p.w, t.pad_h = 2 - p.pad_h, t.pad_w = 2 - p.pad_w;
-  return winograd_fits<T>(p, true) && winograd_fits<T>(t, force);
+  return winograd_fits<T>(p, true) && winograd_fits<T>(transposed_of(p), force);
 }
 
 template <class T>
 void winograd_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p) {
-  Conv2dParams t = p;
-  t.c = p.k, t.h = p.oh, t.w = p.ow, t.k = p.c, t.oh = p.h, t.ow = p.w, t.pad_h = 2 - p.pad_h, t.pad_w = 2 - p.pad_w;
-  // flipped[c][k][i][j] = w[k][c][2 - i][2 - j] (small next to the products: one pass over w)
-  std::vector<T> flipped(static_cast<size_t>(p.k * p.c * 9));
-  T* wt = flipped.data();
-  for (int64_t c = 0; c < p.c; ++c)
-    for (int64_t k = 0; k < p.k; ++k)
-      for (int t9 = 0; t9 < 9; ++t9) wt[(c * p.k + k) * 9 + t9] = w[(k * p.c + c) * 9 + 8 - t9];
-  winograd_forward<T>(dx, dy, wt, nullptr, nullptr, t);
+  std::vector<T> flipped(static_cast<size_t>(p.k * p.c * 9));  // one pass over w, small next to the products
+  flip_kernel(flipped.data(), w, p);
+  winograd_forward<T>(dx, dy, flipped.data(), nullptr, nullptr, transposed_of(p));
 }
 
 #define CNNX_INSTANTIATE(T)                                                                         \
