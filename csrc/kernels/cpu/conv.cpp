@@ -20,34 +20,12 @@
 #include "cnnx/runtime.h"
 #include "cpu/conv_geometry.h"
 #include "cpu/flat_plan.h"
+#include "cpu/gemm_packed.h"
 #include "cpu/parallel.h"
 #include "cpu/simd.h"
 
 namespace cnnx {
 namespace CNNX_ISA_NS {
-
-void gemm_f32(float*, const float*, const float*, const GemmParams&);
-void gemm_f64(double*, const double*, const double*, const GemmParams&);
-// A packed once for many GEMMs (gemm.cpp, same ISA build): sizes, packing of MR-row panels
-// [q0, q1), and the GEMM that reads it (p.lda and p.trans_a unused).
-std::int64_t gemm_packed_a_size(std::int64_t m, std::int64_t k, float);
-std::int64_t gemm_packed_a_size(std::int64_t m, std::int64_t k, double);
-std::int64_t gemm_a_panels(std::int64_t m, float);
-std::int64_t gemm_a_panels(std::int64_t m, double);
-void gemm_pack_a(float*, const float*, std::int64_t lda, bool trans, std::int64_t m, std::int64_t k, std::int64_t q0,
-                 std::int64_t q1);
-void gemm_pack_a(double*, const double*, std::int64_t lda, bool trans, std::int64_t m, std::int64_t k,
-                 std::int64_t q0, std::int64_t q1);
-// B likewise, built a row at a time (gemm_pack_b_row) in the GEMM's panel layout.
-std::int64_t gemm_packed_b_size(std::int64_t k, std::int64_t n, float);
-std::int64_t gemm_packed_b_size(std::int64_t k, std::int64_t n, double);
-void gemm_pack_b_row(float* dst, const float* row, std::int64_t k, std::int64_t n, std::int64_t r);
-void gemm_pack_b_row(double* dst, const double* row, std::int64_t k, std::int64_t n, std::int64_t r);
-// a_packed / b_packed: null to read a / b as gemm_f32 does.
-void gemm_prepacked(float* c, const float* a, const float* a_packed, const float* b, const float* b_packed,
-                    const GemmParams& p);
-void gemm_prepacked(double* c, const double* a, const double* a_packed, const double* b, const double* b_packed,
-                    const GemmParams& p);
 
 template <class T>
 void depthwise_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p);

@@ -30,24 +30,12 @@
 #include "cnnx/gemm.h"
 #include "cnnx/runtime.h"
 #include "cpu/conv_geometry.h"
+#include "cpu/gemm_packed.h"
 #include "cpu/parallel.h"
 #include "cpu/simd.h"
 
 namespace cnnx {
 namespace CNNX_ISA_NS {
-
-std::int64_t gemm_packed_a_size(std::int64_t m, std::int64_t k, float);
-std::int64_t gemm_packed_a_size(std::int64_t m, std::int64_t k, double);
-std::int64_t gemm_a_panels(std::int64_t m, float);
-std::int64_t gemm_a_panels(std::int64_t m, double);
-void gemm_pack_a(float*, const float*, std::int64_t lda, bool trans, std::int64_t m, std::int64_t k, std::int64_t q0,
-                 std::int64_t q1);
-void gemm_pack_a(double*, const double*, std::int64_t lda, bool trans, std::int64_t m, std::int64_t k,
-                 std::int64_t q0, std::int64_t q1);
-void gemm_prepacked(float* c, const float* a, const float* a_packed, const float* b, const float* b_packed,
-                    const GemmParams& p);
-void gemm_prepacked(double* c, const double* a, const double* a_packed, const double* b, const double* b_packed,
-                    const GemmParams& p);
 
 namespace {
 
