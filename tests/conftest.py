@@ -10,25 +10,24 @@ FAST_ISAS = [name for name in ISAS if name != "ref"]
 
 
 @contextlib.contextmanager
+def _switched(get, set_, value):
+    """Run the block with the process-wide setting `set_(value)`, then put back what `get()` gave."""
+    previous = get()
+    set_(value)
+    try:
+        yield value
+    finally:
+        set_(previous)
+
+
 def using_isa(name):
     """Run the block on the ISA path `name`, then switch back to whatever was active."""
-    previous = _C.isa()
-    _C.set_isa(name)
-    try:
-        yield name
-    finally:
-        _C.set_isa(previous)
+    return _switched(_C.isa, _C.set_isa, name)
 
 
-@contextlib.contextmanager
 def num_threads(n):
     """Run the block with `n` kernel threads, then restore the previous setting."""
-    previous = cnnx.get_num_threads()
-    cnnx.set_num_threads(n)
-    try:
-        yield n
-    finally:
-        cnnx.set_num_threads(previous)
+    return _switched(cnnx.get_num_threads, cnnx.set_num_threads, n)
 
 
 @pytest.fixture(params=ISAS)
@@ -45,15 +44,9 @@ def fast_isa(request):
         yield request.param
 
 
-@contextlib.contextmanager
 def using_conv_algorithm(name):
     """Run the block with dense convolutions computed by `name` ('auto', 'gemm', 'direct', 'winograd' or 'rows')."""
-    previous = _C.conv_algorithm()
-    _C.set_conv_algorithm(name)
-    try:
-        yield name
-    finally:
-        _C.set_conv_algorithm(previous)
+    return _switched(_C.conv_algorithm, _C.set_conv_algorithm, name)
 
 
 @pytest.fixture(params=["auto", "gemm", "direct", "winograd", "rows"])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cnnx import kernels
-from conftest import FAST_ISAS, num_threads, using_isa
+from conftest import num_threads, using_isa
 
 # (n, c, h, w, k, kh, kw, stride, padding, dilation, groups): DESIGN.md's edge grid.
 GRID = {

@@ -3,7 +3,6 @@ arXiv:1512.03385), in torchvision's "v1.5" layout and names."""
 from __future__ import annotations
 
 from .. import nn
-from ..nn import functional as F
 from ..nn import init
 from ..nn._fusion import conv_bn_act
 from ._checks import check_bool, check_num_classes

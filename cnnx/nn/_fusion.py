@@ -19,6 +19,10 @@ import numpy as np
 from .. import _C
 from ..autograd import is_grad_enabled
 from ..tensor import Tensor, _wrap
+from . import functional as F
+from .activation import ReLU
+from .conv import Conv2d
+from .normalization import BatchNorm2d
 
 ENABLED = True
 
@@ -30,10 +34,6 @@ def _plain(module, cls) -> bool:
 def conv_bn(conv, bn, relu, x):
     """The output of ``relu(bn(conv(x)))`` computed in one kernel, or None. ``relu``: a ReLU module,
     True (the functional relu), or None (no ReLU)."""
-    from .activation import ReLU
-    from .conv import Conv2d
-    from .normalization import BatchNorm2d
-
     if not ENABLED or bn.training or not isinstance(x, Tensor) or x.ndim != 4:
         return None
     if not (_plain(conv, Conv2d) and _plain(bn, BatchNorm2d) and (relu is None or relu is True or _plain(relu, ReLU))):
@@ -60,10 +60,6 @@ def conv_bn(conv, bn, relu, x):
 
 def run_sequence(modules, x):
     """Modules applied in order, each Conv2d -> BatchNorm2d (-> ReLU) run fused where it can be."""
-    from .conv import Conv2d
-    from .normalization import BatchNorm2d
-    from .activation import ReLU
-
     i, n = 0, len(modules)
     while i < n:
         m = modules[i]
@@ -87,6 +83,5 @@ def conv_bn_act(conv, bn, relu, x):
         return y
     y = bn(conv(x))
     if relu is True:
-        from .functional import relu as relu_fn
-        return relu_fn(y, inplace=True)
+        return F.relu(y, inplace=True)
     return relu(y) if relu is not None else y

@@ -296,25 +296,25 @@ def _scaled(x, alpha):
     return Mul.apply(x, alpha) if isinstance(x, Tensor) else x * alpha
 
 
+def _alpha_operands(fn: str, input, other, alpha):
+    """add's and sub's checked operands, ``other`` scaled by ``alpha`` (skipped for the plain 1)."""
+    input, other = _operands(fn, input, other)
+    if not (type(alpha) is int and alpha == 1):
+        alpha = _alpha(fn, alpha, input, other)
+        if alpha != 1:
+            other = _scaled(other, alpha)
+    return input, other
+
+
 def add(input, other, *, alpha=1) -> Tensor:
     """``input + alpha * other``, broadcasting. ``input``/``other``: Tensors or real numbers (not
     both numbers); ``alpha``: a number (an int for integer operands)."""
-    input, other = _operands("add", input, other)
-    if not (type(alpha) is int and alpha == 1):
-        alpha = _alpha("add", alpha, input, other)
-        if alpha != 1:
-            other = _scaled(other, alpha)
-    return Add.apply(input, other)
+    return Add.apply(*_alpha_operands("add", input, other, alpha))
 
 
 def sub(input, other, *, alpha=1) -> Tensor:
     """``input - alpha * other``, broadcasting; arguments as ``add``."""
-    input, other = _operands("sub", input, other)
-    if not (type(alpha) is int and alpha == 1):
-        alpha = _alpha("sub", alpha, input, other)
-        if alpha != 1:
-            other = _scaled(other, alpha)
-    return Sub.apply(input, other)
+    return Sub.apply(*_alpha_operands("sub", input, other, alpha))
 
 
 def mul(input, other) -> Tensor:

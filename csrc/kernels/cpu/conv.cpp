@@ -654,6 +654,13 @@ void backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
 
 inline bool is_depthwise(const Conv2dParams& p) { return p.groups > 1 && p.groups == p.c; }
 
+// Whether algorithm `which` may run under the setting `algo` (auto, or forced to it) and its rule
+// `fits(p, force)` takes the shape (force: wherever it can run).
+template <class Fits>
+bool chosen(ConvAlgorithm algo, ConvAlgorithm which, Fits fits, const Conv2dParams& p) {
+  return (algo == ConvAlgorithm::kAuto || algo == which) && fits(p, algo == which);
+}
+
 // A dense (not depthwise) forward by the configured algorithm: the row kernels for layers with few
 // output channels, Winograd for the 3x3 stride-1 layers it suits, else the direct kernels, else the
 // column matrix. Returns whether the tail e (may be null) was applied; the row kernels and the
@@ -661,18 +668,15 @@ inline bool is_depthwise(const Conv2dParams& p) { return p.groups > 1 && p.group
 template <class T>
 bool dense_forward(T* y, const T* x, const T* w, const T* bias, const ConvEpilogue<T>* e, const Conv2dParams& p) {
   const ConvAlgorithm algo = conv_algorithm();
-  if ((algo == ConvAlgorithm::kAuto || algo == ConvAlgorithm::kRows) &&
-      rows_fits<T>(p, algo == ConvAlgorithm::kRows)) {
+  if (chosen(algo, ConvAlgorithm::kRows, rows_fits<T>, p)) {
     rows_forward(y, x, w, bias, p);
     return false;
   }
-  if ((algo == ConvAlgorithm::kAuto || algo == ConvAlgorithm::kWinograd) &&
-      winograd_fits<T>(p, algo == ConvAlgorithm::kWinograd)) {
+  if (chosen(algo, ConvAlgorithm::kWinograd, winograd_fits<T>, p)) {
     winograd_forward(y, x, w, bias, e, p);
     return true;
   }
-  if ((algo == ConvAlgorithm::kAuto || algo == ConvAlgorithm::kDirect) &&
-      direct_fits_forward<T>(p, algo == ConvAlgorithm::kDirect)) {
+  if (chosen(algo, ConvAlgorithm::kDirect, direct_fits_forward<T>, p)) {
     direct_forward(y, x, w, bias, e, p);
     return true;
   }
@@ -708,11 +712,7 @@ void conv2d_forward_fused(T* y, const T* x, const T* w, const T* bias, const Con
       const int64_t k = q % p.k;
       T* yq = y + q * plane;
       const typename V::reg a = V::set1(e.scale ? e.scale[k] : T(1)), b = V::set1(e.scale ? e.shift[k] : T(0));
-      const typename V::reg zero = V::zero();
-      auto tail = [&](typename V::reg v) {
-        if (e.scale) v = V::add(V::mul(v, a), b);
-        return e.relu ? V::select(V::gt_or_nan(zero, v), zero, v) : v;
-      };
+      auto tail = [&](typename V::reg v) { return conv_tail<T>(v, a, b, e.scale != nullptr, e.relu); };
       int64_t i = 0;
       for (; i + W <= plane; i += W) V::store(yq + i, tail(V::load(yq + i)));
       if (i < plane) {
@@ -728,14 +728,10 @@ void conv2d_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p
   if (p.n == 0 || p.c == 0) return;
   if (is_depthwise(p)) return depthwise_backward_input(dx, dy, w, p);
   const ConvAlgorithm algo = conv_algorithm();
-  if ((algo == ConvAlgorithm::kAuto || algo == ConvAlgorithm::kRows) &&
-      rows_fits_backward_input<T>(p, algo == ConvAlgorithm::kRows))
-    return rows_backward_input(dx, dy, w, p);
-  if ((algo == ConvAlgorithm::kAuto || algo == ConvAlgorithm::kWinograd) &&
-      winograd_fits_backward_input<T>(p, algo == ConvAlgorithm::kWinograd))
+  if (chosen(algo, ConvAlgorithm::kRows, rows_fits_backward_input<T>, p)) return rows_backward_input(dx, dy, w, p);
+  if (chosen(algo, ConvAlgorithm::kWinograd, winograd_fits_backward_input<T>, p))
     return winograd_backward_input(dx, dy, w, p);
-  if ((algo == ConvAlgorithm::kAuto || algo == ConvAlgorithm::kDirect) &&
-      direct_fits_backward_input<T>(p, algo == ConvAlgorithm::kDirect))
+  if (chosen(algo, ConvAlgorithm::kDirect, direct_fits_backward_input<T>, p))
     return direct_backward_input(dx, dy, w, p);
   backward_input(dx, dy, w, p);
 }
@@ -745,8 +741,7 @@ void conv2d_backward_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dP
   const ConvAlgorithm algo = conv_algorithm();
   if (is_depthwise(p))
     depthwise_backward_weight(dw, x, dy, p);
-  else if ((algo == ConvAlgorithm::kAuto || algo == ConvAlgorithm::kRows) &&
-           rows_fits_backward_weight<T>(p, algo == ConvAlgorithm::kRows))
+  else if (chosen(algo, ConvAlgorithm::kRows, rows_fits_backward_weight<T>, p))
     rows_backward_weight(dw, x, dy, p);
   else
     backward_weight(dw, x, dy, p);

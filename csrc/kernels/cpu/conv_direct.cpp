@@ -248,14 +248,10 @@ void write_out(T* y, T* acc, const T* bias, const ConvEpilogue<T>* e, const Bloc
       a[o] = e->scale ? e->scale[k0 + o] : T(1);
       b[o] = e->scale ? e->shift[k0 + o] : T(0);
     }
-    const typename V::reg zero = V::zero();
     for (int64_t r = 0; r < imgs * pix; ++r)
-      for (int v = 0; v < OB / W; ++v) {
-        typename V::reg x = V::load(acc + r * OB + v * W);
-        if (e->scale) x = V::add(V::mul(x, V::load(a + v * W)), V::load(b + v * W));
-        if (e->relu) x = V::select(V::gt_or_nan(zero, x), zero, x);
-        V::store(acc + r * OB + v * W, x);
-      }
+      for (int v = 0; v < OB / W; ++v)
+        V::store(acc + r * OB + v * W, conv_tail<T>(V::load(acc + r * OB + v * W), V::load(a + v * W),
+                                                    V::load(b + v * W), e->scale != nullptr, e->relu));
   }
   for (int64_t i = 0; i < imgs; ++i) {
     const T* a = acc + i * pix * OB;

@@ -28,6 +28,18 @@ inline Conv2dParams transposed_of(const Conv2dParams& p) {
   return t;
 }
 
+// ConvEpilogue's tail on one vector (conv.h): v * a + b when affine (a multiply, then an add, as
+// batch norm's evaluation), then ReLU when relu (v < 0 ? 0 : v, NaN kept, as the relu kernel). The
+// one definition every algorithm's epilogue uses, so all of them give the separate passes' bits.
+template <class T>
+CNNX_INLINE typename simd::Vec<T>::reg conv_tail(typename simd::Vec<T>::reg v, typename simd::Vec<T>::reg a,
+                                                 typename simd::Vec<T>::reg b, bool affine, bool relu) {
+  using V = simd::Vec<T>;
+  if (affine) v = V::add(V::mul(v, a), b);
+  if (relu) v = V::select(V::gt_or_nan(V::zero(), v), V::zero(), v);
+  return v;
+}
+
 // out[c][k][i][j] = w[k][c][KH-1-i][KW-1-j] for a one-group layer p (w: K x C x KH x KW).
 template <class T>
 void flip_kernel(T* out, const T* w, const Conv2dParams& p) {

@@ -49,6 +49,17 @@ Geometry<T> geometry_of(const Conv2dParams& p) {
   return g;
 }
 
+// Image n of x into the padded buffer xp (zeroed once by the caller: borders and slack stay zero).
+template <class T>
+void pad_image(T* xp, const T* x, int64_t n, const Geometry<T>& g, const Conv2dParams& p) {
+  for (int64_t c = 0; c < p.c; ++c)
+    for (int64_t h = 0; h < p.h; ++h) {
+      const T* src = x + ((n * p.c + c) * p.h + h) * p.w;
+      T* dst = xp + c * g.plane + (h + p.pad_h) * g.wp + p.pad_w;
+      for (int64_t q = 0; q < p.w; ++q) dst[q] = src[q];
+    }
+}
+
 // Output row oh of channels [k0, k0 + KB) of one image: xp is the padded image, w the layer's
 // weights, y the image's output.
 template <class T, int KB, int NR>
@@ -136,12 +147,7 @@ void rows_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParam
     T* xp = workspace_as<T>(kPlaneSlot, p.c * g.plane + g.slack);
     std::fill(xp, xp + p.c * g.plane + g.slack, T(0));  // borders and slack stay zero
     for (int64_t n = mine.begin; n < mine.end; ++n) {
-      for (int64_t c = 0; c < p.c; ++c)
-        for (int64_t h = 0; h < p.h; ++h) {
-          const T* src = x + ((n * p.c + c) * p.h + h) * p.w;
-          T* dst = xp + c * g.plane + (h + p.pad_h) * g.wp + p.pad_w;
-          for (int64_t q = 0; q < p.w; ++q) dst[q] = src[q];
-        }
+      pad_image(xp, x, n, g, p);
       T* yn = y + n * p.k * p.oh * p.ow;
       for (int64_t pass = 0, k0 = 0; pass < passes; ++pass) {
         const int64_t kb = (p.k - k0) / (passes - pass);
@@ -251,12 +257,7 @@ void rows_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p)
     std::fill(xp, xp + p.c * g.plane + g.slack, T(0));
     T* accs = workspace_as<T>(kPlaneSlot + 1, (mine.end - mine.begin) * 5 * p.kw * W);
     for (int64_t n = 0; n < p.n; ++n) {
-      for (int64_t c = 0; c < p.c; ++c)
-        for (int64_t h = 0; h < p.h; ++h) {
-          const T* src = x + ((n * p.c + c) * p.h + h) * p.w;
-          T* dst = xp + c * g.plane + (h + p.pad_h) * g.wp + p.pad_w;
-          for (int64_t q = 0; q < p.w; ++q) dst[q] = src[q];
-        }
+      pad_image(xp, x, n, g, p);
       const T* dyn = dy + n * p.k * p.oh * p.ow;
       for (int64_t u = mine.begin; u < mine.end; ++u) {
         const int64_t i = u % p.kh, c = (u / p.kh) % p.c, kb = u / (p.kh * p.c);

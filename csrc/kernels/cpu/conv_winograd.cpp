@@ -157,7 +157,6 @@ void transform_output(T* y, const T* m, const T* bias, const ConvEpilogue<T>* e,
   const int64_t r0 = b * q.rows, r1 = std::min(p.n * q.th, r0 + q.rows), cols = (r1 - r0) * q.tw;
   const int64_t plane = p.oh * p.ow;
   alignas(64) T buf[4][W];
-  const typename V::reg zero = V::zero();
   for (int64_t k = 0; k < p.k; ++k) {
     const typename V::reg bk = V::set1(bias ? bias[k] : T(0));
     const bool affine = e && e->scale, relu = e && e->relu;
@@ -181,14 +180,8 @@ void transform_output(T* y, const T* m, const T* bias, const ConvEpilogue<T>* e,
         for (int i = 0; i < 2; ++i) {
           typename V::reg o0 = V::add(V::add(V::add(s[i][0], s[i][1]), s[i][2]), bk);
           typename V::reg o1 = V::add(V::sub(V::sub(s[i][1], s[i][2]), s[i][3]), bk);
-          if (affine) {
-            o0 = V::add(V::mul(o0, sa), sb);
-            o1 = V::add(V::mul(o1, sa), sb);
-          }
-          if (relu) {
-            o0 = V::select(V::gt_or_nan(zero, o0), zero, o0);
-            o1 = V::select(V::gt_or_nan(zero, o1), zero, o1);
-          }
+          o0 = conv_tail<T>(o0, sa, sb, affine, relu);
+          o1 = conv_tail<T>(o1, sa, sb, affine, relu);
           V::store(buf[2 * i], o0);
           V::store(buf[2 * i + 1], o1);
         }
