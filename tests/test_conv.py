@@ -67,6 +67,8 @@ GRID = {
     "direct_groups": (3, 16, 9, 9, 64, 3, 3, 1, 1, 1, 2),
     "direct_5x5_dil": (2, 6, 12, 13, 32, 5, 5, 1, (4, 2), (2, 1), 1),
     "direct_long_reduction": (2, 80, 5, 6, 24, 3, 3, 1, 1, 1, 1),
+    # the direct weight gradient: a kernel wider than a register tile (column pieces), column stride 3
+    "direct_wide_kernel": (2, 3, 9, 40, 40, 2, 17, (1, 3), (1, 8), 1, 1),
     # the row kernels (conv_rows.cpp): LeNet's C1 and C3, two passes of output channels, 3 vectors
     "rows_lenet_c1": (3, 1, 32, 32, 6, 5, 5, 1, 0, 1, 1),
     "rows_lenet_c3": (2, 6, 14, 14, 16, 5, 5, 1, 0, 1, 1),

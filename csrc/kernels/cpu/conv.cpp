@@ -43,6 +43,10 @@ template <class T>
 void direct_forward(T* y, const T* x, const T* w, const T* bias, const ConvEpilogue<T>* e, const Conv2dParams& p);
 template <class T>
 void direct_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p);
+template <class T>
+bool direct_fits_backward_weight(const Conv2dParams& p, bool force);
+template <class T>
+void direct_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p);
 // conv_rows.cpp: layers with few output channels, output rows in vectors.
 template <class T>
 bool rows_fits(const Conv2dParams& p, bool force);
@@ -743,6 +747,8 @@ void conv2d_backward_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dP
     depthwise_backward_weight(dw, x, dy, p);
   else if (chosen(algo, ConvAlgorithm::kRows, rows_fits_backward_weight<T>, p))
     rows_backward_weight(dw, x, dy, p);
+  else if (chosen(algo, ConvAlgorithm::kDirect, direct_fits_backward_weight<T>, p))
+    direct_backward_weight(dw, x, dy, p);
   else
     backward_weight(dw, x, dy, p);
   if (db) backward_bias(db, dy, p);
