@@ -405,8 +405,10 @@ void pack_and_run(T* y, const T* x, const T* w, const T* bias, const ConvEpilogu
                    [&](int tid, int nt) { pack_weights(wp, w, w_conv, flip, tid, nt); });
   if (q_conv.stride_w == 1)
     run<T, 1>(y, x, wp, bias, e, q_conv, q);
-  else
+  else if (q_conv.stride_w == 2)
     run<T, 2>(y, x, wp, bias, e, q_conv, q);
+  else
+    run<T, 4>(y, x, wp, bias, e, q_conv, q);
 }
 
 
@@ -614,7 +616,7 @@ void run_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) 
 template <class T>
 bool fits(const Conv2dParams& p, bool force) {
   constexpr int OB = Tiling<T>::OB;
-  if (p.stride_w != 1 && p.stride_w != 2) return false;
+  if (p.stride_w != 1 && p.stride_w != 2 && p.stride_w != 4) return false;
   if (force) return true;
   const int64_t kg = p.k / p.groups, cg = p.c / p.groups;
   const int64_t padded = (kg + OB - 1) / OB * OB;
