@@ -233,17 +233,26 @@ inline bool flat_applies(const Conv2dParams& p) {
   return p.kh * p.kw <= 25 && (shift_applies(p) || p.h * p.w <= kGatherMaxPlane);
 }
 
-// Vectors [v0, v0 + NB) of one output plane: NB independent accumulators over the taps.
-template <class T, bool G, int NB>
+// Vectors [v0, v0 + NB) of one output plane: NB independent accumulators over the taps. NT: the
+// tap count when known at compile time (0: F.ntaps), so that the NB masks of a tap are fixed
+// offsets from one pointer (a runtime stride cost a register per vector and spilled the loop).
+template <class T, bool G, int NB, int NT>
 CNNX_INLINE void flat_block(T* out, const T* x, const T* wk, T bias, int64_t v0, const FlatPlan& F) {
   using V = simd::Vec<T>;
   constexpr int64_t W = V::width;
+  const int64_t ntaps = NT ? NT : F.ntaps;
   typename V::reg acc[NB];
   for (int b = 0; b < NB; ++b) acc[b] = V::zero();
-  for (int64_t q = 0; q < F.ntaps; ++q) {
+  const std::uint32_t* m0 = F.mask.data() + v0 * ntaps;
+  for (int64_t q = 0; q < ntaps; ++q) {
     const typename V::reg wv = V::set1(wk[q]);
-    const std::uint32_t* m = F.mask.data() + v0 * F.ntaps + q;
-    for (int b = 0; b < NB; ++b) acc[b] = V::fmadd(wv, flat_load<T, G>(x, v0 + b, q, m[b * F.ntaps], F), acc[b]);
+    const std::uint32_t* m = m0 + q;
+    if constexpr (G) {
+      for (int b = 0; b < NB; ++b) acc[b] = V::fmadd(wv, flat_load<T, G>(x, v0 + b, q, m[b * ntaps], F), acc[b]);
+    } else {  // one shifted run: vector b of tap q at a fixed offset from xq
+      const T* xq = shifted(x, v0 * W + F.off[q]);
+      for (int b = 0; b < NB; ++b) acc[b] = V::fmadd(wv, V::load_lanes(shifted(xq, b * W), m[b * ntaps]), acc[b]);
+    }
   }
   const typename V::reg vb = V::set1(bias);
   for (int b = 0; b < NB; ++b) {
@@ -256,19 +265,27 @@ CNNX_INLINE void flat_block(T* out, const T* x, const T* wk, T bias, int64_t v0,
 }
 
 // One output plane: 8 vectors at a time, then the rest in one narrower block.
-template <class T, bool G>
-void flat_plane(T* out, const T* x, const T* wk, T bias, const FlatPlan& F) {
+template <class T, bool G, int NT>
+void flat_plane_taps(T* out, const T* x, const T* wk, T bias, const FlatPlan& F) {
   int64_t v = 0;
-  for (; v + 8 <= F.vecs; v += 8) flat_block<T, G, 8>(out, x, wk, bias, v, F);
+  for (; v + 8 <= F.vecs; v += 8) flat_block<T, G, 8, NT>(out, x, wk, bias, v, F);
   switch (F.vecs - v) {
-#define CNNX_FLAT(n)                                 \
-  case n:                                            \
-    flat_block<T, G, n>(out, x, wk, bias, v, F);     \
+#define CNNX_FLAT(n)                                     \
+  case n:                                                \
+    flat_block<T, G, n, NT>(out, x, wk, bias, v, F);     \
     break;
     CNNX_FLAT(1) CNNX_FLAT(2) CNNX_FLAT(3) CNNX_FLAT(4) CNNX_FLAT(5) CNNX_FLAT(6) CNNX_FLAT(7)
 #undef CNNX_FLAT
     default: break;
   }
+}
+
+// 3x3 and 5x5 kernels (every depthwise layer of the seed's models) with their tap count fixed.
+template <class T, bool G>
+void flat_plane(T* out, const T* x, const T* wk, T bias, const FlatPlan& F) {
+  if (F.ntaps == 9) return flat_plane_taps<T, G, 9>(out, x, wk, bias, F);
+  if (F.ntaps == 25) return flat_plane_taps<T, G, 25>(out, x, wk, bias, F);
+  flat_plane_taps<T, G, 0>(out, x, wk, bias, F);
 }
 
 template <class T, bool G>

@@ -1,6 +1,7 @@
 // Direct convolution for dense layers, compiled once per ISA. Contract: cnnx/conv.h. Called by
-// conv.cpp when direct_fits() says so: the forward, and the input gradient of stride-1 layers, which
-// is itself a stride-1 convolution of dy (see direct_backward_input).
+// conv.cpp when the direct_fits_* rules say so: the forward, the input gradient of stride-1 layers,
+// which is itself a stride-1 convolution of dy (see direct_backward_input), and the weight gradient
+// (the same tile with pixels and taps swapped; see run_backward_weight).
 //
 // The GEMM formulation (conv.cpp) vectorises over output pixels, which needs a column matrix: each
 // input value copied KH*KW times, then packed. Here the vector dimension is the output channels
@@ -609,7 +610,7 @@ void run_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) 
   });
 }
 
-// Whether the direct kernel serves convolution p. It can run any layer of column stride 1 or 2
+// Whether the direct kernel serves convolution p. It can run any layer of column stride 1, 2 or 4
 // (force); by choice it takes those where it is faster than the column matrix: most of each
 // OB-channel group live, a reduction long enough to amortise a tile's start and end, and not 1x1
 // (conv.cpp multiplies those in place, with no copy at all).
