@@ -303,6 +303,23 @@ void flat_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParam
   });
 }
 
+// acc[q] += gv * tap q's inputs under vector v.
+template <class T, bool G, int NT>
+CNNX_INLINE void flat_weight_step(typename simd::Vec<T>::reg (&acc)[NT], typename simd::Vec<T>::reg gv, const T* xp,
+                                  const T* const (&xq)[NT], int64_t v, const FlatPlan& F) {
+  using V = simd::Vec<T>;
+  const std::uint32_t* m = F.mask.data() + v * NT;
+  if constexpr (!G) {
+    if (F.whole[v]) {  // inside the plane for every tap: plain loads (most vectors of a large plane)
+      for (int q = 0; q < NT; ++q) acc[q] = V::fmadd(gv, V::load(xq[q] + v * V::width), acc[q]);
+      return;
+    }
+  }
+  for (int q = 0; q < NT; ++q)
+    acc[q] = V::fmadd(gv, G ? flat_load<T, G>(xp, v, q, m[q], F) : V::load_lanes(shifted(xq[q], v * V::width), m[q]),
+                      acc[q]);
+}
+
 // dw of one channel k over all images: NT accumulators (one per tap), each summing dy * tap input
 // over the plane's vectors, images in order; the lanes are reduced once at the end.
 template <class T, bool G, int NT>
@@ -312,15 +329,17 @@ void flat_weight_channel(T* dwk, const T* x, const T* dy, int64_t c, int64_t k, 
   constexpr int64_t W = V::width;
   typename V::reg acc[NT];
   for (int q = 0; q < NT; ++q) acc[q] = V::zero();
+  const T* xq[NT];
   for (int64_t n = 0; n < p.n; ++n) {
     const T* xp = x + (n * p.c + c) * p.h * p.w;
     const T* g = dy + (n * p.k + k) * F.hw;
-    for (int64_t v = 0; v < F.vecs; ++v) {
-      const int64_t at = v * W;
-      const typename V::reg gv = at + W <= F.hw ? V::load(g + at) : V::load_partial(g + at, int(F.hw - at));
-      const std::uint32_t* m = F.mask.data() + v * NT;
-      for (int q = 0; q < NT; ++q) acc[q] = V::fmadd(gv, flat_load<T, G>(xp, v, q, m[q], F), acc[q]);
-    }
+    // Whole vectors, then the partial last one. One loop with both loads kept every sum on the
+    // stack (stored after each FMA) to merge its two paths.
+    if constexpr (!G)
+      for (int q = 0; q < NT; ++q) xq[q] = shifted(xp, F.off[q]);
+    const int64_t full = F.hw / W;
+    for (int64_t v = 0; v < full; ++v) flat_weight_step<T, G, NT>(acc, V::load(g + v * W), xp, xq, v, F);
+    if (full < F.vecs) flat_weight_step<T, G, NT>(acc, V::load_partial(g + full * W, int(F.hw - full * W)), xp, xq, full, F);
   }
   for (int q = 0; q < NT; ++q) dwk[q] = V::reduce_add(acc[q]);
 }

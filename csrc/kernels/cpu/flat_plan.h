@@ -2,6 +2,7 @@
 // in per-ISA translation units, so it lives in the ISA's namespace.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <vector>
@@ -42,6 +43,7 @@ struct FlatPlan {
   std::vector<std::int64_t> off;         // off[q]: the input shift of tap q
   std::vector<std::uint32_t> mask;  // mask[v * ntaps + q]: lanes of vector v that tap q reads
   std::vector<std::int32_t> base;   // base[v * width + l]: input position of output lane l (gather)
+  std::vector<std::uint8_t> whole;  // whole[v]: every tap reads every lane of vector v (no mask needed)
 };
 
 inline bool shift_applies(const Conv2dParams& p) {
@@ -80,6 +82,11 @@ FlatPlan make_flat_plan(const Conv2dParams& p) {
           if (col_ok[ow * p.kw + j]) m[i * p.kw + j] |= bit;
       }
     }
+  const std::uint32_t all = W == 32 ? ~0u : (1u << W) - 1;
+  F.whole.assign(static_cast<size_t>(F.vecs), 0);
+  for (int64_t v = 0; v < F.vecs; ++v)
+    F.whole[v] = std::all_of(F.mask.begin() + v * F.ntaps, F.mask.begin() + (v + 1) * F.ntaps,
+                             [&](std::uint32_t m) { return m == all; });
   return F;
 }
 
