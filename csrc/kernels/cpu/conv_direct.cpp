@@ -1,7 +1,8 @@
 // Direct convolution for dense layers, compiled once per ISA. Contract: cnnx/conv.h. Called by
-// conv.cpp when the direct_fits_* rules say so: the forward, the input gradient of stride-1 layers,
-// which is itself a stride-1 convolution of dy (see direct_backward_input), and the weight gradient
-// (the same tile with pixels and taps swapped; see run_backward_weight).
+// conv.cpp when the direct_fits_* rules say so: the forward and the input gradient of stride-1 layers,
+// which is itself a stride-1 convolution of dy (see direct_backward_input). The weight gradient, the
+// same tile with pixels and taps swapped, is in conv_direct_weight.cpp; what both share is in
+// cpu/conv_direct.h.
 //
 // The GEMM formulation (conv.cpp) vectorises over output pixels, which needs a column matrix: each
 // input value copied KH*KW times, then packed. Here the vector dimension is the output channels
@@ -32,6 +33,7 @@
 
 #include "cnnx/conv.h"
 #include "cnnx/runtime.h"
+#include "cpu/conv_direct.h"
 #include "cpu/conv_geometry.h"
 #include "cpu/parallel.h"
 #include "cpu/simd.h"
@@ -43,33 +45,7 @@ namespace {
 
 using std::int64_t;
 
-// Workspace slots (0-2 belong to the GEMM): padded input block, partial sums, packed weights (the
-// calling thread's, shared by the team).
-constexpr int kInputSlot = 3;
-constexpr int kAccSlot = 4;
-constexpr int kWeightSlot = 5;
-
-// Output pixels per block: large enough that a weight chunk is reused over many tiles, small
-// enough that the partial sums (kPixels x OB values, 64 KiB for float on AVX-512) stay in L2.
-constexpr int64_t kPixels = 512;
-// ... and its padded input at most this large, so it stays in L2 (2 MiB per core here) while every
-// channel group sweeps it. Deep layers on small planes hit this first: 512 channels of 4x4 images
-// pad to 72 KiB per image. Measured, 2 threads, 512x4x4 3x3 at batch 64: blocks of 32 images
-// (2.4 MB) 14.7 ms, of 14 images (1 MB) 14.3 ms.
-constexpr int64_t kInputBytes = 1 << 20;
-// Weights of one reduction chunk (cc x KH x KW x OB values), kept in L1 (48 KiB here) while the
-// tiles sweep. Measured, 1 thread, batch 32 3x3 layers: 18, 36 and 72 KiB within noise of each
-// other, 4.5 KiB 15-25% slower.
-constexpr int64_t kChunkBytes = 36 << 10;
-
-template <class T>
-struct Tiling {
-  using V = simd::Vec<T>;
-  static constexpr int W = V::width;
-  static constexpr int R = simd::DirectTile<T>::R;
-  static constexpr int NV = simd::DirectTile<T>::NV;
-  static constexpr int OB = NV * W;
-};
+using namespace direct;
 
 // Where one tile reads and writes. rows[t]: the padded input under the first pixel of the tile's
 // row t (chunk's first channel; rows may come from different images of the block); taps[e]: where
@@ -115,23 +91,6 @@ void tile(const TileArgs<T>& a) {
     for (int v = 0; v < NV; ++v) V::store(a.acc + r * OB + v * W, acc[r][v]);
 }
 
-// Make::get<TR, TC>() for every TR * TC <= R, indexed [TR][TC]: the forward and weight-gradient
-// tiles of every shape a layer may need.
-template <int R, class Fn, class Make>
-struct ShapeTable {
-  Fn fn[R + 1][R + 1] = {};
-
-  template <int TR, int... TC>
-  constexpr void row(std::integer_sequence<int, TC...>) {
-    ((TR * (TC + 1) <= R ? (fn[TR][TC + 1] = Make::template get<TR, (TR * (TC + 1) <= R ? TC + 1 : 1)>()) : nullptr), ...);
-  }
-  template <int... TR>
-  constexpr void rows(std::integer_sequence<int, TR...>) {
-    (row<TR + 1>(std::make_integer_sequence<int, R>{}), ...);
-  }
-  ShapeTable() { rows(std::make_integer_sequence<int, R>{}); }
-};
-
 template <class T, int SW>
 struct ForwardTiles {
   template <int TR, int TC>
@@ -142,95 +101,6 @@ template <class T, int SW>
 const auto& tiles() {
   static const ShapeTable<Tiling<T>::R, void (*)(const TileArgs<T>&), ForwardTiles<T, SW>> table;
   return table;
-}
-
-// The shape of the work for one call: blocks of images or of output rows, and the tiling of a
-// block's rows. Depends on the shapes only (never the thread count).
-struct Plan {
-  int64_t cg, kg;             // input / output channels per group
-  int64_t kbs;                // OB-channel groups per group: ceil(kg / OB)
-  int64_t imgs;               // images per block (1 when an image is cut into row bands)
-  int64_t band;               // output rows per block
-  int64_t bands, blocks;      // row bands per image, blocks per group
-  int64_t in_rows, wp;        // padded input rows per image of a block, padded row length
-  int64_t tile_rows;          // TR of the tiles (1 when a row is cut into pieces)
-  int64_t pieces;             // tiles per output row (when tile_rows == 1)
-  int64_t cc;                 // input channels per reduction chunk
-};
-
-template <class T>
-Plan plan_of(const Conv2dParams& p) {
-  constexpr int R = Tiling<T>::R, OB = Tiling<T>::OB;
-  Plan q{};
-  q.cg = p.c / p.groups;
-  q.kg = p.k / p.groups;
-  q.kbs = (q.kg + OB - 1) / OB;
-  // Rows narrower than half a tile are stacked: TR = R / OW rows of OW pixels per tile.
-  if (p.ow > R / 2) {
-    q.tile_rows = 1;
-    q.pieces = (p.ow + R - 1) / R;
-  } else {
-    q.tile_rows = R / p.ow;
-    q.pieces = 1;
-  }
-  const int64_t ohw = p.oh * p.ow;
-  q.wp = p.w + 2 * p.pad_w;
-  const int64_t row_bytes = q.cg * q.wp * int64_t(sizeof(T));  // one padded row of every channel
-  auto rows_in = [&](int64_t band) { return (band - 1) * p.stride_h + (p.kh - 1) * p.dil_h + 1; };
-  // Both are then evened out (27 rows in bands of at most 18 become 14 + 13, not 18 + 9), so the
-  // blocks, and the threads that take them, get equal work.
-  if (ohw >= kPixels || rows_in(p.oh) * row_bytes * 2 > kInputBytes) {
-    q.imgs = 1;
-    int64_t band = std::max<int64_t>(1, kPixels / p.ow / q.tile_rows) * q.tile_rows;
-    while (band > q.tile_rows && rows_in(band) * row_bytes > kInputBytes) band -= q.tile_rows;
-    const int64_t bands = (p.oh + band - 1) / band;
-    q.band = std::min(p.oh, ((p.oh + bands - 1) / bands + q.tile_rows - 1) / q.tile_rows * q.tile_rows);
-  } else {
-    const int64_t imgs = std::clamp<int64_t>(std::min(kPixels / ohw, kInputBytes / (rows_in(p.oh) * row_bytes)), 1, p.n);
-    const int64_t blocks = (p.n + imgs - 1) / imgs;
-    q.imgs = (p.n + blocks - 1) / blocks;
-    q.band = p.oh;
-  }
-  q.bands = (p.oh + q.band - 1) / q.band;
-  q.blocks = (p.n + q.imgs - 1) / q.imgs * q.bands;
-  q.in_rows = rows_in(q.band);
-  q.cc = std::clamp<int64_t>(kChunkBytes / int64_t(p.kh * p.kw * OB * sizeof(T)), 1, q.cg);
-  return q;
-}
-
-// Images [n0, n1) and output rows [oh0, oh1) of block b.
-struct Block {
-  int64_t n0, n1, oh0, oh1;
-};
-inline Block block_of(int64_t b, const Plan& q, const Conv2dParams& p) {
-  const int64_t band = b % q.bands, nb = b / q.bands;
-  const int64_t oh0 = band * q.band;
-  return {nb * q.imgs, std::min(p.n, (nb + 1) * q.imgs), oh0, std::min(p.oh, oh0 + q.band)};
-}
-
-// The padded input of block bl, group g: xp[c][img][row][col], row r holding input row
-// oh0*SH - PH + r (zero outside the image) with PW zero columns each side.
-template <class T>
-void pad_block(T* xp, const T* x, const Block& bl, int64_t g, const Plan& q, const Conv2dParams& p) {
-  const int64_t imgs = bl.n1 - bl.n0;
-  for (int64_t c = 0; c < q.cg; ++c)
-    for (int64_t i = 0; i < imgs; ++i) {
-      const T* plane = x + ((bl.n0 + i) * p.c + g * q.cg + c) * p.h * p.w;
-      T* dst = xp + (c * imgs + i) * q.in_rows * q.wp;
-      // Plain loops, not memcpy/fill: rows of late layers are 4 to 16 values, where a library
-      // call per row cost more than the copy (4% of ResNet-18's small-input inference).
-      for (int64_t r = 0; r < q.in_rows; ++r, dst += q.wp) {
-        const int64_t ih = bl.oh0 * p.stride_h - p.pad_h + r;
-        if (ih < 0 || ih >= p.h) {
-          for (int64_t k = 0; k < q.wp; ++k) dst[k] = T(0);
-          continue;
-        }
-        const T* src = plane + ih * p.w;
-        for (int64_t k = 0; k < p.pad_w; ++k) dst[k] = T(0);
-        for (int64_t k = 0; k < p.w; ++k) dst[p.pad_w + k] = src[k];
-        for (int64_t k = p.pad_w + p.w; k < q.wp; ++k) dst[k] = T(0);
-      }
-    }
 }
 
 // acc[img][pixel][OB] (+ bias, then the epilogue e) into y[img][k0 + o][oh0 * OW + pixel] for
@@ -413,215 +283,12 @@ void pack_and_run(T* y, const T* x, const T* w, const T* bias, const ConvEpilogu
 }
 
 
-// ---------------------------------------------------------------------------------------------
-// Weight gradient: the same register tile with the roles of pixels and taps swapped. The vector
-// dimension is still OB output channels; the R broadcasts are R taps (c, i, j) of the kernel, and
-// the reduction runs over the output pixels of a block:
-//
-//   dwt[kb][c][i][j][o] += dyp[kb][pixel][o] * xpad[c][row(pixel)*SH + i*DH][col(pixel)*SW + j]
-//
-// Per block (the forward's plan), dy is packed as dyp[kb][pixel][OB] (zero past the last channel)
-// and the input padded as for the forward (pad_block); a table gives each pixel's offset in it.
-// A tile is TR tap rows (c, i) of TC consecutive columns j, each column an immediate offset from its
-// row's pointer (so DW must be 1), and keeps its TR*TC x OB sums in registers over the whole block.
-// The sums wait between blocks in dwt[g][kb][tap][OB] (the calling thread's workspace); a last
-// pass transposes them into OIHW. No column matrix, and each input value is read in place by all
-// the taps that use it.
-//
-// Each thread owns a fixed run of (group, channel group, tile) items and sums them over every
-// block in order, padding its own copy of each block's input: the result depends on the shapes
-// only, never the thread count.
-template <class T>
-struct GradArgs {
-  T* dwt;                // the tile's first tap; tap rows are ld apart, columns OB apart
-  int64_t ld;
-  const T* const* rows;  // padded input of each tap row, at pixel offset 0
-  const int64_t* pix;    // each pixel's offset in the padded block
-  const T* dy;           // packed dy, OB values per pixel
-  int64_t steps;         // pixels
-  bool first;            // start from zero, not from dwt
-};
-
-template <class T, int TR, int TC>
-void grad_tile(const GradArgs<T>& a) {
-  using V = simd::Vec<T>;
-  using Tl = Tiling<T>;
-  constexpr int R = TR * TC, NV = Tl::NV, W = Tl::W, OB = Tl::OB;
-  typename V::reg acc[R][NV];
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v)
-      acc[r][v] = a.first ? V::zero() : V::load(a.dwt + (r / TC) * a.ld + (r % TC) * OB + v * W);
-  const T* rows[TR];
-  for (int t = 0; t < TR; ++t) rows[t] = a.rows[t];
-  const T* d = a.dy;
-  for (int64_t e = 0; e < a.steps; ++e, d += OB) {
-    const int64_t off = a.pix[e];
-    typename V::reg dv[NV];
-    for (int v = 0; v < NV; ++v) dv[v] = V::load(d + v * W);
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      const typename V::reg b = V::set1(rows[r / TC][off + r % TC]);
-      for (int v = 0; v < NV; ++v) acc[r][v] = V::fmadd(dv[v], b, acc[r][v]);
-    }
-  }
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v) V::store(a.dwt + (r / TC) * a.ld + (r % TC) * OB + v * W, acc[r][v]);
-}
-
-template <class T>
-struct GradTiles {
-  template <int TR, int TC>
-  static constexpr auto get() { return &grad_tile<T, TR, TC>; }
-};
-
-template <class T>
-const auto& grad_tiles() {
-  static const ShapeTable<Tiling<T>::R, void (*)(const GradArgs<T>&), GradTiles<T>> table;
-  return table;
-}
-
-// How one channel group's taps are cut into tiles: runs of tr tap rows (c, i), each row in `pieces`
-// runs of columns (more than one only for kernels wider than a tile).
-struct TapTiling {
-  int64_t tap_rows, tr, row_tiles, pieces;
-  int64_t count() const { return row_tiles * pieces; }
-};
-
-template <class T>
-TapTiling tap_tiling(const Conv2dParams& p) {
-  constexpr int R = Tiling<T>::R;
-  TapTiling t{};
-  t.tap_rows = p.c / p.groups * p.kh;
-  t.pieces = (p.kw + R - 1) / R;
-  t.tr = p.kw <= R ? R / p.kw : 1;
-  t.row_tiles = (t.tap_rows + t.tr - 1) / t.tr;
-  return t;
-}
-
-// dy of block bl, output channels [k0, k0 + live), as dst[pixel][OB] (zero past live).
-template <class T>
-void pack_dy(T* dst, const T* dy, const Block& bl, int64_t k0, int64_t live, const Conv2dParams& p) {
-  constexpr int OB = Tiling<T>::OB;
-  const int64_t ohw = p.oh * p.ow, pix = (bl.oh1 - bl.oh0) * p.ow;
-  for (int64_t i = 0; i < bl.n1 - bl.n0; ++i, dst += pix * OB) {
-    const T* src = dy + ((bl.n0 + i) * p.k + k0) * ohw + bl.oh0 * p.ow;
-    if constexpr (simd::Transpose<T>::available) {
-      for (int64_t e = 0; e < pix; e += 16)
-        for (int64_t o0 = 0; o0 < OB; o0 += 16)
-          simd::Transpose<T>::block(src + o0 * ohw + e, ohw, int(std::clamp<int64_t>(live - o0, 0, 16)),
-                                    int(std::min<int64_t>(16, pix - e)), dst + e * OB + o0, OB, 16);
-    } else {
-      for (int64_t e = 0; e < pix; ++e)
-        for (int64_t o = 0; o < OB; ++o) dst[e * OB + o] = o < live ? src[o * ohw + e] : T(0);
-    }
-  }
-}
-
-template <class T>
-void run_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
-  constexpr int OB = Tiling<T>::OB;
-  constexpr int64_t kGradPixels = kChunkBytes / int64_t(OB * sizeof(T));
-  const int64_t ckk = p.c / p.groups * p.kh * p.kw;
-  if (p.n == 0) {  // no pixels: the sum is empty (and no plan: it divides by the image count)
-    std::fill(dw, dw + p.k * ckk, T(0));
-    return;
-  }
-  const Plan q = plan_of<T>(p);
-  const TapTiling tt = tap_tiling<T>(p);
-  const int64_t per_group = q.kbs * tt.count(), items = p.groups * per_group;
-  T* dwt = workspace_as<T>(kWeightSlot, p.groups * q.kbs * ckk * OB);
-  const double macs = double(p.n) * double(p.k) * double(p.oh * p.ow) * double(ckk);
-  const int threads = int(std::max<int64_t>(
-      1, std::min<int64_t>({int64_t(get_num_threads()), items, int64_t(std::max(1.0, macs / double(1 << 19)))})));
-  const int64_t in_size = q.cg * q.imgs * q.in_rows * q.wp, pix_max = q.imgs * q.band * p.ow;
-  const auto& table = grad_tiles<T>();
-
-  parallel::region(threads, [&](int tid, int nt) {
-    const parallel::Range mine = parallel::split(items, tid, nt);
-    if (mine.begin < mine.end) {
-      T* xp = workspace_as<T>(kInputSlot, in_size);
-      std::vector<int64_t> pix(pix_max);
-      const T* rowp[Tiling<T>::R];
-      GradArgs<T> a;
-      a.rows = rowp;
-      for (int64_t g = mine.begin / per_group; g <= (mine.end - 1) / per_group; ++g) {
-        // My items of group g, and the channel groups they need packed.
-        const int64_t lo = std::max(mine.begin, g * per_group) - g * per_group;
-        const int64_t hi = std::min(mine.end, (g + 1) * per_group) - g * per_group;
-        const int64_t kb0 = lo / tt.count(), kb1 = (hi - 1) / tt.count() + 1;
-        T* dyp = workspace_as<T>(kAccSlot, (kb1 - kb0) * pix_max * OB);
-        for (int64_t b = 0; b < q.blocks; ++b) {
-          const Block bl = block_of(b, q, p);
-          const int64_t imgs = bl.n1 - bl.n0, rows = bl.oh1 - bl.oh0, npix = imgs * rows * p.ow;
-          const int64_t cs = imgs * q.in_rows * q.wp;  // channel stride of xp
-          pad_block(xp, x, bl, g, q, p);
-          for (int64_t i = 0, e = 0; i < imgs; ++i)
-            for (int64_t r = 0; r < rows; ++r)
-              for (int64_t c = 0; c < p.ow; ++c) pix[e++] = (i * q.in_rows + r * p.stride_h) * q.wp + c * p.stride_w;
-          for (int64_t kb = kb0; kb < kb1; ++kb)
-            pack_dy(dyp + (kb - kb0) * pix_max * OB, dy, bl, g * q.kg + kb * OB,
-                    std::min<int64_t>(OB, q.kg - kb * OB), p);
-          a.ld = p.kw * OB;
-          // Runs of the block's pixels whose packed dy stays in L1 while every tile sweeps it.
-          for (int64_t e0 = 0; e0 < npix; e0 += kGradPixels) {
-            a.steps = std::min(kGradPixels, npix - e0);
-            a.first = b == 0 && e0 == 0;
-            a.pix = pix.data() + e0;
-            for (int64_t it = lo; it < hi; ++it) {
-              const int64_t kb = it / tt.count(), tile = it % tt.count();
-              const int64_t t0 = tile / tt.pieces * tt.tr, piece = tile % tt.pieces;
-              const int64_t tr = std::min(tt.tr, tt.tap_rows - t0);
-              const int64_t j0 = p.kw * piece / tt.pieces, tc = p.kw * (piece + 1) / tt.pieces - j0;
-              for (int64_t t = 0; t < tr; ++t) {
-                const int64_t c = (t0 + t) / p.kh, i = (t0 + t) % p.kh;
-                rowp[t] = xp + c * cs + i * p.dil_h * q.wp + j0;
-              }
-              a.dwt = dwt + ((g * q.kbs + kb) * ckk + t0 * p.kw + j0) * OB;
-              a.dy = dyp + ((kb - kb0) * pix_max + e0) * OB;
-              table.fn[tr][tc](a);
-            }
-          }
-        }
-      }
-    }
-    parallel::barrier(nt);
-    // dwt[g][kb][tap][o] -> dw[g*kg + kb*OB + o][tap], in runs of 64 taps.
-    constexpr int64_t kRun = 64;
-    const int64_t runs = (ckk + kRun - 1) / kRun;
-    const parallel::Range out = parallel::split(p.groups * q.kbs * runs, tid, nt);
-    for (int64_t u = out.begin; u < out.end; ++u) {
-      const int64_t gk = u / runs, e0 = u % runs * kRun, ne = std::min(kRun, ckk - e0);
-      const int64_t kb = gk % q.kbs, k0 = gk / q.kbs * q.kg + kb * OB;
-      const int64_t live = std::min<int64_t>(OB, q.kg - kb * OB);
-      const T* src = dwt + (gk * ckk + e0) * OB;
-      T* d = dw + k0 * ckk + e0;
-      if constexpr (simd::Transpose<T>::available) {
-        for (int64_t e = 0; e < ne; e += 16)
-          for (int64_t o0 = 0; o0 < live; o0 += 16) {
-            const int rows = int(std::min<int64_t>(16, ne - e));
-            simd::Transpose<T>::block(src + e * OB + o0, OB, rows, int(std::min<int64_t>(16, live - o0)),
-                                      d + o0 * ckk + e, ckk, rows);
-          }
-      } else {
-        for (int64_t o = 0; o < live; ++o)
-          for (int64_t e = 0; e < ne; ++e) d[o * ckk + e] = src[e * OB + o];
-      }
-    }
-  });
-}
-
-// Whether the direct kernel serves convolution p. It can run any layer of column stride 1, 2 or 4
-// (force); by choice it takes those where it is faster than the column matrix: most of each
-// OB-channel group live, a reduction long enough to amortise a tile's start and end, and not 1x1
-// (conv.cpp multiplies those in place, with no copy at all).
+// Whether the direct kernel serves convolution p: any layer of column stride 1, 2 or 4 (force), by
+// choice where preferred() (cpu/conv_direct.h).
 template <class T>
 bool fits(const Conv2dParams& p, bool force) {
-  constexpr int OB = Tiling<T>::OB;
   if (p.stride_w != 1 && p.stride_w != 2 && p.stride_w != 4) return false;
-  if (force) return true;
-  const int64_t kg = p.k / p.groups, cg = p.c / p.groups;
-  const int64_t padded = (kg + OB - 1) / OB * OB;
-  return p.kh * p.kw > 1 && 4 * kg >= 3 * padded && cg * p.kh * p.kw >= 32;
+  return force || preferred<T>(p);
 }
 
 }  // namespace
@@ -639,19 +306,6 @@ bool direct_fits_backward_input(const Conv2dParams& p, bool force) {
          p.pad_w <= (p.kw - 1) * p.dil_w && fits<T>(transposed_of(p), force);
 }
 
-// The weight gradient's tiles take columns of the kernel as immediate offsets: column dilation 1.
-// By choice, where most of each OB-channel group is live and the reduction over taps is long enough
-// to fill tiles (as for the forward).
-template <class T>
-bool direct_fits_backward_weight(const Conv2dParams& p, bool force) {
-  if (p.dil_w != 1) return false;
-  if (force) return true;
-  constexpr int OB = Tiling<T>::OB;
-  const int64_t kg = p.k / p.groups, cg = p.c / p.groups;
-  const int64_t padded = (kg + OB - 1) / OB * OB;
-  return p.kh * p.kw > 1 && 4 * kg >= 3 * padded && cg * p.kh * p.kw >= 32;
-}
-
 template <class T>
 void direct_forward(T* y, const T* x, const T* w, const T* bias, const ConvEpilogue<T>* e, const Conv2dParams& p) {
   pack_and_run(y, x, w, bias, e, p, p, false);
@@ -662,15 +316,8 @@ void direct_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p
   pack_and_run<T>(dx, dy, w, nullptr, nullptr, transposed_of(p), p, true);
 }
 
-template <class T>
-void direct_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
-  run_backward_weight(dw, x, dy, p);
-}
-
 #define CNNX_INSTANTIATE(T)                                                                  \
   template bool direct_fits_forward<T>(const Conv2dParams&, bool);                           \
-  template bool direct_fits_backward_weight<T>(const Conv2dParams&, bool);                   \
-  template void direct_backward_weight<T>(T*, const T*, const T*, const Conv2dParams&);      \
   template bool direct_fits_backward_input<T>(const Conv2dParams&, bool);                    \
   template void direct_forward<T>(T*, const T*, const T*, const T*, const ConvEpilogue<T>*, const Conv2dParams&); \
   template void direct_backward_input<T>(T*, const T*, const T*, const Conv2dParams&);

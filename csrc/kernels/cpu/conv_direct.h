@@ -1,0 +1,167 @@
+// What the direct dense kernels share (conv_direct.cpp: forward and input gradient;
+// conv_direct_weight.cpp: weight gradient): the register tiling, the blocking plan of a call, and the
+// zero-padded input block both read in place. Included in per-ISA translation units, so it lives in
+// the ISA's namespace.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <utility>
+
+#include "cnnx/conv.h"
+#include "cpu/simd.h"
+
+namespace cnnx {
+namespace CNNX_ISA_NS {
+namespace direct {
+
+using std::int64_t;
+
+// Workspace slots (0-2 belong to the GEMM): padded input block, partial sums, packed weights (the
+// calling thread's, shared by the team).
+constexpr int kInputSlot = 3;
+constexpr int kAccSlot = 4;
+constexpr int kWeightSlot = 5;
+
+// Output pixels per block: large enough that a weight chunk is reused over many tiles, small
+// enough that the partial sums (kPixels x OB values, 64 KiB for float on AVX-512) stay in L2.
+constexpr int64_t kPixels = 512;
+// ... and its padded input at most this large, so it stays in L2 (2 MiB per core here) while every
+// channel group sweeps it. Deep layers on small planes hit this first: 512 channels of 4x4 images
+// pad to 72 KiB per image. Measured, 2 threads, 512x4x4 3x3 at batch 64: blocks of 32 images
+// (2.4 MB) 14.7 ms, of 14 images (1 MB) 14.3 ms.
+constexpr int64_t kInputBytes = 1 << 20;
+// Weights of one reduction chunk (cc x KH x KW x OB values), kept in L1 (48 KiB here) while the
+// tiles sweep. Measured, 1 thread, batch 32 3x3 layers: 18, 36 and 72 KiB within noise of each
+// other, 4.5 KiB 15-25% slower.
+constexpr int64_t kChunkBytes = 36 << 10;
+
+template <class T>
+struct Tiling {
+  using V = simd::Vec<T>;
+  static constexpr int W = V::width;
+  static constexpr int R = simd::DirectTile<T>::R;
+  static constexpr int NV = simd::DirectTile<T>::NV;
+  static constexpr int OB = NV * W;
+};
+
+// Make::get<TR, TC>() for every TR * TC <= R, indexed [TR][TC]: the forward and weight-gradient
+// tiles of every shape a layer may need.
+template <int R, class Fn, class Make>
+struct ShapeTable {
+  Fn fn[R + 1][R + 1] = {};
+
+  template <int TR, int... TC>
+  constexpr void row(std::integer_sequence<int, TC...>) {
+    ((TR * (TC + 1) <= R ? (fn[TR][TC + 1] = Make::template get<TR, (TR * (TC + 1) <= R ? TC + 1 : 1)>()) : nullptr), ...);
+  }
+  template <int... TR>
+  constexpr void rows(std::integer_sequence<int, TR...>) {
+    (row<TR + 1>(std::make_integer_sequence<int, R>{}), ...);
+  }
+  ShapeTable() { rows(std::make_integer_sequence<int, R>{}); }
+};
+
+// The shape of the work for one call: blocks of images or of output rows, and the tiling of a
+// block's rows. Depends on the shapes only (never the thread count).
+struct Plan {
+  int64_t cg, kg;             // input / output channels per group
+  int64_t kbs;                // OB-channel groups per group: ceil(kg / OB)
+  int64_t imgs;               // images per block (1 when an image is cut into row bands)
+  int64_t band;               // output rows per block
+  int64_t bands, blocks;      // row bands per image, blocks per group
+  int64_t in_rows, wp;        // padded input rows per image of a block, padded row length
+  int64_t tile_rows;          // TR of the tiles (1 when a row is cut into pieces)
+  int64_t pieces;             // tiles per output row (when tile_rows == 1)
+  int64_t cc;                 // input channels per reduction chunk
+};
+
+template <class T>
+Plan plan_of(const Conv2dParams& p) {
+  constexpr int R = Tiling<T>::R, OB = Tiling<T>::OB;
+  Plan q{};
+  q.cg = p.c / p.groups;
+  q.kg = p.k / p.groups;
+  q.kbs = (q.kg + OB - 1) / OB;
+  // Rows narrower than half a tile are stacked: TR = R / OW rows of OW pixels per tile.
+  if (p.ow > R / 2) {
+    q.tile_rows = 1;
+    q.pieces = (p.ow + R - 1) / R;
+  } else {
+    q.tile_rows = R / p.ow;
+    q.pieces = 1;
+  }
+  const int64_t ohw = p.oh * p.ow;
+  q.wp = p.w + 2 * p.pad_w;
+  const int64_t row_bytes = q.cg * q.wp * int64_t(sizeof(T));  // one padded row of every channel
+  auto rows_in = [&](int64_t band) { return (band - 1) * p.stride_h + (p.kh - 1) * p.dil_h + 1; };
+  // Both are then evened out (27 rows in bands of at most 18 become 14 + 13, not 18 + 9), so the
+  // blocks, and the threads that take them, get equal work.
+  if (ohw >= kPixels || rows_in(p.oh) * row_bytes * 2 > kInputBytes) {
+    q.imgs = 1;
+    int64_t band = std::max<int64_t>(1, kPixels / p.ow / q.tile_rows) * q.tile_rows;
+    while (band > q.tile_rows && rows_in(band) * row_bytes > kInputBytes) band -= q.tile_rows;
+    const int64_t bands = (p.oh + band - 1) / band;
+    q.band = std::min(p.oh, ((p.oh + bands - 1) / bands + q.tile_rows - 1) / q.tile_rows * q.tile_rows);
+  } else {
+    const int64_t imgs = std::clamp<int64_t>(std::min(kPixels / ohw, kInputBytes / (rows_in(p.oh) * row_bytes)), 1, p.n);
+    const int64_t blocks = (p.n + imgs - 1) / imgs;
+    q.imgs = (p.n + blocks - 1) / blocks;
+    q.band = p.oh;
+  }
+  q.bands = (p.oh + q.band - 1) / q.band;
+  q.blocks = (p.n + q.imgs - 1) / q.imgs * q.bands;
+  q.in_rows = rows_in(q.band);
+  q.cc = std::clamp<int64_t>(kChunkBytes / int64_t(p.kh * p.kw * OB * sizeof(T)), 1, q.cg);
+  return q;
+}
+
+// Images [n0, n1) and output rows [oh0, oh1) of block b.
+struct Block {
+  int64_t n0, n1, oh0, oh1;
+};
+inline Block block_of(int64_t b, const Plan& q, const Conv2dParams& p) {
+  const int64_t band = b % q.bands, nb = b / q.bands;
+  const int64_t oh0 = band * q.band;
+  return {nb * q.imgs, std::min(p.n, (nb + 1) * q.imgs), oh0, std::min(p.oh, oh0 + q.band)};
+}
+
+// The padded input of block bl, group g: xp[c][img][row][col], row r holding input row
+// oh0*SH - PH + r (zero outside the image) with PW zero columns each side.
+template <class T>
+void pad_block(T* xp, const T* x, const Block& bl, int64_t g, const Plan& q, const Conv2dParams& p) {
+  const int64_t imgs = bl.n1 - bl.n0;
+  for (int64_t c = 0; c < q.cg; ++c)
+    for (int64_t i = 0; i < imgs; ++i) {
+      const T* plane = x + ((bl.n0 + i) * p.c + g * q.cg + c) * p.h * p.w;
+      T* dst = xp + (c * imgs + i) * q.in_rows * q.wp;
+      // Plain loops, not memcpy/fill: rows of late layers are 4 to 16 values, where a library
+      // call per row cost more than the copy (4% of ResNet-18's small-input inference).
+      for (int64_t r = 0; r < q.in_rows; ++r, dst += q.wp) {
+        const int64_t ih = bl.oh0 * p.stride_h - p.pad_h + r;
+        if (ih < 0 || ih >= p.h) {
+          for (int64_t k = 0; k < q.wp; ++k) dst[k] = T(0);
+          continue;
+        }
+        const T* src = plane + ih * p.w;
+        for (int64_t k = 0; k < p.pad_w; ++k) dst[k] = T(0);
+        for (int64_t k = 0; k < p.w; ++k) dst[p.pad_w + k] = src[k];
+        for (int64_t k = p.pad_w + p.w; k < q.wp; ++k) dst[k] = T(0);
+      }
+    }
+}
+
+// Where the direct kernels beat the column matrix by choice (measured): most of each OB-channel group
+// live, a reduction long enough to amortise a tile's start and end, and not 1x1 (conv.cpp multiplies
+// those in place, with no copy at all).
+template <class T>
+bool preferred(const Conv2dParams& p) {
+  constexpr int OB = Tiling<T>::OB;
+  const int64_t kg = p.k / p.groups, cg = p.c / p.groups;
+  const int64_t padded = (kg + OB - 1) / OB * OB;
+  return p.kh * p.kw > 1 && 4 * kg >= 3 * padded && cg * p.kh * p.kw >= 32;
+}
+
+}  // namespace direct
+}  // namespace CNNX_ISA_NS
+}  // namespace cnnx
