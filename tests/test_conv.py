@@ -32,6 +32,11 @@ GRID = {
     "depthwise_s2_dil2": (2, 3, 12, 11, 3, 3, 3, 2, 2, 2, 3),
     "depthwise_s2_pad0_k2": (1, 4, 9, 10, 4, 2, 2, 2, 0, 1, 4),
     "depthwise_s3_asym": (1, 2, 13, 8, 2, 3, 5, (3, 2), (1, 2), 1, 2),
+    # the stride-2 3x3 input gradient (conv_depthwise.cpp s2_3x3): rows of several vectors, odd and
+    # even sizes, a row of 1
+    "depthwise_s2_wide": (2, 3, 9, 45, 3, 3, 3, 2, 1, 1, 3),
+    "depthwise_s2_even_wide": (1, 2, 12, 70, 2, 3, 3, 2, 1, 1, 2),
+    "depthwise_s2_tiny": (1, 2, 1, 2, 2, 3, 3, 2, 1, 1, 2),
     "pointwise": (2, 8, 5, 6, 7, 1, 1, 1, 0, 1, 1),
     "pointwise_groups": (3, 8, 5, 5, 4, 1, 1, 1, 0, 1, 2),
     "1x1_stride2": (1, 8, 7, 7, 4, 1, 1, 2, 0, 1, 1),

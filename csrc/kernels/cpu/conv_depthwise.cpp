@@ -403,6 +403,55 @@ bool flat_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p,
   return true;
 }
 
+// dx of a 3x3, stride-2, padding-1 layer with one output channel per input channel (MobileNet's
+// downsampling layers), gathered from dy with no scatter, no gather instructions and no padded
+// copy. dx row ih takes kernel row 1 from dy row ih/2 when ih is even, and rows 0 and 2 from dy rows
+// (ih+1)/2 and (ih-1)/2 when odd; within a row, the even columns 2b take kernel column 1 times dy[b],
+// the odd columns 2b+1 columns 0 and 2 times dy[b+1] and dy[b]. Both classes are whole vectors over
+// b, interleaved (zip) into the row. Taps are added in the reference's (i, j) order.
+inline bool s2_3x3_applies(const Conv2dParams& p) {
+  return p.k == p.c && p.kh == 3 && p.kw == 3 && p.stride_h == 2 && p.stride_w == 2 && p.pad_h == 1 &&
+         p.pad_w == 1 && p.dil_h == 1 && p.dil_w == 1;
+}
+
+template <class T>
+void s2_3x3_plane(T* dx, const T* dy, const T* wk, const Conv2dParams& p) {
+  using V = simd::Vec<T>;
+  constexpr int64_t W = V::width;
+  auto load_first = [](const T* a, int64_t n) {  // a[0, n), zero past n (n may be <= 0)
+    return n >= W ? V::load(a) : n > 0 ? V::load_partial(a, int(n)) : V::zero();
+  };
+  const int64_t even = (p.w + 1) / 2;  // even columns of a dx row (<= OW)
+  for (int64_t ih = 0; ih < p.h; ++ih) {
+    int64_t ki[2], rows[2];  // (kernel row, dy row), in kernel-row order
+    int nr = 0;
+    if (ih % 2 == 0) {
+      ki[nr] = 1, rows[nr++] = ih / 2;
+    } else {
+      if ((ih + 1) / 2 < p.oh) ki[nr] = 0, rows[nr++] = (ih + 1) / 2;
+      ki[nr] = 2, rows[nr++] = (ih - 1) / 2;
+    }
+    T* out = dx + ih * p.w;
+    for (int64_t b0 = 0; b0 < even; b0 += W) {
+      typename V::reg e = V::zero(), o = V::zero();
+      for (int r = 0; r < nr; ++r) {
+        const T* d = dy + rows[r] * p.ow + b0;
+        const typename V::reg a = load_first(d, even - b0);          // dy[b]
+        const typename V::reg b = load_first(d + 1, p.ow - 1 - b0);  // dy[b + 1], where b + 1 < OW
+        const T* k = wk + ki[r] * 3;
+        e = V::fmadd(V::set1(k[1]), a, e);
+        o = V::fmadd(V::set1(k[0]), b, o);
+        o = V::fmadd(V::set1(k[2]), a, o);
+      }
+      typename V::reg lo, hi;
+      V::zip(e, o, lo, hi);
+      const int64_t c0 = 2 * b0;  // columns [c0, c0 + 2W) of the row
+      if (p.w - c0 >= W) V::store(out + c0, lo); else V::store_partial(out + c0, lo, int(p.w - c0));
+      if (p.w - c0 - W >= W) V::store(out + c0 + W, hi); else if (p.w - c0 - W > 0) V::store_partial(out + c0 + W, hi, int(p.w - c0 - W));
+    }
+  }
+}
+
 }  // namespace
 
 template <class T>
@@ -444,6 +493,14 @@ void depthwise_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams
     for (int64_t k = 0; k < p.k; ++k)
       for (int64_t t = 0; t < ntaps; ++t) flipped[k * ntaps + t] = w[k * ntaps + ntaps - 1 - t];
     depthwise_forward(dx, dy, flipped.data(), static_cast<const T*>(nullptr), q);
+    return;
+  }
+  if (s2_3x3_applies(p)) {
+    parallel::region(get_num_threads(), [&](int tid, int nt) {
+      const parallel::Range planes = parallel::split(p.n * p.c, tid, nt);
+      for (int64_t nc = planes.begin; nc < planes.end; ++nc)
+        s2_3x3_plane(dx + nc * p.h * p.w, dy + nc * p.oh * p.ow, w + nc % p.c * 9, p);
+    });
     return;
   }
   if (p.k == p.c && p.kh * p.kw <= 25 && p.h * p.w <= kGatherDxMaxPlane) {  // gathered from dy

@@ -39,6 +39,12 @@ struct Vec<float> {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
   }
+  // lo, hi = a0 b0 a1 b1 ... (the lanes of a and b interleaved): lo the first width, hi the rest.
+  static CNNX_INLINE void zip(reg a, reg b, reg& lo, reg& hi) {
+    const __m256 l = _mm256_unpacklo_ps(a, b), h = _mm256_unpackhi_ps(a, b);  // within 128-bit halves
+    lo = _mm256_permute2f128_ps(l, h, 0x20);
+    hi = _mm256_permute2f128_ps(l, h, 0x31);
+  }
   using mask = __m256;  // all-ones lanes
   static CNNX_INLINE mask gt_or_nan(reg a, reg b) {
     return _mm256_or_ps(_mm256_cmp_ps(a, b, _CMP_GT_OQ), _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
@@ -126,6 +132,11 @@ struct Vec<double> {
   static CNNX_INLINE double reduce_add(reg a) {
     const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+  }
+  static CNNX_INLINE void zip(reg a, reg b, reg& lo, reg& hi) {  // as Vec<float>::zip
+    const __m256d l = _mm256_unpacklo_pd(a, b), h = _mm256_unpackhi_pd(a, b);
+    lo = _mm256_permute2f128_pd(l, h, 0x20);
+    hi = _mm256_permute2f128_pd(l, h, 0x31);
   }
   using mask = __m256d;
   static CNNX_INLINE mask gt_or_nan(reg a, reg b) {

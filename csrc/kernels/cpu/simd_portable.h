@@ -36,6 +36,16 @@ struct Vec {
     for (int i = 1; i < width; ++i) s += a[i];
     return s;
   }
+  // lo, hi = a0 b0 a1 b1 ... (the lanes of a and b interleaved): lo the first width, hi the rest.
+  static CNNX_INLINE void zip(reg a, reg b, reg& lo, reg& hi) {
+    reg l{}, h{};
+    for (int i = 0; i < width; ++i) {
+      reg& dst = 2 * i < width ? l : h;
+      dst[(2 * i) % width] = a[i];
+      dst[(2 * i + 1) % width] = b[i];
+    }
+    lo = l, hi = h;
+  }
   using mask = decltype(reg{} > reg{});  // all-ones integer lanes
   static CNNX_INLINE mask gt_or_nan(reg a, reg b) { return (a > b) | (a != a); }
   static CNNX_INLINE reg select(mask m, reg a, reg b) { return m ? a : b; }
