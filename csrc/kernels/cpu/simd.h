@@ -6,6 +6,7 @@
 //   reg, width, zero, set1, load, store, add, sub, mul, div, sqrt, fmadd(a, b, c) = a * b + c,
 //   reduce_add(a)            sum of the lanes in a fixed order
 //   zip(a, b, lo, hi)        a and b interleaved (a0 b0 a1 b1 ...): lo the first width lanes, hi the rest
+//   unzip(lo, hi, even, odd) its inverse: the even and the odd lanes of lo then hi
 //   mask, gt_or_nan(a, b)    lanes where a > b or a is NaN; select(m, a, b) (a where m, else b); any(m)
 //   lt(a, b)                 mask of lanes where a < b (false where either is NaN)
 //   is_nan(a)                mask of the NaN lanes

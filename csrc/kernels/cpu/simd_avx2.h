@@ -45,6 +45,12 @@ struct Vec<float> {
     lo = _mm256_permute2f128_ps(l, h, 0x20);
     hi = _mm256_permute2f128_ps(l, h, 0x31);
   }
+  // The inverse of zip: even = lo0 lo2 ... hi0 hi2 ..., odd = lo1 lo3 ... hi1 hi3 ...
+  static CNNX_INLINE void unzip(reg lo, reg hi, reg& even, reg& odd) {
+    // Within 128-bit halves, then the halves' middle 64-bit pieces swapped.
+    even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0))), 0xd8));
+    odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1))), 0xd8));
+  }
   using mask = __m256;  // all-ones lanes
   static CNNX_INLINE mask gt_or_nan(reg a, reg b) {
     return _mm256_or_ps(_mm256_cmp_ps(a, b, _CMP_GT_OQ), _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
@@ -137,6 +143,10 @@ struct Vec<double> {
     const __m256d l = _mm256_unpacklo_pd(a, b), h = _mm256_unpackhi_pd(a, b);
     lo = _mm256_permute2f128_pd(l, h, 0x20);
     hi = _mm256_permute2f128_pd(l, h, 0x31);
+  }
+  static CNNX_INLINE void unzip(reg lo, reg hi, reg& even, reg& odd) {  // as Vec<float>::unzip
+    even = _mm256_permute4x64_pd(_mm256_unpacklo_pd(lo, hi), 0xd8);
+    odd = _mm256_permute4x64_pd(_mm256_unpackhi_pd(lo, hi), 0xd8);
   }
   using mask = __m256d;
   static CNNX_INLINE mask gt_or_nan(reg a, reg b) {

@@ -53,6 +53,11 @@ struct Vec<float> {
     lo = _mm512_permutex2var_ps(a, _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23), b);
     hi = _mm512_permutex2var_ps(a, _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), b);
   }
+  // The inverse of zip: even = lo0 lo2 ... hi0 hi2 ..., odd = lo1 lo3 ... hi1 hi3 ...
+  static CNNX_INLINE void unzip(reg lo, reg hi, reg& even, reg& odd) {
+    even = _mm512_permutex2var_ps(lo, _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), hi);
+    odd = _mm512_permutex2var_ps(lo, _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), hi);
+  }
   using mask = __mmask16;
   static CNNX_INLINE mask gt_or_nan(reg a, reg b) {
     return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ) | _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q);
@@ -144,6 +149,10 @@ struct Vec<double> {
   static CNNX_INLINE void zip(reg a, reg b, reg& lo, reg& hi) {  // as Vec<float>::zip
     lo = _mm512_permutex2var_pd(a, _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11), b);
     hi = _mm512_permutex2var_pd(a, _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15), b);
+  }
+  static CNNX_INLINE void unzip(reg lo, reg hi, reg& even, reg& odd) {  // as Vec<float>::unzip
+    even = _mm512_permutex2var_pd(lo, _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), hi);
+    odd = _mm512_permutex2var_pd(lo, _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15), hi);
   }
   using mask = __mmask8;
   static CNNX_INLINE mask gt_or_nan(reg a, reg b) {

@@ -46,6 +46,16 @@ struct Vec {
     }
     lo = l, hi = h;
   }
+  // The inverse of zip: even = lo0 lo2 ... hi0 hi2 ..., odd = lo1 lo3 ... hi1 hi3 ...
+  static CNNX_INLINE void unzip(reg lo, reg hi, reg& even, reg& odd) {
+    reg e{}, o{};
+    for (int i = 0; i < width; ++i) {
+      const reg& src = 2 * i < width ? lo : hi;
+      e[i] = src[(2 * i) % width];
+      o[i] = src[(2 * i + 1) % width];
+    }
+    even = e, odd = o;
+  }
   using mask = decltype(reg{} > reg{});  // all-ones integer lanes
   static CNNX_INLINE mask gt_or_nan(reg a, reg b) { return (a > b) | (a != a); }
   static CNNX_INLINE reg select(mask m, reg a, reg b) { return m ? a : b; }
