@@ -370,12 +370,6 @@ inline parallel::Range split_units(int64_t total, int64_t unit, int tid, int nt)
   return {std::min(total, r.begin * unit), std::min(total, r.end * unit)};
 }
 
-// Threads for a job of `macs` multiply-adds that splits `units` ways: below ~0.5 M MACs a thread,
-// waking a second one costs more than it saves.
-inline int threads_for(double macs, int64_t units) {
-  const double by_work = std::max(1.0, macs / double(1 << 19));
-  return int(std::max<int64_t>(1, std::min<int64_t>({int64_t(get_num_threads()), int64_t(by_work), units})));
-}
 
 // The weights of every group packed for the GEMM (gemm_pack_a), thread tid of nt taking its share of
 // the panels: w[g] (kg x ckk) for the forward, or its transpose (ckk x kg) for dx. The caller

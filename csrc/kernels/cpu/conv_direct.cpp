@@ -155,8 +155,7 @@ void run(T* y, const T* x, const T* wp, const T* bias, const ConvEpilogue<T>* e,
   const int64_t items = p.groups * q.blocks * q.kbs;
   const int64_t wgroup = q.kbs * q.cg * p.kh * p.kw * OB;  // packed values per group
   const double macs = double(p.n) * double(p.k) * double(p.oh * p.ow) * double(q.cg * p.kh * p.kw);
-  const int threads = int(std::max<int64_t>(
-      1, std::min<int64_t>({int64_t(get_num_threads()), items, int64_t(std::max(1.0, macs / double(1 << 19)))})));
+  const int threads = threads_for(macs, items);
   const int64_t in_size = q.cg * q.imgs * q.in_rows * q.wp;
   const int64_t acc_size = q.imgs * q.band * p.ow * OB;
 

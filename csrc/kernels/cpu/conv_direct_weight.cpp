@@ -8,6 +8,7 @@
 #include "cnnx/conv.h"
 #include "cnnx/runtime.h"
 #include "cpu/conv_direct.h"
+#include "cpu/conv_geometry.h"
 #include "cpu/parallel.h"
 #include "cpu/simd.h"
 
@@ -136,8 +137,7 @@ void run_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) 
   const int64_t per_group = q.kbs * tt.count(), items = p.groups * per_group;
   T* dwt = workspace_as<T>(kWeightSlot, p.groups * q.kbs * ckk * OB);
   const double macs = double(p.n) * double(p.k) * double(p.oh * p.ow) * double(ckk);
-  const int threads = int(std::max<int64_t>(
-      1, std::min<int64_t>({int64_t(get_num_threads()), items, int64_t(std::max(1.0, macs / double(1 << 19)))})));
+  const int threads = threads_for(macs, items);
   const int64_t in_size = q.cg * q.imgs * q.in_rows * q.wp, pix_max = q.imgs * q.band * p.ow;
   const auto& table = grad_tiles<T>();
 

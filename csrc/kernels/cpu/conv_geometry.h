@@ -6,10 +6,18 @@
 #include <cstdint>
 
 #include "cnnx/conv.h"
+#include "cnnx/runtime.h"
 #include "cpu/simd.h"
 
 namespace cnnx {
 namespace CNNX_ISA_NS {
+
+// Threads for a call of `macs` multiply-adds split into `units` pieces: at most one per unit, and one
+// per 2^19 multiply-adds (below that, waking a thread costs more than it saves).
+inline int threads_for(double macs, std::int64_t units) {
+  const double by_work = std::max(1.0, macs / double(1 << 19));
+  return int(std::max<std::int64_t>(1, std::min<std::int64_t>({std::int64_t(get_num_threads()), std::int64_t(by_work), units})));
+}
 
 // The input gradient of a stride-1 convolution p is a forward convolution of dy (K channels of
 // OH x OW) with the flipped, transposed kernel (flip_kernel) and padding (KH-1)*DH - PH, which is

@@ -139,8 +139,7 @@ void rows_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParam
   // Output channels in passes of at most 8, as even as possible (16 -> 8 + 8, 6 -> 6).
   const int64_t passes = (p.k + kMaxKB - 1) / kMaxKB;
   const double macs = double(p.n) * double(p.k) * double(p.oh * p.ow) * double(p.c * p.kh * p.kw);
-  const int threads = int(std::max<int64_t>(
-      1, std::min<int64_t>({int64_t(get_num_threads()), p.n, int64_t(std::max(1.0, macs / double(1 << 19)))})));
+  const int threads = threads_for(macs, p.n);
   parallel::region(threads, [&](int tid, int nt) {
     const parallel::Range mine = parallel::split(p.n, tid, nt);
     if (mine.begin >= mine.end) return;
@@ -248,8 +247,7 @@ void rows_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p)
   const int64_t kbs = (p.k + 4) / 5;  // channel blocks of at most 5 (5 x 5 accumulators)
   const int64_t units = kbs * p.c * p.kh;
   const double macs = double(p.n) * double(p.k) * double(p.oh * p.ow) * double(p.c * p.kh * p.kw);
-  const int threads = int(std::max<int64_t>(
-      1, std::min<int64_t>({int64_t(get_num_threads()), units, int64_t(std::max(1.0, macs / double(1 << 19)))})));
+  const int threads = threads_for(macs, units);
   parallel::region(threads, [&](int tid, int nt) {
     const parallel::Range mine = parallel::split(units, tid, nt);
     if (mine.begin >= mine.end) return;

@@ -220,8 +220,7 @@ template <class T>
 void winograd_forward(T* y, const T* x, const T* w, const T* bias, const ConvEpilogue<T>* e, const Conv2dParams& p) {
   const int64_t tiles = p.n * ((p.oh + 1) / 2) * ((p.ow + 1) / 2);
   const double macs = double(tiles) * 16.0 * double(p.k) * double(p.c);
-  const int threads = int(std::max<int64_t>(
-      1, std::min<int64_t>({int64_t(get_num_threads()), int64_t(std::max(1.0, macs / double(1 << 19))), tiles})));
+  const int threads = threads_for(macs, tiles);
   const Plan q = plan_of<T>(p, threads);
   const int64_t packed = gemm_packed_a_size(p.k, p.c, T(0)), panels = gemm_a_panels(p.k, T(0));
   T* u = workspace_as<T>(kUSlot, 16 * p.k * p.c);
