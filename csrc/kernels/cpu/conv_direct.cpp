@@ -131,17 +131,7 @@ void write_out(T* y, T* acc, const T* bias, const ConvEpilogue<T>* e, const Bloc
   }
   for (int64_t i = 0; i < imgs; ++i) {
     const T* a = acc + i * pix * OB;
-    T* yi = y + ((bl.n0 + i) * p.k + k0) * ohw + bl.oh0 * p.ow;
-    if constexpr (simd::Transpose<T>::available) {
-      for (int64_t r0 = 0; r0 < pix; r0 += 16)
-        for (int64_t o0 = 0; o0 < live; o0 += 16) {
-          const int rows = int(std::min<int64_t>(16, pix - r0)), cols = int(std::min<int64_t>(16, live - o0));
-          simd::Transpose<T>::block(a + r0 * OB + o0, OB, rows, cols, yi + o0 * ohw + r0, ohw, rows);
-        }
-    } else {
-      for (int64_t o = 0; o < live; ++o)
-        for (int64_t r = 0; r < pix; ++r) yi[o * ohw + r] = a[r * OB + o];
-    }
+    transpose_into(y + ((bl.n0 + i) * p.k + k0) * ohw + bl.oh0 * p.ow, ohw, pix, a, OB, pix, live);
   }
 }
 
@@ -233,28 +223,13 @@ void pack_weights(T* wp, const T* w, const Conv2dParams& pp, bool flip, int tid,
   const int64_t outs = flip ? cg : kg, ins = flip ? kg : cg;  // channels of the packed convolution
   const int64_t kbs = (outs + OB - 1) / OB;
   const parallel::Range mine = parallel::split(pp.groups * kbs, tid, nt);
-  // The packed group kb is the transpose of an OB x (ins * khw) matrix: read in runs of kE
-  // columns so the destination (kE x OB values) stays in L1.
-  constexpr int64_t kE = 64;
   const int64_t cols = ins * khw;
   for (int64_t u = mine.begin; u < mine.end; ++u) {
     const int64_t g = u / kbs, kb = u % kbs;
     const int64_t live = std::min<int64_t>(OB, outs - kb * OB);
     T* dst = wp + u * cols * OB;
-    if (!flip) {  // row o is contiguous in w
-      const T* src = w + (g * kg + kb * OB) * cols;
-      for (int64_t e0 = 0; e0 < cols; e0 += kE) {
-        const int64_t ne = std::min(kE, cols - e0);
-        if constexpr (simd::Transpose<T>::available) {
-          for (int64_t o0 = 0; o0 < OB; o0 += 16)
-            for (int64_t e = e0; e < e0 + ne; e += 16)
-              simd::Transpose<T>::block(src + o0 * cols + e, cols, int(std::clamp<int64_t>(live - o0, 0, 16)),
-                                        int(std::min<int64_t>(16, e0 + ne - e)), dst + e * OB + o0, OB, 16);
-        } else {
-          for (int64_t o = 0; o < OB; ++o)
-            for (int64_t e = e0; e < e0 + ne; ++e) dst[e * OB + o] = o < live ? src[o * cols + e] : T(0);
-        }
-      }
+    if (!flip) {  // the packed group is the transpose of its live x (ins * khw) rows of w
+      transpose_into(dst, OB, OB, w + (g * kg + kb * OB) * cols, cols, live, cols);
       continue;
     }
     // Flipped: column (c, t) of row o is w[g*kg + c][kb*OB + o][khw - 1 - t].

@@ -151,6 +151,23 @@ void pad_block(T* xp, const T* x, const Block& bl, int64_t g, const Plan& q, con
     }
 }
 
+// dst[j * ldd + i] = src[i * lds + j] for j < cols and i < rows, and zero for rows <= i < width: the
+// transposes between the kernels' channels-as-lanes layouts and NCHW / OIHW, 16 x 16 in registers
+// where the ISA has it (simd::Transpose), one value at a time elsewhere.
+template <class T>
+void transpose_into(T* dst, int64_t ldd, int64_t width, const T* src, int64_t lds, int64_t rows, int64_t cols) {
+  if constexpr (simd::Transpose<T>::available) {
+    for (int64_t j = 0; j < cols; j += 16)
+      for (int64_t i = 0; i < width; i += 16)
+        simd::Transpose<T>::block(src + i * lds + j, lds, int(std::clamp<int64_t>(rows - i, 0, 16)),
+                                  int(std::min<int64_t>(16, cols - j)), dst + j * ldd + i, ldd,
+                                  int(std::min<int64_t>(16, width - i)));
+  } else {
+    for (int64_t j = 0; j < cols; ++j)
+      for (int64_t i = 0; i < width; ++i) dst[j * ldd + i] = i < rows ? src[i * lds + j] : T(0);
+  }
+}
+
 // Where the direct kernels beat the column matrix by choice (measured): most of each OB-channel group
 // live, a reduction long enough to amortise a tile's start and end, and not 1x1 (conv.cpp multiplies
 // those in place, with no copy at all).

@@ -110,21 +110,12 @@ void pack_dy(T* dst, const T* dy, const Block& bl, int64_t k0, int64_t live, con
   constexpr int OB = Tiling<T>::OB;
   const int64_t ohw = p.oh * p.ow, pix = (bl.oh1 - bl.oh0) * p.ow;
   for (int64_t i = 0; i < bl.n1 - bl.n0; ++i, dst += pix * OB) {
-    const T* src = dy + ((bl.n0 + i) * p.k + k0) * ohw + bl.oh0 * p.ow;
-    if constexpr (simd::Transpose<T>::available) {
-      for (int64_t e = 0; e < pix; e += 16)
-        for (int64_t o0 = 0; o0 < OB; o0 += 16)
-          simd::Transpose<T>::block(src + o0 * ohw + e, ohw, int(std::clamp<int64_t>(live - o0, 0, 16)),
-                                    int(std::min<int64_t>(16, pix - e)), dst + e * OB + o0, OB, 16);
-    } else {
-      for (int64_t e = 0; e < pix; ++e)
-        for (int64_t o = 0; o < OB; ++o) dst[e * OB + o] = o < live ? src[o * ohw + e] : T(0);
-    }
+    transpose_into(dst, OB, OB, dy + ((bl.n0 + i) * p.k + k0) * ohw + bl.oh0 * p.ow, ohw, live, pix);
   }
 }
 
 template <class T>
-void run_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
+void backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
   constexpr int OB = Tiling<T>::OB;
   constexpr int64_t kGradPixels = kChunkBytes / int64_t(OB * sizeof(T));
   const int64_t ckk = p.c / p.groups * p.kh * p.kw;
@@ -198,19 +189,7 @@ void run_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) 
       const int64_t gk = u / runs, e0 = u % runs * kRun, ne = std::min(kRun, ckk - e0);
       const int64_t kb = gk % q.kbs, k0 = gk / q.kbs * q.kg + kb * OB;
       const int64_t live = std::min<int64_t>(OB, q.kg - kb * OB);
-      const T* src = dwt + (gk * ckk + e0) * OB;
-      T* d = dw + k0 * ckk + e0;
-      if constexpr (simd::Transpose<T>::available) {
-        for (int64_t e = 0; e < ne; e += 16)
-          for (int64_t o0 = 0; o0 < live; o0 += 16) {
-            const int rows = int(std::min<int64_t>(16, ne - e));
-            simd::Transpose<T>::block(src + e * OB + o0, OB, rows, int(std::min<int64_t>(16, live - o0)),
-                                      d + o0 * ckk + e, ckk, rows);
-          }
-      } else {
-        for (int64_t o = 0; o < live; ++o)
-          for (int64_t e = 0; e < ne; ++e) d[o * ckk + e] = src[e * OB + o];
-      }
+      transpose_into(dw + k0 * ckk + e0, ckk, ne, dwt + (gk * ckk + e0) * OB, OB, ne, live);
     }
   });
 }
@@ -227,7 +206,7 @@ bool direct_fits_backward_weight(const Conv2dParams& p, bool force) {
 
 template <class T>
 void direct_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
-  run_backward_weight(dw, x, dy, p);
+  backward_weight(dw, x, dy, p);
 }
 
 #define CNNX_INSTANTIATE(T)                                                              \
