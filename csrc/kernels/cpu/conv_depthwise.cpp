@@ -367,10 +367,11 @@ void flat_weight_plane(T* sums, const T* xp, const T* g, const FlatPlan& F) {
 // dw: each thread owns a range of channels and sums them over the images in order, image by image
 // across its channels (so x and dy are read in memory order; channel by channel, image after
 // image, a 7x7 layer at batch 32 read 32 scattered 196-byte planes per channel and ran at a tenth
-// of the bandwidth). The running sums wait in the thread's workspace between images; the lanes are
-// reduced once at the end, in a fixed order.
-template <class T, bool G, int NT>
-void flat_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p, const FlatPlan& F) {
+// of the bandwidth). The running sums (NT vectors per output channel) wait in the thread's
+// workspace between images; plane(sums, x plane, dy plane) advances one channel's by one image. The
+// lanes are reduced once at the end, in a fixed order.
+template <class T, int NT, class Plane>
+void weight_in_image_order(T* dw, const T* x, const T* dy, const Conv2dParams& p, Plane plane) {
   using V = simd::Vec<T>;
   constexpr int64_t W = V::width;
   const int64_t mult = p.k / p.c;
@@ -384,11 +385,17 @@ void flat_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p, const Fl
       for (int64_t c = chans.begin; c < chans.end; ++c)
         for (int64_t m = 0; m < mult; ++m) {
           const int64_t k = c * mult + m;
-          flat_weight_plane<T, G, NT>(sums + (k - chans.begin * mult) * NT * W, x + (n * p.c + c) * p.h * p.w,
-                                      dy + (n * p.k + k) * F.hw, F);
+          plane(sums + (k - chans.begin * mult) * NT * W, x + (n * p.c + c) * p.h * p.w, dy + (n * p.k + k) * p.oh * p.ow);
         }
     for (int64_t u = 0; u < ks; ++u)
       for (int q = 0; q < NT; ++q) dw[(chans.begin * mult + u) * NT + q] = V::reduce_add(V::load(sums + (u * NT + q) * W));
+  });
+}
+
+template <class T, bool G, int NT>
+void flat_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p, const FlatPlan& F) {
+  weight_in_image_order<T, NT>(dw, x, dy, p, [&](T* sums, const T* xp, const T* g) {
+    flat_weight_plane<T, G, NT>(sums, xp, g, F);
   });
 }
 
@@ -633,21 +640,9 @@ void depthwise_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams
 // image) and the lanes reduced once at the end, in a fixed order.
 template <class T>
 void depthwise_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
-  if (s2_3x3_rows_pay<T>(p)) {  // images in memory order across each thread's channels, as flat_weight
-    using V = simd::Vec<T>;
-    constexpr int64_t W = V::width;
-    parallel::region(get_num_threads(), [&](int tid, int nt) {
-      const parallel::Range chans = parallel::split(p.c, tid, nt);
-      if (chans.begin >= chans.end) return;
-      const int64_t nc = chans.end - chans.begin;
-      T* sums = workspace_as<T>(kPlaneSlot, nc * 9 * W);
-      std::fill(sums, sums + nc * 9 * W, T(0));
-      for (int64_t n = 0; n < p.n; ++n)
-        for (int64_t c = chans.begin; c < chans.end; ++c)
-          s2_3x3_weight_plane(sums + (c - chans.begin) * 9 * W, x + (n * p.c + c) * p.h * p.w,
-                              dy + (n * p.c + c) * p.oh * p.ow, p);
-      for (int64_t c = chans.begin; c < chans.end; ++c)
-        for (int q = 0; q < 9; ++q) dw[c * 9 + q] = V::reduce_add(V::load(sums + ((c - chans.begin) * 9 + q) * W));
+  if (s2_3x3_rows_pay<T>(p)) {
+    weight_in_image_order<T, 9>(dw, x, dy, p, [&](T* sums, const T* xp, const T* g) {
+      s2_3x3_weight_plane(sums, xp, g, p);
     });
     return;
   }
