@@ -1,7 +1,6 @@
 """``cnnx bench models``: the PyTorch twins are the same networks, and the suite runs."""
 import argparse
 
-import numpy as np
 import pytest
 
 import cnnx

@@ -8,7 +8,6 @@ import cnnx
 import cnnx.nn as nn
 import cnnx.nn.functional as F
 from cnnx import kernels
-from conftest import num_threads
 
 
 def _train(seed, steps=4):

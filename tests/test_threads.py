@@ -18,7 +18,6 @@ import pytest
 
 import cnnx
 from cnnx import kernels
-from conftest import num_threads
 
 THREADS = 8
 CALLS = 12

@@ -21,7 +21,7 @@ import copy
 import math
 import numbers
 from collections.abc import Mapping
-from typing import Callable, Iterable
+from typing import Callable
 
 import numpy as np
 
