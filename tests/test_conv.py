@@ -32,6 +32,10 @@ GRID = {
     "depthwise_s2_dil2": (2, 3, 12, 11, 3, 3, 3, 2, 2, 2, 3),
     "depthwise_s2_pad0_k2": (1, 4, 9, 10, 4, 2, 2, 2, 0, 1, 4),
     "depthwise_s3_asym": (1, 2, 13, 8, 2, 3, 5, (3, 2), (1, 2), 1, 2),
+    # the row-vector kernels (conv_depthwise.cpp): two planes per vector with a lone last channel, 5x5,
+    # more than 8 rows; one plane per vector on a 14-wide plane
+    "depthwise_rowvec_k5_odd": (2, 5, 11, 5, 5, 5, 5, 1, 2, 1, 5),
+    "depthwise_rowvec_14": (1, 3, 14, 14, 3, 3, 3, 1, 1, 1, 3),
     # the stride-2 3x3 input gradient (conv_depthwise.cpp s2_3x3): rows of several vectors, odd and
     # even sizes, a row of 1
     "depthwise_s2_wide": (2, 3, 9, 45, 3, 3, 3, 2, 1, 1, 3),

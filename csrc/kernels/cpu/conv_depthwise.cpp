@@ -410,6 +410,191 @@ bool flat_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p,
   return true;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Row-vector kernels: small stride-1 planes under a "same" K x K kernel (K = 3 or 5, padding K/2,
+// no dilation, one output channel per input channel): MobileNet's 14x14 and 7x7 layers.
+//
+// A row of such a plane fits in one vector with K/2 lanes to spare, and on narrow planes (7x7 float
+// on AVX-512) G = 2 planes share a vector, each in a slot of width/G lanes: its row in the first W
+// lanes, zeros after. Each input row is loaded once and slid sideways K ways (copy j holds input
+// column c + j - K/2 in lane c, zeros sliding in at the ends; a slot's spare lanes are the padding of
+// both its own row end and the next slot's row start), with the lanes past each slot's row zeroed,
+// and the K copies are stored, aligned, in a buffer with K/2 zero rows above and below:
+//   buf[(r + K/2) * K + j] = row r slid by K/2 - j
+// Tap (i, j) of output row oh is then the one aligned vector buf[(oh + i) * K + j]. The flat kernels
+// mask and split-load every tap of every vector instead (no vector of a 7x7 or 14x14 plane is clear
+// of the row ends), which held them to about a third of the FMA rate. Taps are added in the
+// reference's order, from zero, then the bias: the flat kernels' sums, bit for bit.
+constexpr int kRowVecSlot = 4;  // the thread's slid rows
+
+// K, or 0 where the row-vector kernels do not apply.
+inline int row_vector_k(const Conv2dParams& p) {
+  const bool same = p.kh == p.kw && (p.kh == 3 || p.kh == 5) && p.pad_h == p.kh / 2 && p.pad_w == p.kw / 2;
+  return same && p.k == p.c && p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 && p.dil_w == 1 && p.h <= 64 ? int(p.kh)
+                                                                                                               : 0;
+}
+
+// G, the planes per vector (1 or 2), or 0 where a row does not fit.
+template <class T>
+int row_vector_planes(const Conv2dParams& p) {
+  constexpr int64_t W = simd::Vec<T>::width;
+  const int64_t need = p.w + p.kw / 2;
+  return 2 * need <= W ? 2 : need <= W ? 1 : 0;
+}
+
+template <class T>
+int64_t row_vector_buffer(const Conv2dParams& p) {
+  return (p.h + p.kh - 1) * p.kh * simd::Vec<T>::width;
+}
+
+// Lanes of slot g's row.
+template <class T, int G>
+CNNX_INLINE std::uint32_t slot_lanes(int64_t w, int g) {
+  return ((1u << w) - 1u) << (g * (simd::Vec<T>::width / G));
+}
+
+// Copy j of row at dst + j*W: row slid by K/2 - j, zero outside the lanes `keep`.
+template <class T, int K, std::size_t... J>
+CNNX_INLINE void store_slid(T* dst, typename simd::Vec<T>::reg row, typename simd::Vec<T>::reg zero, std::uint32_t keep,
+                            std::index_sequence<J...>) {
+  using V = simd::Vec<T>;
+  (V::store(dst + J * V::width, V::blend_lanes(zero, V::template slide<K / 2 - int(J)>(row), keep)), ...);
+}
+
+// The rows of G planes, slid, into buf (whose zero rows are already in place).
+template <class T, int K, int G>
+CNNX_INLINE void slide_rows(T* buf, const T* const* in, int64_t h, int64_t w) {
+  using V = simd::Vec<T>;
+  constexpr int64_t W = V::width, SLOT = W / G;
+  std::uint32_t all = 0;
+  for (int g = 0; g < G; ++g) all |= slot_lanes<T, G>(w, g);
+  const typename V::reg zero = V::zero();
+  for (int64_t r = 0; r < h; ++r) {
+    typename V::reg row = V::load_lanes(in[0] + r * w, slot_lanes<T, G>(w, 0));
+    if constexpr (G == 2)
+      row = V::blend_lanes(row, V::load_lanes(shifted(in[1] + r * w, -SLOT), slot_lanes<T, G>(w, 1)), slot_lanes<T, G>(w, 1));
+    store_slid<T, K>(buf + (r + K / 2) * K * W, row, zero, all, std::make_index_sequence<K>());
+  }
+}
+
+// Output rows [oh0, oh0 + R) of G planes: R independent accumulators over the K*K taps.
+template <class T, int K, int G, int R>
+CNNX_INLINE void row_vector_rows(T* const* out, const T* buf, const typename simd::Vec<T>::reg* wv,
+                                 typename simd::Vec<T>::reg bias, int64_t oh0, int64_t w) {
+  using V = simd::Vec<T>;
+  constexpr int64_t W = V::width, SLOT = W / G;
+  typename V::reg acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = V::zero();
+  for (int i = 0; i < K; ++i)
+    for (int j = 0; j < K; ++j) {
+      const T* src = buf + ((oh0 + i) * K + j) * W;
+      for (int r = 0; r < R; ++r) acc[r] = V::fmadd(wv[i * K + j], V::load(src + r * K * W), acc[r]);
+    }
+  for (int r = 0; r < R; ++r) {
+    const typename V::reg v = V::add(acc[r], bias);
+    for (int g = 0; g < G; ++g) V::store_lanes(shifted(out[g] + (oh0 + r) * w, -g * SLOT), v, slot_lanes<T, G>(w, g));
+  }
+}
+
+// G whole output planes from G input planes (weights wk[g], biases b[g]).
+template <class T, int K, int G>
+void row_vector_group(T* const* out, const T* const* in, const T* const* wk, const T* b, T* buf, const Conv2dParams& p) {
+  using V = simd::Vec<T>;
+  constexpr int64_t W = V::width;
+  slide_rows<T, K, G>(buf, in, p.h, p.w);
+  const std::uint32_t upper = G == 2 ? ((1u << W) - 1u) & ~((1u << (W / 2)) - 1u) : 0u;  // slot 1's lanes
+  typename V::reg wv[K * K];
+  for (int q = 0; q < K * K; ++q) wv[q] = G == 2 ? V::blend_lanes(V::set1(wk[0][q]), V::set1(wk[1][q]), upper) : V::set1(wk[0][q]);
+  const typename V::reg bias = G == 2 ? V::blend_lanes(V::set1(b[0]), V::set1(b[1]), upper) : V::set1(b[0]);
+  int64_t oh = 0;
+  for (; oh + 8 <= p.h; oh += 8) row_vector_rows<T, K, G, 8>(out, buf, wv, bias, oh, p.w);
+  switch (p.h - oh) {
+#define CNNX_ROWVEC(n)                                                         \
+  case n:                                                                      \
+    row_vector_rows<T, K, G, n>(out, buf, wv, bias, oh, p.w);                  \
+    break;
+    CNNX_ROWVEC(1) CNNX_ROWVEC(2) CNNX_ROWVEC(3) CNNX_ROWVEC(4) CNNX_ROWVEC(5) CNNX_ROWVEC(6) CNNX_ROWVEC(7)
+#undef CNNX_ROWVEC
+    default: break;
+  }
+}
+
+template <class T, int K>
+void row_vector_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p) {
+  const int64_t hw = p.h * p.w, size = row_vector_buffer<T>(p);
+  const int g = row_vector_planes<T>(p);
+  parallel::region(get_num_threads(), [&](int tid, int nt) {
+    const parallel::Range planes = parallel::split(p.n * p.c, tid, nt);
+    if (planes.begin >= planes.end) return;
+    T* buf = workspace_as<T>(kRowVecSlot, size);
+    std::fill(buf, buf + size, T(0));
+    int64_t nc = planes.begin, c = nc % p.c;
+    auto next = [&](int64_t ch) { return ch + 1 == p.c ? 0 : ch + 1; };
+    if (g == 2)
+      for (; nc + 2 <= planes.end; nc += 2, c = next(next(c))) {
+        T* out[2] = {y + nc * hw, y + (nc + 1) * hw};
+        const T* in[2] = {x + nc * hw, x + (nc + 1) * hw};
+        const T* wk[2] = {w + c * K * K, w + next(c) * K * K};
+        const T b[2] = {bias ? bias[c] : T(0), bias ? bias[next(c)] : T(0)};
+        row_vector_group<T, K, 2>(out, in, wk, b, buf, p);
+      }
+    for (; nc < planes.end; ++nc, c = next(c)) {
+      T* out = y + nc * hw;
+      const T* in = x + nc * hw;
+      const T* wk = w + c * K * K;
+      const T b = bias ? bias[c] : T(0);
+      row_vector_group<T, K, 1>(&out, &in, &wk, &b, buf, p);
+    }
+  });
+}
+
+// dw on the same slid rows: dw[c, i, j] += dy row oh (of G channels side by side) times
+// buf[(oh + i) * K + j], K*K running sums per group of G channels (slot g's lanes hold channel
+// G*m + g's), the images in order. Both factors are zero on every lane outside a slot's row, so
+// nothing there reaches a sum (not even an Inf times zero). Threads split whole groups, and a channel
+// always sits in the same slot, so the bits do not depend on the thread count.
+template <class T, int K, int G>
+void row_vector_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
+  using V = simd::Vec<T>;
+  constexpr int64_t W = V::width, SLOT = W / G, Q = K * K;
+  const int64_t hw = p.h * p.w, groups = (p.c + G - 1) / G, size = row_vector_buffer<T>(p);
+  parallel::region(get_num_threads(), [&](int tid, int nt) {
+    const parallel::Range mine = parallel::split(groups, tid, nt);
+    if (mine.begin >= mine.end) return;
+    T* sums = workspace_as<T>(kPlaneSlot, (mine.end - mine.begin) * Q * W);
+    std::fill(sums, sums + (mine.end - mine.begin) * Q * W, T(0));
+    T* buf = workspace_as<T>(kRowVecSlot, size);
+    std::fill(buf, buf + size, T(0));
+    for (int64_t n = 0; n < p.n; ++n)
+      for (int64_t m = mine.begin; m < mine.end; ++m) {
+        const int64_t c0 = m * G, c1 = std::min(c0 + G - 1, p.c - 1);  // a lone last channel fills both slots
+        const T* in[2] = {x + (n * p.c + c0) * hw, x + (n * p.c + c1) * hw};
+        const T* g0 = dy + (n * p.c + c0) * hw;
+        const T* g1 = dy + (n * p.c + c1) * hw;
+        slide_rows<T, K, G>(buf, in, p.h, p.w);
+        T* s = sums + (m - mine.begin) * Q * W;
+        typename V::reg acc[Q];
+        for (int q = 0; q < Q; ++q) acc[q] = V::load(s + q * W);
+        for (int64_t oh = 0; oh < p.h; ++oh) {
+          typename V::reg gv = V::load_lanes(g0 + oh * p.w, slot_lanes<T, G>(p.w, 0));
+          if constexpr (G == 2)
+            gv = V::blend_lanes(gv, V::load_lanes(shifted(g1 + oh * p.w, -SLOT), slot_lanes<T, G>(p.w, 1)),
+                                slot_lanes<T, G>(p.w, 1));
+          const T* src = buf + oh * K * W;
+          for (int q = 0; q < Q; ++q) acc[q] = V::fmadd(gv, V::load(src + q * W), acc[q]);
+        }
+        for (int q = 0; q < Q; ++q) V::store(s + q * W, acc[q]);
+      }
+    const typename V::reg zero = V::zero();
+    for (int64_t m = mine.begin; m < mine.end; ++m)
+      for (int g = 0; g < G && m * G + g < p.c; ++g) {
+        const std::uint32_t lanes = ((1u << SLOT) - 1u) << (g * SLOT);
+        for (int q = 0; q < Q; ++q)
+          dw[(m * G + g) * Q + q] = V::reduce_add(V::blend_lanes(zero, V::load(sums + ((m - mine.begin) * Q + q) * W), lanes));
+      }
+  });
+}
+
 // dx of a 3x3, stride-2, padding-1 layer with one output channel per input channel (MobileNet's
 // downsampling layers), gathered from dy with no scatter, no gather instructions and no padded
 // copy. dx row ih takes kernel row 1 from dy row ih/2 when ih is even, and rows 0 and 2 from dy rows
@@ -548,6 +733,11 @@ void depthwise_forward(T* y, const T* x, const T* w, const T* bias, const Conv2d
     });
     return;
   }
+  if (row_vector_planes<T>(p) > 0) {
+    if (row_vector_k(p) == 3) return row_vector_forward<T, 3>(y, x, w, bias, p);
+    if constexpr (simd::Vec<T>::width > 2)  // a 5-wide kernel's row needs 3 lanes at least
+      if (row_vector_k(p) == 5) return row_vector_forward<T, 5>(y, x, w, bias, p);
+  }
   if (flat_applies(p)) {
     const FlatPlan& F = flat_plan<T>(p);
     return F.gather ? flat_forward<T, true>(y, x, w, bias, p, F) : flat_forward<T, false>(y, x, w, bias, p, F);
@@ -645,6 +835,11 @@ void depthwise_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParam
       s2_3x3_weight_plane(sums, xp, g, p);
     });
     return;
+  }
+  if (const int g = row_vector_planes<T>(p); g > 0) {
+    if (row_vector_k(p) == 3) return g == 2 ? row_vector_weight<T, 3, 2>(dw, x, dy, p) : row_vector_weight<T, 3, 1>(dw, x, dy, p);
+    if constexpr (simd::Vec<T>::width > 2)
+      if (row_vector_k(p) == 5) return g == 2 ? row_vector_weight<T, 5, 2>(dw, x, dy, p) : row_vector_weight<T, 5, 1>(dw, x, dy, p);
   }
   if (flat_applies(p)) {
     const FlatPlan& F = flat_plan<T>(p);

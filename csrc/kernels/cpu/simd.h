@@ -28,6 +28,9 @@
 //   store_lanes(p, v, bits)  p[l] = lane l where bit l of bits is set; writes only those lanes
 //   gather_lanes(p, idx, bits[, fill])  lane l = p[idx[l]] where bit l is set, else fill (default
 //                            zero; idx: width int32s); reads only those lanes
+//   slide<D>(v)              lane l = v[l - D] where 0 <= l - D < width, else zero (|D| < width:
+//                            D > 0 moves lanes up, D < 0 down)
+//   blend_lanes(a, b, bits)  b on the lanes set in bits, a on the others
 //   store_index(dst, off, base, step)   dst[l] = base + l*step + int64(off[l]), for whole-number lanes
 //                            in [0, 2^31)
 //   load_widen(const float*) on Vec<double>: `width` floats, widened

@@ -51,6 +51,21 @@ struct Vec<float> {
     even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0))), 0xd8));
     odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1))), 0xd8));
   }
+  template <int D>
+  static CNNX_INLINE reg slide(reg v) {
+    static_assert(D > -width && D < width, "slide by less than a vector");
+    if constexpr (D == 0) {
+      return v;
+    } else {
+      const __m256i idx = _mm256_setr_epi32((0 - D) & 7, (1 - D) & 7, (2 - D) & 7, (3 - D) & 7, (4 - D) & 7, (5 - D) & 7,
+                                            (6 - D) & 7, (7 - D) & 7);
+      constexpr int outside = D > 0 ? (1 << D) - 1 : 0xff & ~((1 << (8 + D)) - 1);  // lanes that take zero
+      return _mm256_blend_ps(_mm256_permutevar8x32_ps(v, idx), _mm256_setzero_ps(), outside);
+    }
+  }
+  static CNNX_INLINE reg blend_lanes(reg a, reg b, std::uint32_t bits) {
+    return _mm256_blendv_ps(a, b, _mm256_castsi256_ps(lanes_on(bits)));
+  }
   using mask = __m256;  // all-ones lanes
   static CNNX_INLINE mask gt_or_nan(reg a, reg b) {
     return _mm256_or_ps(_mm256_cmp_ps(a, b, _CMP_GT_OQ), _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
@@ -147,6 +162,20 @@ struct Vec<double> {
   static CNNX_INLINE void unzip(reg lo, reg hi, reg& even, reg& odd) {  // as Vec<float>::unzip
     even = _mm256_permute4x64_pd(_mm256_unpacklo_pd(lo, hi), 0xd8);
     odd = _mm256_permute4x64_pd(_mm256_unpackhi_pd(lo, hi), 0xd8);
+  }
+  template <int D>
+  static CNNX_INLINE reg slide(reg v) {
+    static_assert(D > -width && D < width, "slide by less than a vector");
+    if constexpr (D == 0) {
+      return v;
+    } else {
+      constexpr int imm = ((0 - D) & 3) | ((1 - D) & 3) << 2 | ((2 - D) & 3) << 4 | ((3 - D) & 3) << 6;
+      constexpr int outside = D > 0 ? (1 << D) - 1 : 0xf & ~((1 << (4 + D)) - 1);
+      return _mm256_blend_pd(_mm256_permute4x64_pd(v, imm), _mm256_setzero_pd(), outside);
+    }
+  }
+  static CNNX_INLINE reg blend_lanes(reg a, reg b, std::uint32_t bits) {
+    return _mm256_blendv_pd(a, b, _mm256_castsi256_pd(lanes_on(bits)));
   }
   using mask = __m256d;
   static CNNX_INLINE mask gt_or_nan(reg a, reg b) {

@@ -58,6 +58,17 @@ struct Vec<float> {
     even = _mm512_permutex2var_ps(lo, _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), hi);
     odd = _mm512_permutex2var_ps(lo, _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), hi);
   }
+  template <int D>
+  static CNNX_INLINE reg slide(reg v) {
+    static_assert(D > -width && D < width, "slide by less than a vector");
+    const __m512i z = _mm512_setzero_si512();
+    if constexpr (D > 0) return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(v), z, width - D));
+    else if constexpr (D < 0) return _mm512_castsi512_ps(_mm512_alignr_epi32(z, _mm512_castps_si512(v), -D));
+    else return v;
+  }
+  static CNNX_INLINE reg blend_lanes(reg a, reg b, std::uint32_t bits) {
+    return _mm512_mask_blend_ps(static_cast<__mmask16>(bits), a, b);
+  }
   using mask = __mmask16;
   static CNNX_INLINE mask gt_or_nan(reg a, reg b) {
     return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ) | _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q);
@@ -153,6 +164,17 @@ struct Vec<double> {
   static CNNX_INLINE void unzip(reg lo, reg hi, reg& even, reg& odd) {  // as Vec<float>::unzip
     even = _mm512_permutex2var_pd(lo, _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), hi);
     odd = _mm512_permutex2var_pd(lo, _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15), hi);
+  }
+  template <int D>
+  static CNNX_INLINE reg slide(reg v) {
+    static_assert(D > -width && D < width, "slide by less than a vector");
+    const __m512i z = _mm512_setzero_si512();
+    if constexpr (D > 0) return _mm512_castsi512_pd(_mm512_alignr_epi64(_mm512_castpd_si512(v), z, width - D));
+    else if constexpr (D < 0) return _mm512_castsi512_pd(_mm512_alignr_epi64(z, _mm512_castpd_si512(v), -D));
+    else return v;
+  }
+  static CNNX_INLINE reg blend_lanes(reg a, reg b, std::uint32_t bits) {
+    return _mm512_mask_blend_pd(static_cast<__mmask8>(bits), a, b);
   }
   using mask = __mmask8;
   static CNNX_INLINE mask gt_or_nan(reg a, reg b) {

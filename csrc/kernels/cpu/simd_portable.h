@@ -56,6 +56,20 @@ struct Vec {
     }
     even = e, odd = o;
   }
+  template <int D>
+  static CNNX_INLINE reg slide(reg v) {
+    static_assert(D > -width && D < width, "slide by less than a vector");
+    reg r{};
+    for (int l = 0; l < width; ++l)
+      if (l - D >= 0 && l - D < width) r[l] = v[l - D];
+    return r;
+  }
+  static CNNX_INLINE reg blend_lanes(reg a, reg b, std::uint32_t bits) {
+    reg r = a;
+    for (int l = 0; l < width; ++l)
+      if (bits >> l & 1u) r[l] = b[l];
+    return r;
+  }
   using mask = decltype(reg{} > reg{});  // all-ones integer lanes
   static CNNX_INLINE mask gt_or_nan(reg a, reg b) { return (a > b) | (a != a); }
   static CNNX_INLINE reg select(mask m, reg a, reg b) { return m ? a : b; }
