@@ -32,7 +32,7 @@ void depthwise_forward(T* y, const T* x, const T* w, const T* bias, const Conv2d
 template <class T>
 void depthwise_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p);
 template <class T>
-void depthwise_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p);
+bool depthwise_backward_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dParams& p);
 // conv_direct.cpp: dense layers without a column matrix. `force`: wherever it can run (else only
 // where it is measured faster).
 template <class T>
@@ -737,9 +737,9 @@ void conv2d_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p
 template <class T>
 void conv2d_backward_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dParams& p) {
   const ConvAlgorithm algo = conv_algorithm();
-  if (is_depthwise(p))
-    depthwise_backward_weight(dw, x, dy, p);
-  else if (chosen(algo, ConvAlgorithm::kRows, rows_fits_backward_weight<T>, p))
+  if (is_depthwise(p)) {
+    if (depthwise_backward_weight(dw, db, x, dy, p)) return;  // db summed on the way
+  } else if (chosen(algo, ConvAlgorithm::kRows, rows_fits_backward_weight<T>, p))
     rows_backward_weight(dw, x, dy, p);
   else if (chosen(algo, ConvAlgorithm::kDirect, direct_fits_backward_weight<T>, p))
     direct_backward_weight(dw, x, dy, p);

@@ -364,14 +364,30 @@ void flat_weight_plane(T* sums, const T* xp, const T* g, const FlatPlan& F) {
   for (int q = 0; q < NT; ++q) V::store(sums + q * W, acc[q]);
 }
 
+// *sum += the n values at g, by lane: four rotating accumulators (one chain of adds would wait on
+// each add), folded in a fixed order.
+template <class T>
+CNNX_INLINE void add_plane(T* sum, const T* g, int64_t n) {
+  using V = simd::Vec<T>;
+  constexpr int64_t W = V::width;
+  typename V::reg acc[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
+  int64_t o = 0;
+  for (; o + 4 * W <= n; o += 4 * W)
+    for (int a = 0; a < 4; ++a) acc[a] = V::add(acc[a], V::load(g + o + a * W));
+  for (int a = 0; o < n; o += W, ++a) acc[a] = V::add(acc[a], o + W <= n ? V::load(g + o) : V::load_partial(g + o, int(n - o)));
+  V::store(sum, V::add(V::load(sum), V::add(V::add(acc[0], acc[1]), V::add(acc[2], acc[3]))));
+}
+
 // dw: each thread owns a range of channels and sums them over the images in order, image by image
 // across its channels (so x and dy are read in memory order; channel by channel, image after
 // image, a 7x7 layer at batch 32 read 32 scattered 196-byte planes per channel and ran at a tenth
 // of the bandwidth). The running sums (NT vectors per output channel) wait in the thread's
 // workspace between images; plane(sums, x plane, dy plane) advances one channel's by one image. The
-// lanes are reduced once at the end, in a fixed order.
+// lanes are reduced once at the end, in a fixed order. With db, the bias gradient comes along: the
+// dy plane just read (in L1) is summed into a running vector of its own (a separate pass over dy
+// would read it from memory again).
 template <class T, int NT, class Plane>
-void weight_in_image_order(T* dw, const T* x, const T* dy, const Conv2dParams& p, Plane plane) {
+void weight_in_image_order(T* dw, T* db, const T* x, const T* dy, const Conv2dParams& p, Plane plane) {
   using V = simd::Vec<T>;
   constexpr int64_t W = V::width;
   const int64_t mult = p.k / p.c;
@@ -379,34 +395,40 @@ void weight_in_image_order(T* dw, const T* x, const T* dy, const Conv2dParams& p
     const parallel::Range chans = parallel::split(p.c, tid, nt);
     if (chans.begin >= chans.end) return;
     const int64_t ks = (chans.end - chans.begin) * mult;  // my output channels, from chans.begin * mult
-    T* sums = workspace_as<T>(kPlaneSlot, ks * NT * W);
-    std::fill(sums, sums + ks * NT * W, T(0));
+    const int64_t per = (NT + (db ? 1 : 0)) * W;           // running sums per channel: NT taps [, bias]
+    T* sums = workspace_as<T>(kPlaneSlot, ks * per);
+    std::fill(sums, sums + ks * per, T(0));
     for (int64_t n = 0; n < p.n; ++n)
       for (int64_t c = chans.begin; c < chans.end; ++c)
         for (int64_t m = 0; m < mult; ++m) {
           const int64_t k = c * mult + m;
-          plane(sums + (k - chans.begin * mult) * NT * W, x + (n * p.c + c) * p.h * p.w, dy + (n * p.k + k) * p.oh * p.ow);
+          T* s = sums + (k - chans.begin * mult) * per;
+          const T* g = dy + (n * p.k + k) * p.oh * p.ow;
+          plane(s, x + (n * p.c + c) * p.h * p.w, g);
+          if (db) add_plane(s + NT * W, g, p.oh * p.ow);
         }
-    for (int64_t u = 0; u < ks; ++u)
-      for (int q = 0; q < NT; ++q) dw[(chans.begin * mult + u) * NT + q] = V::reduce_add(V::load(sums + (u * NT + q) * W));
+    for (int64_t u = 0; u < ks; ++u) {
+      for (int q = 0; q < NT; ++q) dw[(chans.begin * mult + u) * NT + q] = V::reduce_add(V::load(sums + u * per + q * W));
+      if (db) db[chans.begin * mult + u] = V::reduce_add(V::load(sums + u * per + NT * W));
+    }
   });
 }
 
 template <class T, bool G, int NT>
-void flat_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p, const FlatPlan& F) {
-  weight_in_image_order<T, NT>(dw, x, dy, p, [&](T* sums, const T* xp, const T* g) {
+void flat_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dParams& p, const FlatPlan& F) {
+  weight_in_image_order<T, NT>(dw, db, x, dy, p, [&](T* sums, const T* xp, const T* g) {
     flat_weight_plane<T, G, NT>(sums, xp, g, F);
   });
 }
 
 template <class T, bool G>
-bool flat_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p, const FlatPlan& F) {
+bool flat_backward_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dParams& p, const FlatPlan& F) {
   const int64_t ntaps = p.kh * p.kw;
   if (ntaps != 9 && ntaps != 25) return false;  // register-resident sums for 3x3 and 5x5 only
   if (ntaps == 9)
-    flat_weight<T, G, 9>(dw, x, dy, p, F);
+    flat_weight<T, G, 9>(dw, db, x, dy, p, F);
   else
-    flat_weight<T, G, 25>(dw, x, dy, p, F);
+    flat_weight<T, G, 25>(dw, db, x, dy, p, F);
   return true;
 }
 
@@ -554,9 +576,9 @@ void row_vector_forward(T* y, const T* x, const T* w, const T* bias, const Conv2
 // nothing there reaches a sum (not even an Inf times zero). Threads split whole groups, and a channel
 // always sits in the same slot, so the bits do not depend on the thread count.
 template <class T, int K, int G>
-void row_vector_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
+void row_vector_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dParams& p) {
   using V = simd::Vec<T>;
-  constexpr int64_t W = V::width, SLOT = W / G, Q = K * K;
+  constexpr int64_t W = V::width, SLOT = W / G, Q = K * K + 1;  // K*K taps, then the bias
   const int64_t hw = p.h * p.w, groups = (p.c + G - 1) / G, size = row_vector_buffer<T>(p);
   parallel::region(get_num_threads(), [&](int tid, int nt) {
     const parallel::Range mine = parallel::split(groups, tid, nt);
@@ -581,7 +603,8 @@ void row_vector_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
             gv = V::blend_lanes(gv, V::load_lanes(shifted(g1 + oh * p.w, -SLOT), slot_lanes<T, G>(p.w, 1)),
                                 slot_lanes<T, G>(p.w, 1));
           const T* src = buf + oh * K * W;
-          for (int q = 0; q < Q; ++q) acc[q] = V::fmadd(gv, V::load(src + q * W), acc[q]);
+          for (int q = 0; q < K * K; ++q) acc[q] = V::fmadd(gv, V::load(src + q * W), acc[q]);
+          if (db) acc[K * K] = V::add(acc[K * K], gv);
         }
         for (int q = 0; q < Q; ++q) V::store(s + q * W, acc[q]);
       }
@@ -589,8 +612,9 @@ void row_vector_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
     for (int64_t m = mine.begin; m < mine.end; ++m)
       for (int g = 0; g < G && m * G + g < p.c; ++g) {
         const std::uint32_t lanes = ((1u << SLOT) - 1u) << (g * SLOT);
-        for (int q = 0; q < Q; ++q)
-          dw[(m * G + g) * Q + q] = V::reduce_add(V::blend_lanes(zero, V::load(sums + ((m - mine.begin) * Q + q) * W), lanes));
+        auto sum = [&](int q) { return V::reduce_add(V::blend_lanes(zero, V::load(sums + ((m - mine.begin) * Q + q) * W), lanes)); };
+        for (int q = 0; q < K * K; ++q) dw[(m * G + g) * K * K + q] = sum(q);
+        if (db) db[m * G + g] = sum(K * K);
       }
   });
 }
@@ -827,24 +851,31 @@ void depthwise_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams
 
 // dw[k, i, j] = sum over images and output positions of dy[k, oh, ow] * x tap (i, j). One channel's
 // images run in order on one thread; the sums are kept per Vec lane (four rotating accumulators per
-// image) and the lanes reduced once at the end, in a fixed order.
+// image) and the lanes reduced once at the end, in a fixed order. db: the bias gradient too, or
+// null; returns whether it was filled (the kernels that read dy plane by plane sum it on the way).
 template <class T>
-void depthwise_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
+bool depthwise_backward_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dParams& p) {
   if (s2_3x3_rows_pay<T>(p)) {
-    weight_in_image_order<T, 9>(dw, x, dy, p, [&](T* sums, const T* xp, const T* g) {
+    weight_in_image_order<T, 9>(dw, db, x, dy, p, [&](T* sums, const T* xp, const T* g) {
       s2_3x3_weight_plane(sums, xp, g, p);
     });
-    return;
+    return true;
   }
   if (const int g = row_vector_planes<T>(p); g > 0) {
-    if (row_vector_k(p) == 3) return g == 2 ? row_vector_weight<T, 3, 2>(dw, x, dy, p) : row_vector_weight<T, 3, 1>(dw, x, dy, p);
+    if (row_vector_k(p) == 3) {
+      g == 2 ? row_vector_weight<T, 3, 2>(dw, db, x, dy, p) : row_vector_weight<T, 3, 1>(dw, db, x, dy, p);
+      return true;
+    }
     if constexpr (simd::Vec<T>::width > 2)
-      if (row_vector_k(p) == 5) return g == 2 ? row_vector_weight<T, 5, 2>(dw, x, dy, p) : row_vector_weight<T, 5, 1>(dw, x, dy, p);
+      if (row_vector_k(p) == 5) {
+        g == 2 ? row_vector_weight<T, 5, 2>(dw, db, x, dy, p) : row_vector_weight<T, 5, 1>(dw, db, x, dy, p);
+        return true;
+      }
   }
   if (flat_applies(p)) {
     const FlatPlan& F = flat_plan<T>(p);
-    if (F.gather ? flat_backward_weight<T, true>(dw, x, dy, p, F) : flat_backward_weight<T, false>(dw, x, dy, p, F))
-      return;
+    if (F.gather ? flat_backward_weight<T, true>(dw, db, x, dy, p, F) : flat_backward_weight<T, false>(dw, db, x, dy, p, F))
+      return true;
   }
   using V = simd::Vec<T>;
   using R = typename V::reg;
@@ -886,12 +917,13 @@ void depthwise_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParam
       for (int64_t i = 0; i < mult * ntaps; ++i) dw[c * mult * ntaps + i] = V::reduce_add(V::load(lanes.data() + i * W));
     }
   });
+  return false;  // db (if asked for) is the caller's
 }
 
 #define CNNX_INSTANTIATE(T)                                                                          \
   template void depthwise_forward<T>(T*, const T*, const T*, const T*, const Conv2dParams&);        \
   template void depthwise_backward_input<T>(T*, const T*, const T*, const Conv2dParams&);           \
-  template void depthwise_backward_weight<T>(T*, const T*, const T*, const Conv2dParams&);
+  template bool depthwise_backward_weight<T>(T*, T*, const T*, const T*, const Conv2dParams&);
 CNNX_INSTANTIATE(float)
 CNNX_INSTANTIATE(double)
 #undef CNNX_INSTANTIATE
