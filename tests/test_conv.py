@@ -226,7 +226,7 @@ def test_fast_paths_match_reference(fast_isa, conv_algorithm, name, dtype):
 @pytest.mark.parametrize("algorithm", ["auto", "gemm", "direct", "rows"])
 @pytest.mark.parametrize("groups", [2, 1], ids=["depthwise", "dense"])
 @pytest.mark.parametrize("h, w, stride", [(7, 7, 1), (14, 14, 1), (14, 14, 2), (7, 7, 2), (4, 4, 1), (28, 28, 2),
-                                          (29, 29, 2)])
+                                          (29, 29, 2), (28, 28, 1), (33, 35, 1)])
 def test_flat_planes_do_not_leak_across_rows(fast_isa, algorithm, h, w, stride, groups):
     """The flat depthwise kernels and the flat im2col treat a plane as one run: a value at the end of
     a row must not reach the start of the next (even an Inf, which times a zero weight would give

@@ -617,6 +617,140 @@ void row_vector_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dParams
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// Strip kernels: the same layers on planes too wide for a row per vector (MobileNet's 112x112,
+// 56x56 and 28x28 layers). The plane is cut into strips one vector wide, and each strip is walked
+// down the rows with the row-vector kernels' window: the K shifted copies of each new input row are
+// K loads (masked at the plane's edges, so lanes outside the plane, or past the last column, are
+// zero), after which the K x K taps of an output row are registers. The flat kernels load all K*K
+// taps of every output vector instead (9 loads, most of them split across cache lines, per 9 FMAs).
+template <class T, int K>
+struct Strip {
+  using V = simd::Vec<T>;
+  using R = typename V::reg;
+  static constexpr int64_t W = V::width;
+  std::uint32_t in[K], out;  // lanes of shifted copy j inside the plane; lanes of real outputs
+  int64_t c0;                // the strip's first column
+
+  Strip(int64_t s, int64_t w) : c0(s * W) {
+    out = 0;
+    for (int64_t l = 0; l < W; ++l)
+      if (c0 + l < w) out |= 1u << l;
+    for (int j = 0; j < K; ++j) {
+      in[j] = 0;
+      for (int64_t l = 0; l < W; ++l) {
+        const int64_t col = c0 + l + j - K / 2;
+        if (c0 + l < w && col >= 0 && col < w) in[j] |= 1u << l;
+      }
+    }
+  }
+};
+
+// The K x K window over output row oh of one strip: s[i][j] = row oh + i - K/2, columns shifted by
+// j - K/2, zero outside the plane (and on lanes past its last column).
+template <class T, int K>
+struct StripWindow {
+  using V = simd::Vec<T>;
+  using R = typename V::reg;
+  R s[K][K];
+
+  CNNX_INLINE StripWindow(const T* plane, int64_t h, int64_t w, const Strip<T, K>& st) : x_(plane), h_(h), w_(w), st_(st) {
+    for (int i = 1; i < K; ++i) put(s[i], i - 1 - K / 2);
+  }
+  CNNX_INLINE void next(int64_t oh) {
+    for (int i = 0; i + 1 < K; ++i)
+      for (int j = 0; j < K; ++j) s[i][j] = s[i + 1][j];
+    put(s[K - 1], oh + K / 2);
+  }
+
+ private:
+  CNNX_INLINE void put(R (&dst)[K], int64_t r) {
+    const bool inside = r >= 0 && r < h_;
+    const T* row = x_ + r * w_ + st_.c0 - K / 2;
+    for (int j = 0; j < K; ++j) dst[j] = inside ? V::load_lanes(shifted(row, j), st_.in[j]) : V::zero();
+  }
+  const T* x_;
+  int64_t h_, w_;
+  const Strip<T, K>& st_;
+};
+
+// Walking a strip down the rows reads a plane column-wise, one cache line a row, which the hardware
+// prefetchers follow badly when the plane comes from memory (at batch 8 the strips ran slower than
+// the flat kernels). So the next planes are fetched ahead in memory order, a line per output row.
+template <class T, int RW2>
+struct PlaneAhead {
+  const char* at;
+  const char* end;
+  const char* at2;
+  CNNX_INLINE PlaneAhead(const T* next, const T* next2, int64_t hw)
+      : at(reinterpret_cast<const char*>(next)), end(at + hw * int64_t(sizeof(T))), at2(reinterpret_cast<const char*>(next2)) {}
+  CNNX_INLINE void step() {
+    if (at < end) {
+      __builtin_prefetch(at);
+      if (at2) __builtin_prefetch(at2, RW2), at2 += 64;
+      at += 64;
+    }
+  }
+};
+
+template <class T, int K>
+void strip_plane(T* out, const T* in, const T* wk, T bias, const Conv2dParams& p) {
+  using V = simd::Vec<T>;
+  constexpr int64_t W = V::width;
+  const int64_t hw = p.h * p.w;
+  PlaneAhead<T, 1> ahead(in + hw, out + hw, hw);
+  typename V::reg wv[K * K];
+  for (int q = 0; q < K * K; ++q) wv[q] = V::set1(wk[q]);
+  const typename V::reg vb = V::set1(bias);
+  for (int64_t s = 0; s * W < p.w; ++s) {
+    const Strip<T, K> st(s, p.w);
+    StripWindow<T, K> win(in, p.h, p.w, st);
+    for (int64_t oh = 0; oh < p.h; ++oh) {
+      win.next(oh);
+      ahead.step();
+      typename V::reg acc = V::zero();
+      for (int i = 0; i < K; ++i)
+        for (int j = 0; j < K; ++j) acc = V::fmadd(wv[i * K + j], win.s[i][j], acc);
+      V::store_lanes(out + oh * p.w + st.c0, V::add(acc, vb), st.out);
+    }
+  }
+}
+
+template <class T, int K>
+void strip_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p) {
+  const int64_t hw = p.h * p.w;
+  parallel::region(get_num_threads(), [&](int tid, int nt) {
+    const parallel::Range planes = parallel::split(p.n * p.c, tid, nt);
+    for (int64_t nc = planes.begin; nc < planes.end; ++nc) {
+      const int64_t c = nc % p.c;
+      strip_plane<T, K>(y + nc * hw, x + nc * hw, w + c * K * K, bias ? bias[c] : T(0), p);
+    }
+  });
+}
+
+// One image's plane into its K*K running sums (lanes kept apart) at sums.
+template <class T, int K>
+void strip_weight_plane(T* sums, const T* x, const T* g, const Conv2dParams& p) {
+  using V = simd::Vec<T>;
+  constexpr int64_t W = V::width;
+  typename V::reg acc[K * K];
+  for (int q = 0; q < K * K; ++q) acc[q] = V::load(sums + q * W);
+  const int64_t hw = p.h * p.w;
+  PlaneAhead<T, 0> ahead(x + hw, g + hw, hw);
+  for (int64_t s = 0; s * W < p.w; ++s) {
+    const Strip<T, K> st(s, p.w);
+    StripWindow<T, K> win(x, p.h, p.w, st);
+    for (int64_t oh = 0; oh < p.h; ++oh) {
+      win.next(oh);
+      ahead.step();
+      const typename V::reg gv = V::load_lanes(g + oh * p.w + st.c0, st.out);
+      for (int i = 0; i < K; ++i)
+        for (int j = 0; j < K; ++j) acc[i * K + j] = V::fmadd(gv, win.s[i][j], acc[i * K + j]);
+    }
+  }
+  for (int q = 0; q < K * K; ++q) V::store(sums + q * W, acc[q]);
+}
+
 // dx of a 3x3, stride-2, padding-1 layer with one output channel per input channel (MobileNet's
 // downsampling layers), gathered from dy with no scatter, no gather instructions and no padded
 // copy. dx row ih takes kernel row 1 from dy row ih/2 when ih is even, and rows 0 and 2 from dy rows
@@ -755,6 +889,10 @@ void depthwise_forward(T* y, const T* x, const T* w, const T* bias, const Conv2d
     });
     return;
   }
+  if (row_vector_k(p) && row_vector_planes<T>(p) == 0) {
+    if (row_vector_k(p) == 3) return strip_forward<T, 3>(y, x, w, bias, p);
+    if (row_vector_k(p) == 5) return strip_forward<T, 5>(y, x, w, bias, p);
+  }
   if (row_vector_planes<T>(p) > 0) {
     if (row_vector_k(p) == 3) return row_vector_forward<T, 3>(y, x, w, bias, p);
     if constexpr (simd::Vec<T>::width > 2)  // a 5-wide kernel's row needs 3 lanes at least
@@ -857,6 +995,13 @@ bool depthwise_backward_weight(T* dw, T* db, const T* x, const T* dy, const Conv
     weight_in_image_order<T, 9>(dw, db, x, dy, p, [&](T* sums, const T* xp, const T* g) {
       s2_3x3_weight_plane(sums, xp, g, p);
     });
+    return true;
+  }
+  if (row_vector_k(p) && row_vector_planes<T>(p) == 0) {
+    if (row_vector_k(p) == 3)
+      weight_in_image_order<T, 9>(dw, db, x, dy, p, [&](T* sums, const T* xp, const T* g) { strip_weight_plane<T, 3>(sums, xp, g, p); });
+    else
+      weight_in_image_order<T, 25>(dw, db, x, dy, p, [&](T* sums, const T* xp, const T* g) { strip_weight_plane<T, 5>(sums, xp, g, p); });
     return true;
   }
   if (const int g = row_vector_planes<T>(p); g > 0) {
