@@ -800,80 +800,99 @@ void s2_3x3_plane(T* dx, const T* dy, const T* wk, const Conv2dParams& p) {
   }
 }
 
-// The forward and weight gradient of the same layers read the input by column parity too: under
+// The forward and weight gradient of the same layers read the input by column parity too, in
+// vector-wide strips of output columns walked down the output rows (as the strip kernels do). Under
 // output vector [ow0, ow0 + W), kernel column 1 reads input columns 2ow (the even lanes of the 2W
-// columns from 2*ow0), column 2 reads 2ow + 1 (their odd lanes) and column 0 reads 2ow - 1 (the odd
-// lanes of the 2W columns from 2*ow0 - 2): contiguous loads split by unzip, where the flat kernels
-// gathered each lane. t[j]: kernel column j's inputs from row xr of width w (zero outside it) for
-// the first `live` lanes, zero in the others (the weight gradient sums every lane: an Inf read there
-// would turn into NaN times a zero dy).
-template <class T>
-CNNX_INLINE void s2_3x3_taps(const T* xr, int64_t w, int64_t ow0, int64_t live, typename simd::Vec<T>::reg (&t)[3]) {
-  using V = simd::Vec<T>;
-  constexpr int64_t W = V::width;
-  auto span = [&](int64_t c, int64_t end) {  // columns [c, c + W) of the row, zero outside [0, end)
-    const int64_t lo = std::max<int64_t>(0, -c), hi = std::min<int64_t>(W, end - c);
-    if (lo == 0 && hi == W) return V::load(xr + c);
-    if (hi <= lo) return V::zero();
-    return V::load_lanes(shifted(xr, c), static_cast<std::uint32_t>(((1ull << hi) - 1) & ~((1ull << lo) - 1)));
-  };
-  // Lane l < live reads columns up to 2(ow0 + l) + 1 (taps 1, 2) and 2(ow0 + l) - 1 (tap 0).
-  const int64_t end = std::min(w, 2 * (ow0 + live)), end0 = std::min(w, 2 * (ow0 + live) - 1);
-  typename V::reg unused;
-  V::unzip(span(2 * ow0, end), span(2 * ow0 + W, end), t[1], t[2]);
-  V::unzip(span(2 * ow0 - 2, end0), span(2 * ow0 - 2 + W, end0), unused, t[0]);
-}
-
-// The forward and weight gradient work a row of outputs at a time: worth it where a row fills at least
-// half a vector. Narrower rows (7x7 outputs) stay with the flat kernels, which pack a whole plane
-// into vectors (measured, 512 channels 14x14 -> 7x7: forward 48 us flat, 67 us by rows; 28x28 -> 14x14:
-// 73 us flat, 63 by rows).
+// columns from 2*ow0), column 2 reads 2ow + 1 (their odd lanes), split by one unzip of two
+// contiguous loads, and column 0 reads 2ow - 1: column 2's inputs slid up a lane, the first lane
+// taken from the column before the strip. Output row oh reads input rows 2oh - 1, 2oh and 2oh + 1,
+// and the first is the previous output row's last, so each input row is loaded and split once. The
+// lanes past the strip's outputs are zero (the weight gradient sums every lane: an Inf read there
+// would turn into NaN times a zero dy). Worth it where an output row fills at least half a vector;
+// narrower rows (7x7 outputs) stay with the flat kernels, which pack a whole plane into vectors.
+// Measured against splitting all three rows per output vector (2 threads, batch 1): 112x112x64
+// forward 0.116 -> 0.090 ms, 56x56x128 0.089 -> 0.031 ms, 28x28x256 0.083 -> 0.030 ms; dw alike.
 template <class T>
 bool s2_3x3_rows_pay(const Conv2dParams& p) {
   return s2_3x3_applies(p) && 2 * p.ow >= simd::Vec<T>::width;
 }
 
 template <class T>
-void s2_3x3_forward_plane(T* y, const T* x, const T* wk, T bias, const Conv2dParams& p) {
+struct S2Strip {
   using V = simd::Vec<T>;
+  using R = typename V::reg;
+  static constexpr int64_t W = V::width;
+  std::uint32_t lo, hi, live;  // loads of columns [2*ow0, +W) and [2*ow0 + W, +W); output lanes
+  int64_t ow0;
+  bool first;                  // no column before the strip (ow0 == 0)
+
+  S2Strip(int64_t s, const Conv2dParams& p) : ow0(s * W), first(s == 0) {
+    const int64_t n = std::min(W, p.ow - ow0), end = std::min(p.w, 2 * (ow0 + n));  // columns the lanes read
+    auto bits = [&](int64_t c) {  // lanes of columns [c, c + W) below `end`
+      const int64_t k = std::clamp<int64_t>(end - c, 0, W);
+      return (1u << k) - 1u;
+    };
+    lo = bits(2 * ow0), hi = bits(2 * ow0 + W);
+    live = (1u << n) - 1u;
+  }
+  // t[j]: kernel column j's inputs from row xr for the strip's lanes.
+  CNNX_INLINE void taps(const T* xr, R (&t)[3]) const {
+    V::unzip(V::load_lanes(xr + 2 * ow0, lo), V::load_lanes(xr + 2 * ow0 + W, hi), t[1], t[2]);
+    const R before = first ? V::zero() : V::set1(xr[2 * ow0 - 1]);
+    t[0] = V::blend_lanes(V::zero(), V::blend_lanes(V::template slide<1>(t[2]), before, 1u), live);
+  }
+};
+
+template <class T>
+void s2_3x3_forward_strips(T* y, const T* x, const T* wk, T bias, const Conv2dParams& p) {
+  using V = simd::Vec<T>;
+  using R = typename V::reg;
   constexpr int64_t W = V::width;
-  for (int64_t oh = 0; oh < p.oh; ++oh) {
-    T* out = y + oh * p.ow;
-    for (int64_t ow0 = 0; ow0 < p.ow; ow0 += W) {
-      typename V::reg acc = V::zero(), t[3];
-      for (int64_t i = 0; i < 3; ++i) {
-        const int64_t ih = 2 * oh + i - 1;
-        if (ih < 0 || ih >= p.h) continue;
-        s2_3x3_taps(x + ih * p.w, p.w, ow0, std::min(W, p.ow - ow0), t);
-        for (int j = 0; j < 3; ++j) acc = V::fmadd(V::set1(wk[i * 3 + j]), t[j], acc);
-      }
-      acc = V::add(acc, V::set1(bias));
-      if (p.ow - ow0 >= W)
-        V::store(out + ow0, acc);
+  R wv[9];
+  for (int q = 0; q < 9; ++q) wv[q] = V::set1(wk[q]);
+  const R vb = V::set1(bias);
+  for (int64_t s = 0; s * W < p.ow; ++s) {
+    const S2Strip<T> st(s, p);
+    R t[3][3];  // t[i]: the taps of input row 2oh + i - 1
+    for (int j = 0; j < 3; ++j) t[2][j] = V::zero();  // row -1
+    for (int64_t oh = 0; oh < p.oh; ++oh) {
+      for (int j = 0; j < 3; ++j) t[0][j] = t[2][j];
+      st.taps(x + 2 * oh * p.w, t[1]);
+      if (2 * oh + 1 < p.h)
+        st.taps(x + (2 * oh + 1) * p.w, t[2]);
       else
-        V::store_partial(out + ow0, acc, int(p.ow - ow0));
+        for (int j = 0; j < 3; ++j) t[2][j] = V::zero();
+      R acc = V::zero();
+      for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j) acc = V::fmadd(wv[i * 3 + j], t[i][j], acc);
+      V::store_lanes(y + oh * p.ow + st.ow0, V::add(acc, vb), st.live);
     }
   }
 }
 
-// One image's plane of channel c into its 9 running sums (lanes kept apart) at sums.
 template <class T>
-void s2_3x3_weight_plane(T* sums, const T* x, const T* g, const Conv2dParams& p) {
+void s2_3x3_weight_strips(T* sums, const T* x, const T* g, const Conv2dParams& p) {
   using V = simd::Vec<T>;
+  using R = typename V::reg;
   constexpr int64_t W = V::width;
-  typename V::reg acc[9], t[3];
+  R acc[9];
   for (int q = 0; q < 9; ++q) acc[q] = V::load(sums + q * W);
-  for (int64_t oh = 0; oh < p.oh; ++oh)
-    for (int64_t ow0 = 0; ow0 < p.ow; ow0 += W) {
-      const T* gr = g + oh * p.ow + ow0;
-      const typename V::reg gv = p.ow - ow0 >= W ? V::load(gr) : V::load_partial(gr, int(p.ow - ow0));
-      for (int64_t i = 0; i < 3; ++i) {
-        const int64_t ih = 2 * oh + i - 1;
-        if (ih < 0 || ih >= p.h) continue;
-        s2_3x3_taps(x + ih * p.w, p.w, ow0, std::min(W, p.ow - ow0), t);
-        for (int j = 0; j < 3; ++j) acc[i * 3 + j] = V::fmadd(gv, t[j], acc[i * 3 + j]);
-      }
+  for (int64_t s = 0; s * W < p.ow; ++s) {
+    const S2Strip<T> st(s, p);
+    R t[3][3];
+    for (int j = 0; j < 3; ++j) t[2][j] = V::zero();
+    for (int64_t oh = 0; oh < p.oh; ++oh) {
+      for (int j = 0; j < 3; ++j) t[0][j] = t[2][j];
+      st.taps(x + 2 * oh * p.w, t[1]);
+      if (2 * oh + 1 < p.h)
+        st.taps(x + (2 * oh + 1) * p.w, t[2]);
+      else
+        for (int j = 0; j < 3; ++j) t[2][j] = V::zero();
+      const R gv = V::load_lanes(g + oh * p.ow + st.ow0, st.live);
+      for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j) acc[i * 3 + j] = V::fmadd(gv, t[i][j], acc[i * 3 + j]);
     }
+  }
   for (int q = 0; q < 9; ++q) V::store(sums + q * W, acc[q]);
 }
 
@@ -885,7 +904,7 @@ void depthwise_forward(T* y, const T* x, const T* w, const T* bias, const Conv2d
     parallel::region(get_num_threads(), [&](int tid, int nt) {
       const parallel::Range planes = parallel::split(p.n * p.c, tid, nt);
       for (int64_t nc = planes.begin; nc < planes.end; ++nc)
-        s2_3x3_forward_plane(y + nc * p.oh * p.ow, x + nc * p.h * p.w, w + nc % p.c * 9, bias ? bias[nc % p.c] : T(0), p);
+        s2_3x3_forward_strips(y + nc * p.oh * p.ow, x + nc * p.h * p.w, w + nc % p.c * 9, bias ? bias[nc % p.c] : T(0), p);
     });
     return;
   }
@@ -993,7 +1012,7 @@ template <class T>
 bool depthwise_backward_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dParams& p) {
   if (s2_3x3_rows_pay<T>(p)) {
     weight_in_image_order<T, 9>(dw, db, x, dy, p, [&](T* sums, const T* xp, const T* g) {
-      s2_3x3_weight_plane(sums, xp, g, p);
+      s2_3x3_weight_strips(sums, xp, g, p);
     });
     return true;
   }
