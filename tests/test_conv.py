@@ -55,6 +55,9 @@ GRID = {
     "image_blocks_groups": (9, 4, 5, 6, 6, 3, 3, 1, 1, 1, 2),
     "image_blocks_pointwise": (7, 6, 4, 5, 5, 1, 1, 1, 0, 1, 1),
     "pointwise_large_image": (2, 32, 100, 100, 8, 1, 1, 1, 0, 1, 1),
+    # one image split by columns between threads (conv.cpp), ragged last range; and with groups
+    "pointwise_b1_columns": (1, 5, 23, 29, 6, 1, 1, 1, 0, 1, 1),
+    "pointwise_b1_groups": (1, 6, 17, 19, 4, 1, 1, 1, 0, 1, 2),
     "alexnet_like": (2, 3, 31, 31, 8, 11, 11, 4, 2, 1, 1),
     # padding wider than the input: some kernel columns see only zeros (AlexNet's conv2 on a 1x1 map)
     # dense layers on small planes: the column matrix built flat (conv.cpp im2col_flat)
