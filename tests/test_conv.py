@@ -304,6 +304,23 @@ def test_bitwise_repeatable(fast_isa, conv_algorithm, name, threads, restore_thr
                 assert np.array_equal(a, c)
 
 
+@pytest.mark.parametrize("name", ["pointwise_large_image", "pointwise_b1_columns", "pointwise_b1_groups", "depthwise_7x7_same",
+                                  "depthwise_rowvec_k5_odd", "depthwise_rowvec_14", "depthwise_56_same", "depthwise_14_s2",
+                                  "depthwise_s2_wide", "many_tiles_batch", "direct_row_bands"])
+def test_bits_do_not_depend_on_the_thread_count(fast_isa, conv_algorithm, name, restore_threads):
+    """The kernels split work so that every sum runs in one fixed order (conv.cpp, conv_depthwise.cpp):
+    one thread and two give the same bits, not merely close values."""
+    case = GRID[name]
+    x, wt, b, args = make(case, np.float32)
+    dy = random_dy(case, np.float32)
+    with num_threads(1):
+        one = run_all(case, x, wt, b, dy, args)
+    with num_threads(2):
+        two = run_all(case, x, wt, b, dy, args)
+    for a, c in zip(one, two):
+        assert np.array_equal(a, c)
+
+
 def test_strided_inputs_are_accepted():
     case = GRID["groups2"]
     x, wt, b, args = make(case, np.float32)

@@ -464,6 +464,8 @@ int64_t gemm_packed_a_size(int64_t m, int64_t k, float) { return packed_a_size<f
 int64_t gemm_packed_a_size(int64_t m, int64_t k, double) { return packed_a_size<double>(m, k); }
 int64_t gemm_a_panels(int64_t m, float) { return ceil_div(m, Blocking<float>::MR); }
 int64_t gemm_a_panels(int64_t m, double) { return ceil_div(m, Blocking<double>::MR); }
+int64_t gemm_k_block(int64_t k, float) { return balanced_block(k, Blocking<float>::KC, 8); }
+int64_t gemm_k_block(int64_t k, double) { return balanced_block(k, Blocking<double>::KC, 8); }
 void gemm_pack_a(float* dst, const float* a, int64_t lda, bool trans, int64_t m, int64_t k, int64_t q0, int64_t q1) {
   pack_a_panels<float>(dst, a, lda, trans, m, k, q0, q1);
 }

@@ -18,6 +18,10 @@ std::int64_t gemm_packed_a_size(std::int64_t m, std::int64_t k, float);
 std::int64_t gemm_packed_a_size(std::int64_t m, std::int64_t k, double);
 std::int64_t gemm_a_panels(std::int64_t m, float);
 std::int64_t gemm_a_panels(std::int64_t m, double);
+// The depth of the GEMM's k blocks for a reduction of length k: it adds their products into C one
+// after another, so a caller that sums the blocks' products itself, in that order, gets its bits.
+std::int64_t gemm_k_block(std::int64_t k, float);
+std::int64_t gemm_k_block(std::int64_t k, double);
 void gemm_pack_a(float*, const float*, std::int64_t lda, bool trans, std::int64_t m, std::int64_t k, std::int64_t q0,
                  std::int64_t q1);
 void gemm_pack_a(double*, const double*, std::int64_t lda, bool trans, std::int64_t m, std::int64_t k,
