@@ -468,33 +468,41 @@ CNNX_INLINE std::uint32_t slot_lanes(int64_t w, int g) {
   return ((1u << w) - 1u) << (g * (simd::Vec<T>::width / G));
 }
 
-// The K x K slid rows over output row oh of G planes (each h x w), in registers: s[i][j] is row
-// oh + i - K/2 slid by K/2 - j, zero outside the planes. Clean: every lane outside the slots' rows
-// zero, as the weight gradient needs (dy's zero lanes meet these there, and zero times an Inf is
-// NaN). The forward needs no cleaning: a lane past a row's end (its last values slid there) is read
-// only by output lanes that are dropped, and a slot's first lane reads the previous slot's spare
-// lanes, which only zeros reach (w + K/2 <= slot width).
-template <class T, int K, int G, bool Clean>
-struct RowWindow {
-  using V = simd::Vec<T>;
-  using R = typename V::reg;
-  static constexpr int64_t SLOT = V::width / G;
-
+// A K x K register window rolling down the rows of a plane: s[i][j] is copy j of the input row
+// oh + i - K/2 under output row oh. Rows::put(dst, r) makes the K copies of row r (zero outside the
+// plane); the row-vector kernels slide a row in registers, the strip kernels load it shifted.
+template <class T, int K, class Rows>
+struct Window {
+  using R = typename simd::Vec<T>::reg;
   R s[K][K];
+  Rows rows;
 
-  CNNX_INLINE RowWindow(const T* const* planes, int64_t h, int64_t w) : h_(h), w_(w) {
-    for (int g = 0; g < G; ++g) in_[g] = planes[g], lanes_[g] = slot_lanes<T, G>(w, g), all_ |= lanes_[g];
-    for (int i = 1; i < K; ++i) put(s[i], i - 1 - K / 2);
+  CNNX_INLINE explicit Window(const Rows& r) : rows(r) {
+    for (int i = 1; i < K; ++i) rows.put(s[i], i - 1 - K / 2);
   }
   // Moves down to output row oh (called with oh = 0, 1, ... in turn).
   CNNX_INLINE void next(int64_t oh) {
     for (int i = 0; i + 1 < K; ++i)
       for (int j = 0; j < K; ++j) s[i][j] = s[i + 1][j];
-    put(s[K - 1], oh + K / 2);
+    rows.put(s[K - 1], oh + K / 2);
   }
+};
 
- private:
-  CNNX_INLINE void put(R (&dst)[K], int64_t r) {
+// Rows of G planes (each h x w) for the row-vector kernels: copy j of row r is the row slid by K/2 - j.
+// Clean: every lane outside the slots' rows zero, as the weight gradient needs (dy's zero lanes
+// meet these there, and zero times an Inf is NaN). The forward needs no cleaning: a lane past a row's
+// end (its last values slid there) is read only by output lanes that are dropped, and a slot's first
+// lane reads the previous slot's spare lanes, which only zeros reach (w + K/2 <= slot width).
+template <class T, int K, int G, bool Clean>
+struct SlidRows {
+  using V = simd::Vec<T>;
+  using R = typename V::reg;
+  static constexpr int64_t SLOT = V::width / G;
+
+  CNNX_INLINE SlidRows(const T* const* planes, int64_t h, int64_t w) : h_(h), w_(w) {
+    for (int g = 0; g < G; ++g) in_[g] = planes[g], lanes_[g] = slot_lanes<T, G>(w, g), all_ |= lanes_[g];
+  }
+  CNNX_INLINE void put(R (&dst)[K], int64_t r) const {
     R row = V::zero();
     if (r >= 0 && r < h_) {
       row = V::load_lanes(in_[0] + r * w_, lanes_[0]);
@@ -502,8 +510,10 @@ struct RowWindow {
     }
     slide_all(dst, row, std::make_index_sequence<K>());
   }
+
+ private:
   template <std::size_t... J>
-  CNNX_INLINE void slide_all(R (&dst)[K], R row, std::index_sequence<J...>) {
+  CNNX_INLINE void slide_all(R (&dst)[K], R row, std::index_sequence<J...>) const {
     if constexpr (Clean)
       ((dst[J] = V::blend_lanes(V::zero(), V::template slide<K / 2 - int(J)>(row), all_)), ...);
     else
@@ -532,7 +542,7 @@ void row_vector_group(T* const* out, const T* const* in, const T* const* wk, con
   typename V::reg wv[K * K];
   for (int q = 0; q < K * K; ++q) wv[q] = per_slot<T, G>(wk[0][q], wk[G - 1][q]);
   const typename V::reg bias = per_slot<T, G>(b[0], b[G - 1]);
-  RowWindow<T, K, G, false> win(in, p.h, p.w);
+  Window<T, K, SlidRows<T, K, G, false>> win({in, p.h, p.w});
   for (int64_t oh = 0; oh < p.h; ++oh) {
     win.next(oh);
     typename V::reg acc = V::zero();
@@ -590,7 +600,7 @@ void row_vector_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dParams
         const T* in[2] = {x + (n * p.c + c0) * hw, x + (n * p.c + c1) * hw};
         const T* g0 = dy + (n * p.c + c0) * hw;
         const T* g1 = dy + (n * p.c + c1) * hw;
-        RowWindow<T, K, G, true> win(in, p.h, p.w);
+        Window<T, K, SlidRows<T, K, G, true>> win({in, p.h, p.w});
         T* s = sums + (m - mine.begin) * Q * W;
         typename V::reg acc[Q];
         for (int q = 0; q < Q; ++q) acc[q] = V::load(s + q * W);
@@ -646,29 +656,21 @@ struct Strip {
   }
 };
 
-// The K x K window over output row oh of one strip: s[i][j] = row oh + i - K/2, columns shifted by
-// j - K/2, zero outside the plane (and on lanes past its last column).
+// Rows of one strip for the strip kernels: copy j of row r is its columns shifted by j - K/2, zero
+// outside the plane (and on lanes past its last column).
 template <class T, int K>
-struct StripWindow {
+struct StripRows {
   using V = simd::Vec<T>;
   using R = typename V::reg;
-  R s[K][K];
 
-  CNNX_INLINE StripWindow(const T* plane, int64_t h, int64_t w, const Strip<T, K>& st) : x_(plane), h_(h), w_(w), st_(st) {
-    for (int i = 1; i < K; ++i) put(s[i], i - 1 - K / 2);
-  }
-  CNNX_INLINE void next(int64_t oh) {
-    for (int i = 0; i + 1 < K; ++i)
-      for (int j = 0; j < K; ++j) s[i][j] = s[i + 1][j];
-    put(s[K - 1], oh + K / 2);
-  }
-
- private:
-  CNNX_INLINE void put(R (&dst)[K], int64_t r) {
+  CNNX_INLINE StripRows(const T* plane, int64_t h, int64_t w, const Strip<T, K>& st) : x_(plane), h_(h), w_(w), st_(st) {}
+  CNNX_INLINE void put(R (&dst)[K], int64_t r) const {
     const bool inside = r >= 0 && r < h_;
     const T* row = x_ + r * w_ + st_.c0 - K / 2;
     for (int j = 0; j < K; ++j) dst[j] = inside ? V::load_lanes(shifted(row, j), st_.in[j]) : V::zero();
   }
+
+ private:
   const T* x_;
   int64_t h_, w_;
   const Strip<T, K>& st_;
@@ -704,7 +706,7 @@ void strip_plane(T* out, const T* in, const T* wk, T bias, const Conv2dParams& p
   const typename V::reg vb = V::set1(bias);
   for (int64_t s = 0; s * W < p.w; ++s) {
     const Strip<T, K> st(s, p.w);
-    StripWindow<T, K> win(in, p.h, p.w, st);
+    Window<T, K, StripRows<T, K>> win({in, p.h, p.w, st});
     for (int64_t oh = 0; oh < p.h; ++oh) {
       win.next(oh);
       ahead.step();
@@ -739,7 +741,7 @@ void strip_weight_plane(T* sums, const T* x, const T* g, const Conv2dParams& p) 
   PlaneAhead<T, 0> ahead(x + hw, g + hw, hw);
   for (int64_t s = 0; s * W < p.w; ++s) {
     const Strip<T, K> st(s, p.w);
-    StripWindow<T, K> win(x, p.h, p.w, st);
+    Window<T, K, StripRows<T, K>> win({x, p.h, p.w, st});
     for (int64_t oh = 0; oh < p.h; ++oh) {
       win.next(oh);
       ahead.step();
@@ -835,6 +837,16 @@ struct S2Strip {
     lo = bits(2 * ow0), hi = bits(2 * ow0 + W);
     live = (1u << n) - 1u;
   }
+  // t[i][j]: kernel column j's inputs from input row 2oh + i - 1 under output row oh, for the strip's
+  // lanes (called with oh = 0, 1, ... in turn: row 2oh - 1 is the previous call's last).
+  CNNX_INLINE void rows(const T* x, int64_t oh, const Conv2dParams& p, R (&t)[3][3]) const {
+    for (int j = 0; j < 3; ++j) t[0][j] = oh == 0 ? V::zero() : t[2][j];
+    taps(x + 2 * oh * p.w, t[1]);
+    if (2 * oh + 1 < p.h)
+      taps(x + (2 * oh + 1) * p.w, t[2]);
+    else
+      for (int j = 0; j < 3; ++j) t[2][j] = V::zero();
+  }
   // t[j]: kernel column j's inputs from row xr for the strip's lanes.
   CNNX_INLINE void taps(const T* xr, R (&t)[3]) const {
     V::unzip(V::load_lanes(xr + 2 * ow0, lo), V::load_lanes(xr + 2 * ow0 + W, hi), t[1], t[2]);
@@ -853,15 +865,9 @@ void s2_3x3_forward_strips(T* y, const T* x, const T* wk, T bias, const Conv2dPa
   const R vb = V::set1(bias);
   for (int64_t s = 0; s * W < p.ow; ++s) {
     const S2Strip<T> st(s, p);
-    R t[3][3];  // t[i]: the taps of input row 2oh + i - 1
-    for (int j = 0; j < 3; ++j) t[2][j] = V::zero();  // row -1
+    R t[3][3];
     for (int64_t oh = 0; oh < p.oh; ++oh) {
-      for (int j = 0; j < 3; ++j) t[0][j] = t[2][j];
-      st.taps(x + 2 * oh * p.w, t[1]);
-      if (2 * oh + 1 < p.h)
-        st.taps(x + (2 * oh + 1) * p.w, t[2]);
-      else
-        for (int j = 0; j < 3; ++j) t[2][j] = V::zero();
+      st.rows(x, oh, p, t);
       R acc = V::zero();
       for (int i = 0; i < 3; ++i)
         for (int j = 0; j < 3; ++j) acc = V::fmadd(wv[i * 3 + j], t[i][j], acc);
@@ -880,14 +886,8 @@ void s2_3x3_weight_strips(T* sums, const T* x, const T* g, const Conv2dParams& p
   for (int64_t s = 0; s * W < p.ow; ++s) {
     const S2Strip<T> st(s, p);
     R t[3][3];
-    for (int j = 0; j < 3; ++j) t[2][j] = V::zero();
     for (int64_t oh = 0; oh < p.oh; ++oh) {
-      for (int j = 0; j < 3; ++j) t[0][j] = t[2][j];
-      st.taps(x + 2 * oh * p.w, t[1]);
-      if (2 * oh + 1 < p.h)
-        st.taps(x + (2 * oh + 1) * p.w, t[2]);
-      else
-        for (int j = 0; j < 3; ++j) t[2][j] = V::zero();
+      st.rows(x, oh, p, t);
       const R gv = V::load_lanes(g + oh * p.ow + st.ow0, st.live);
       for (int i = 0; i < 3; ++i)
         for (int j = 0; j < 3; ++j) acc[i * 3 + j] = V::fmadd(gv, t[i][j], acc[i * 3 + j]);
