@@ -372,6 +372,16 @@ inline parallel::Range split_units(int64_t total, int64_t unit, int tid, int nt)
   return {std::min(total, r.begin * unit), std::min(total, r.end * unit)};
 }
 
+// fn(j0, j1) on each thread's share of `cols` columns (kColUnit at a time), as many threads as
+// `macs` multiply-adds are worth: a pointwise image split by columns.
+template <class Fn>
+void by_columns(int64_t cols, double macs, Fn fn) {
+  parallel::region(threads_for(macs, (cols + kColUnit - 1) / kColUnit), [&](int tid, int nt) {
+    const parallel::Range js = split_units(cols, kColUnit, tid, nt);
+    if (js.begin < js.end) fn(js.begin, js.end);
+  });
+}
+
 
 // The weights of every group packed for the GEMM (gemm_pack_a), thread tid of nt taking its share of
 // the panels: w[g] (kg x ckk) for the forward, or its transpose (ckk x kg) for dx. The caller
@@ -506,14 +516,11 @@ void forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p)
       // 32 -> 64 channels: 0.75 -> 0.52 ms). With more weights than pixels (14x14, 512 channels)
       // each thread would pack all of them: those keep the split by channels. The GEMM's sums do not
       // depend on the column range, so neither do the bits.
-      const int cols_want = threads_for(double(s.kg) * double(s.ckk) * double(b.cols()), (b.cols() + kColUnit - 1) / kColUnit);
-      parallel::region(cols_want, [&](int tid, int nt) {
-        const parallel::Range js = split_units(b.cols(), kColUnit, tid, nt);
-        if (js.end <= js.begin) return;
+      by_columns(b.cols(), double(s.kg) * double(s.ckk) * double(b.cols()), [&](int64_t j0, int64_t j1) {
         GemmParams gp;
-        gp.m = s.kg, gp.n = js.end - js.begin, gp.k = s.ckk, gp.lda = s.ckk, gp.ldb = s.hw, gp.ldc = s.ohw, gp.threads = 1;
-        T* yt = y + (b.n0 * p.k + b.g * s.kg) * s.ohw + js.begin;
-        gemm_prepacked(yt, w + b.g * s.kg * s.ckk, nullptr, x + (b.n0 * p.c + b.g * s.cg) * s.hw + js.begin, nullptr, gp);
+        gp.m = s.kg, gp.n = j1 - j0, gp.k = s.ckk, gp.lda = s.ckk, gp.ldb = s.hw, gp.ldc = s.ohw, gp.threads = 1;
+        T* yt = y + (b.n0 * p.k + b.g * s.kg) * s.ohw + j0;
+        gemm(yt, w + b.g * s.kg * s.ckk, x + (b.n0 * p.c + b.g * s.cg) * s.hw + j0, gp);
         if (bias) add_bias(yt, bias + b.g * s.kg, s.kg, gp.n, s.ohw);
       });
       continue;
@@ -603,14 +610,11 @@ void backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p) {
   if (s.pointwise && s.imgs == 1 && threads > 1 && s.cg < s.hw) {  // by columns, as the forward
     for (int64_t it = 0; it < items; ++it) {
       const int64_t g = it / s.blocks, n = it % s.blocks;
-      const int cols_want = threads_for(double(s.kg) * double(s.ckk) * double(s.hw), (s.hw + kColUnit - 1) / kColUnit);
-      parallel::region(cols_want, [&](int tid, int nt) {
-        const parallel::Range js = split_units(s.hw, kColUnit, tid, nt);
-        if (js.end <= js.begin) return;
+      by_columns(s.hw, double(s.kg) * double(s.ckk) * double(s.hw), [&](int64_t j0, int64_t j1) {
         GemmParams gp;
-        gp.m = s.cg, gp.n = js.end - js.begin, gp.k = s.kg, gp.trans_a = true, gp.lda = s.ckk, gp.ldb = s.ohw,
-        gp.ldc = s.hw, gp.threads = 1;
-        gemm(dx + (n * p.c + g * s.cg) * s.hw + js.begin, w + g * s.kg * s.ckk, dy + (n * p.k + g * s.kg) * s.ohw + js.begin, gp);
+        gp.m = s.cg, gp.n = j1 - j0, gp.k = s.kg, gp.trans_a = true, gp.lda = s.ckk, gp.ldb = s.ohw, gp.ldc = s.hw,
+        gp.threads = 1;
+        gemm(dx + (n * p.c + g * s.cg) * s.hw + j0, w + g * s.kg * s.ckk, dy + (n * p.k + g * s.kg) * s.ohw + j0, gp);
       });
     }
     return;
@@ -672,8 +676,8 @@ bool pointwise_weight_by_depth(T* dw, const T* x, const T* dy, const Conv2dParam
     using V = simd::Vec<T>;
     constexpr int64_t W = V::width;
     const int64_t per_group = p.n * per_image;
+    const parallel::Range es = split_units(size, W, tid, nt);  // my dw entries of each group
     for (int64_t g = 0; g < p.groups; ++g) {
-      const parallel::Range es = split_units(size, W, tid, nt);  // my dw entries of group g
       T* d = dw + g * size;
       const T* first = partial + g * per_group * size;
       for (int64_t e = es.begin; e < es.end; e += W) {

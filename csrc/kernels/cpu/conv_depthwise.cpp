@@ -656,6 +656,14 @@ struct Strip {
   }
 };
 
+// The strips of a w-wide plane, made once per call (their masks take a loop over the lanes).
+template <class T, int K>
+std::vector<Strip<T, K>> strips_of(int64_t w) {
+  std::vector<Strip<T, K>> strips;
+  for (int64_t s = 0; s * simd::Vec<T>::width < w; ++s) strips.emplace_back(s, w);
+  return strips;
+}
+
 // Rows of one strip for the strip kernels: copy j of row r is its columns shifted by j - K/2, zero
 // outside the plane (and on lanes past its last column).
 template <class T, int K>
@@ -696,16 +704,14 @@ struct PlaneAhead {
 };
 
 template <class T, int K>
-void strip_plane(T* out, const T* in, const T* wk, T bias, const Conv2dParams& p) {
+void strip_plane(T* out, const T* in, const T* wk, T bias, const std::vector<Strip<T, K>>& strips, const Conv2dParams& p) {
   using V = simd::Vec<T>;
-  constexpr int64_t W = V::width;
   const int64_t hw = p.h * p.w;
   PlaneAhead<T, 1> ahead(in + hw, out + hw, hw);
   typename V::reg wv[K * K];
   for (int q = 0; q < K * K; ++q) wv[q] = V::set1(wk[q]);
   const typename V::reg vb = V::set1(bias);
-  for (int64_t s = 0; s * W < p.w; ++s) {
-    const Strip<T, K> st(s, p.w);
+  for (const Strip<T, K>& st : strips) {
     Window<T, K, StripRows<T, K>> win({in, p.h, p.w, st});
     for (int64_t oh = 0; oh < p.h; ++oh) {
       win.next(oh);
@@ -721,26 +727,26 @@ void strip_plane(T* out, const T* in, const T* wk, T bias, const Conv2dParams& p
 template <class T, int K>
 void strip_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p) {
   const int64_t hw = p.h * p.w;
+  const std::vector<Strip<T, K>> strips = strips_of<T, K>(p.w);
   parallel::region(get_num_threads(), [&](int tid, int nt) {
     const parallel::Range planes = parallel::split(p.n * p.c, tid, nt);
     for (int64_t nc = planes.begin; nc < planes.end; ++nc) {
       const int64_t c = nc % p.c;
-      strip_plane<T, K>(y + nc * hw, x + nc * hw, w + c * K * K, bias ? bias[c] : T(0), p);
+      strip_plane<T, K>(y + nc * hw, x + nc * hw, w + c * K * K, bias ? bias[c] : T(0), strips, p);
     }
   });
 }
 
 // One image's plane into its K*K running sums (lanes kept apart) at sums.
 template <class T, int K>
-void strip_weight_plane(T* sums, const T* x, const T* g, const Conv2dParams& p) {
+void strip_weight_plane(T* sums, const T* x, const T* g, const std::vector<Strip<T, K>>& strips, const Conv2dParams& p) {
   using V = simd::Vec<T>;
   constexpr int64_t W = V::width;
   typename V::reg acc[K * K];
   for (int q = 0; q < K * K; ++q) acc[q] = V::load(sums + q * W);
   const int64_t hw = p.h * p.w;
   PlaneAhead<T, 0> ahead(x + hw, g + hw, hw);
-  for (int64_t s = 0; s * W < p.w; ++s) {
-    const Strip<T, K> st(s, p.w);
+  for (const Strip<T, K>& st : strips) {
     Window<T, K, StripRows<T, K>> win({x, p.h, p.w, st});
     for (int64_t oh = 0; oh < p.h; ++oh) {
       win.next(oh);
@@ -751,6 +757,14 @@ void strip_weight_plane(T* sums, const T* x, const T* g, const Conv2dParams& p) 
     }
   }
   for (int q = 0; q < K * K; ++q) V::store(sums + q * W, acc[q]);
+}
+
+template <class T, int K>
+void strip_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dParams& p) {
+  const std::vector<Strip<T, K>> strips = strips_of<T, K>(p.w);
+  weight_in_image_order<T, K * K>(dw, db, x, dy, p, [&](T* sums, const T* xp, const T* g) {
+    strip_weight_plane<T, K>(sums, xp, g, strips, p);
+  });
 }
 
 // dx of a 3x3, stride-2, padding-1 layer with one output channel per input channel (MobileNet's
@@ -1018,9 +1032,9 @@ bool depthwise_backward_weight(T* dw, T* db, const T* x, const T* dy, const Conv
   }
   if (row_vector_k(p) && row_vector_planes<T>(p) == 0) {
     if (row_vector_k(p) == 3)
-      weight_in_image_order<T, 9>(dw, db, x, dy, p, [&](T* sums, const T* xp, const T* g) { strip_weight_plane<T, 3>(sums, xp, g, p); });
+      strip_weight<T, 3>(dw, db, x, dy, p);
     else
-      weight_in_image_order<T, 25>(dw, db, x, dy, p, [&](T* sums, const T* xp, const T* g) { strip_weight_plane<T, 5>(sums, xp, g, p); });
+      strip_weight<T, 5>(dw, db, x, dy, p);
     return true;
   }
   if (const int g = row_vector_planes<T>(p); g > 0) {
