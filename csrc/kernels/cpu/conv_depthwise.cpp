@@ -468,23 +468,57 @@ CNNX_INLINE std::uint32_t slot_lanes(int64_t w, int g) {
   return ((1u << w) - 1u) << (g * (simd::Vec<T>::width / G));
 }
 
-// A K x K register window rolling down the rows of a plane: s[i][j] is copy j of the input row
-// oh + i - K/2 under output row oh. Rows::put(dst, r) makes the K copies of row r (zero outside the
-// plane); the row-vector kernels slide a row in registers, the strip kernels load it shifted.
+// A K x K register window rolling down the rows of a plane: at output row oh, tap(i, j) is copy j
+// of input row oh + i - K/2. Rows::put(dst, r) makes the K copies of row r (zero outside the plane);
+// the row-vector kernels slide a row in registers, the strip kernels load it shifted. The window is
+// a ring (row r in slot r mod K) and walk() unrolls the rows K at a time, so every slot is a fixed
+// register: a new row is made once and never moved. Measured (one thread, 7x7x1024 forward): the
+// rolling copy (K*(K-1) register moves a row) and the per-row bookkeeping cost 30-40% of the time.
 template <class T, int K, class Rows>
 struct Window {
   using R = typename simd::Vec<T>::reg;
   R s[K][K];
   Rows rows;
 
-  CNNX_INLINE explicit Window(const Rows& r) : rows(r) {
-    for (int i = 1; i < K; ++i) rows.put(s[i], i - 1 - K / 2);
+  CNNX_INLINE explicit Window(const Rows& r) : rows(r) {}
+
+  // Calls body(oh, tap) for oh = 0, 1, ..., h - 1 in turn. Ring = false keeps row oh + i - K/2 in
+  // s[i], moving the window up a row at a time: for the K = 5 forward, whose 25 weights and 25
+  // window registers do not fit in 32, the unrolled ring spilled worse (25% slower).
+  template <bool Ring = true, class Body>
+  CNNX_INLINE void walk(int64_t h, Body&& body) {
+    if constexpr (!Ring) {
+      for (int i = 1; i < K; ++i) rows.put(s[i], i - 1 - K / 2);
+      for (int64_t oh = 0; oh < h; ++oh) {
+        for (int i = 0; i + 1 < K; ++i)
+          for (int j = 0; j < K; ++j) s[i][j] = s[i + 1][j];
+        rows.put(s[K - 1], oh + K / 2);
+        body(oh, [this](int i, int j) -> R { return s[i][j]; });
+      }
+      return;
+    }
+    for (int i = 0; i + 1 < K; ++i) rows.put(s[i], i - K / 2);  // rows -K/2 .. K/2 - 1, oh = 0's ring
+    int64_t oh = 0;
+    for (; oh + K <= h; oh += K) round(oh, body, std::make_integer_sequence<int, K>());
+    // The last h mod K rows each on a window of their own: going on with the ring after the loop
+    // (its slots then depend on h) makes the compiler keep it, and the caller's sums, in memory.
+    for (; oh < h; ++oh) {
+      R t[K][K];
+      for (int i = 0; i < K; ++i) rows.put(t[i], oh + i - K / 2);
+      body(oh, [&t](int i, int j) -> R { return t[i][j]; });
+    }
   }
-  // Moves down to output row oh (called with oh = 0, 1, ... in turn).
-  CNNX_INLINE void next(int64_t oh) {
-    for (int i = 0; i + 1 < K; ++i)
-      for (int j = 0; j < K; ++j) s[i][j] = s[i + 1][j];
-    rows.put(s[K - 1], oh + K / 2);
+
+ private:
+  template <class Body, int... P>
+  CNNX_INLINE void round(int64_t oh, Body& body, std::integer_sequence<int, P...>) {
+    (step<P>(oh + P, body), ...);
+  }
+  // Output row oh, with oh = P mod K: row oh + i - K/2 is in slot (P + i) mod K.
+  template <int P, class Body>
+  CNNX_INLINE void step(int64_t oh, Body& body) {
+    rows.put(s[(P + K - 1) % K], oh + K / 2);  // over row oh - 1 - K/2, now done with
+    body(oh, [this](int i, int j) -> R { return s[(P + i) % K][j]; });
   }
 };
 
@@ -542,15 +576,18 @@ void row_vector_group(T* const* out, const T* const* in, const T* const* wk, con
   typename V::reg wv[K * K];
   for (int q = 0; q < K * K; ++q) wv[q] = per_slot<T, G>(wk[0][q], wk[G - 1][q]);
   const typename V::reg bias = per_slot<T, G>(b[0], b[G - 1]);
+  std::uint32_t lanes[G];
+  T* o[G];  // slot g's output plane, shifted to its lanes
+  for (int g = 0; g < G; ++g) lanes[g] = slot_lanes<T, G>(p.w, g), o[g] = shifted(out[g], -g * SLOT);
+  const int64_t w = p.w;
   Window<T, K, SlidRows<T, K, G, false>> win({in, p.h, p.w});
-  for (int64_t oh = 0; oh < p.h; ++oh) {
-    win.next(oh);
+  win.template walk<K == 3>(p.h, [&](int64_t oh, const auto& tap) {
     typename V::reg acc = V::zero();
     for (int i = 0; i < K; ++i)
-      for (int j = 0; j < K; ++j) acc = V::fmadd(wv[i * K + j], win.s[i][j], acc);
+      for (int j = 0; j < K; ++j) acc = V::fmadd(wv[i * K + j], tap(i, j), acc);
     acc = V::add(acc, bias);
-    for (int g = 0; g < G; ++g) V::store_lanes(shifted(out[g] + oh * p.w, -g * SLOT), acc, slot_lanes<T, G>(p.w, g));
-  }
+    for (int g = 0; g < G; ++g) V::store_lanes(o[g] + oh * w, acc, lanes[g]);
+  });
 }
 
 template <class T, int K>
@@ -588,7 +625,8 @@ template <class T, int K, int G>
 void row_vector_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dParams& p) {
   using V = simd::Vec<T>;
   constexpr int64_t W = V::width, SLOT = W / G, Q = K * K + 1;  // K*K taps, then the bias
-  const int64_t hw = p.h * p.w, groups = (p.c + G - 1) / G;
+  const int64_t hw = p.h * p.w, groups = (p.c + G - 1) / G, w = p.w;
+  const std::uint32_t lanes0 = slot_lanes<T, G>(w, 0), lanes1 = slot_lanes<T, G>(w, G - 1);
   parallel::region(get_num_threads(), [&](int tid, int nt) {
     const parallel::Range mine = parallel::split(groups, tid, nt);
     if (mine.begin >= mine.end) return;
@@ -604,16 +642,13 @@ void row_vector_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dParams
         T* s = sums + (m - mine.begin) * Q * W;
         typename V::reg acc[Q];
         for (int q = 0; q < Q; ++q) acc[q] = V::load(s + q * W);
-        for (int64_t oh = 0; oh < p.h; ++oh) {
-          win.next(oh);
-          typename V::reg gv = V::load_lanes(g0 + oh * p.w, slot_lanes<T, G>(p.w, 0));
-          if constexpr (G == 2)
-            gv = V::blend_lanes(gv, V::load_lanes(shifted(g1 + oh * p.w, -SLOT), slot_lanes<T, G>(p.w, 1)),
-                                slot_lanes<T, G>(p.w, 1));
+        win.walk(p.h, [&](int64_t oh, const auto& tap) {
+          typename V::reg gv = V::load_lanes(g0 + oh * w, lanes0);
+          if constexpr (G == 2) gv = V::blend_lanes(gv, V::load_lanes(shifted(g1 + oh * w, -SLOT), lanes1), lanes1);
           for (int i = 0; i < K; ++i)
-            for (int j = 0; j < K; ++j) acc[i * K + j] = V::fmadd(gv, win.s[i][j], acc[i * K + j]);
+            for (int j = 0; j < K; ++j) acc[i * K + j] = V::fmadd(gv, tap(i, j), acc[i * K + j]);
           if (db) acc[K * K] = V::add(acc[K * K], gv);
-        }
+        });
         for (int q = 0; q < Q; ++q) V::store(s + q * W, acc[q]);
       }
     const typename V::reg zero = V::zero();
@@ -689,38 +724,40 @@ struct StripRows {
 // the flat kernels). So the next planes are fetched ahead in memory order, a line per output row.
 template <class T, int RW2>
 struct PlaneAhead {
-  const char* at;
-  const char* end;
-  const char* at2;
+  const char* a;
+  const char* b;
+  int64_t off = 0, last;
   CNNX_INLINE PlaneAhead(const T* next, const T* next2, int64_t hw)
-      : at(reinterpret_cast<const char*>(next)), end(at + hw * int64_t(sizeof(T))), at2(reinterpret_cast<const char*>(next2)) {}
+      : a(reinterpret_cast<const char*>(next)), b(reinterpret_cast<const char*>(next2)),
+        last((hw - 1) * int64_t(sizeof(T))) {}
+  // Branch-free (a branch in the row loop keeps the kernels' running sums in memory): past the
+  // plane's end it fetches the last line again.
   CNNX_INLINE void step() {
-    if (at < end) {
-      __builtin_prefetch(at);
-      if (at2) __builtin_prefetch(at2, RW2), at2 += 64;
-      at += 64;
-    }
+    __builtin_prefetch(a + off);
+    __builtin_prefetch(b + off, RW2);
+    off = std::min(off + 64, last);
   }
 };
 
 template <class T, int K>
 void strip_plane(T* out, const T* in, const T* wk, T bias, const std::vector<Strip<T, K>>& strips, const Conv2dParams& p) {
   using V = simd::Vec<T>;
-  const int64_t hw = p.h * p.w;
+  const int64_t hw = p.h * p.w, w = p.w;
   PlaneAhead<T, 1> ahead(in + hw, out + hw, hw);
   typename V::reg wv[K * K];
   for (int q = 0; q < K * K; ++q) wv[q] = V::set1(wk[q]);
   const typename V::reg vb = V::set1(bias);
   for (const Strip<T, K>& st : strips) {
     Window<T, K, StripRows<T, K>> win({in, p.h, p.w, st});
-    for (int64_t oh = 0; oh < p.h; ++oh) {
-      win.next(oh);
+    T* o = out + st.c0;
+    const std::uint32_t lanes = st.out;
+    win.walk(p.h, [&](int64_t oh, const auto& tap) {
       ahead.step();
       typename V::reg acc = V::zero();
       for (int i = 0; i < K; ++i)
-        for (int j = 0; j < K; ++j) acc = V::fmadd(wv[i * K + j], win.s[i][j], acc);
-      V::store_lanes(out + oh * p.w + st.c0, V::add(acc, vb), st.out);
-    }
+        for (int j = 0; j < K; ++j) acc = V::fmadd(wv[i * K + j], tap(i, j), acc);
+      V::store_lanes(o + oh * w, V::add(acc, vb), lanes);
+    });
   }
 }
 
@@ -744,17 +781,18 @@ void strip_weight_plane(T* sums, const T* x, const T* g, const std::vector<Strip
   constexpr int64_t W = V::width;
   typename V::reg acc[K * K];
   for (int q = 0; q < K * K; ++q) acc[q] = V::load(sums + q * W);
-  const int64_t hw = p.h * p.w;
+  const int64_t hw = p.h * p.w, w = p.w;
   PlaneAhead<T, 0> ahead(x + hw, g + hw, hw);
   for (const Strip<T, K>& st : strips) {
     Window<T, K, StripRows<T, K>> win({x, p.h, p.w, st});
-    for (int64_t oh = 0; oh < p.h; ++oh) {
-      win.next(oh);
+    const T* gs = g + st.c0;
+    const std::uint32_t lanes = st.out;
+    win.walk(p.h, [&](int64_t oh, const auto& tap) {
       ahead.step();
-      const typename V::reg gv = V::load_lanes(g + oh * p.w + st.c0, st.out);
+      const typename V::reg gv = V::load_lanes(gs + oh * w, lanes);
       for (int i = 0; i < K; ++i)
-        for (int j = 0; j < K; ++j) acc[i * K + j] = V::fmadd(gv, win.s[i][j], acc[i * K + j]);
-    }
+        for (int j = 0; j < K; ++j) acc[i * K + j] = V::fmadd(gv, tap(i, j), acc[i * K + j]);
+    });
   }
   for (int q = 0; q < K * K; ++q) V::store(sums + q * W, acc[q]);
 }
