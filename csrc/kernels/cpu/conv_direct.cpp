@@ -135,15 +135,29 @@ void write_out(T* y, T* acc, const T* bias, const ConvEpilogue<T>* e, const Bloc
   }
 }
 
-// The convolution p with weights already packed (pack_weights), into y. Groups from p.
+template <class T>
+void pack_unit(T* dst, const T* w, const Conv2dParams& pp, bool flip, int64_t u);
+
+// The weights of run(): packed for the whole call up front, or, where each packed unit (a group's
+// block of OB output channels) serves one item only (one block of pixels: batch 1), packed by that
+// item's thread just before use, so they are still in its L2 and no thread waits for the packing.
+template <class T>
+struct Weights {
+  const T* packed;  // units one after another (pack_unit), or null: pack per item
+  const T* w;
+  const Conv2dParams& w_conv;
+  bool flip;
+  int64_t unit;  // values in a packed unit
+};
+
+// The convolution p with the weights ws, into y. Groups from p.
 template <class T, int SW>
-void run(T* y, const T* x, const T* wp, const T* bias, const ConvEpilogue<T>* e, const Conv2dParams& p,
+void run(T* y, const T* x, const Weights<T>& ws, const T* bias, const ConvEpilogue<T>* e, const Conv2dParams& p,
          const Plan& q) {
   using Tl = Tiling<T>;
   constexpr int OB = Tl::OB;
   const auto& table = tiles<T, SW>();
   const int64_t items = p.groups * q.blocks * q.kbs;
-  const int64_t wgroup = q.kbs * q.cg * p.kh * p.kw * OB;  // packed values per group
   const double macs = double(p.n) * double(p.k) * double(p.oh * p.ow) * double(q.cg * p.kh * p.kw);
   const int threads = threads_for(macs, items);
   const int64_t in_size = q.cg * q.imgs * q.in_rows * q.wp;
@@ -166,7 +180,12 @@ void run(T* y, const T* x, const T* wp, const T* bias, const ConvEpilogue<T>* e,
         pad_block(xp, x, bl, g, q, p);
         have = gb;
       }
-      const T* wk = wp + g * wgroup + kb * q.cg * p.kh * p.kw * OB;
+      const T* wk = ws.packed ? ws.packed + (g * q.kbs + kb) * ws.unit : nullptr;
+      if (!wk) {
+        T* mine = workspace_as<T>(kWeightSlot, ws.unit);
+        pack_unit(mine, ws.w, ws.w_conv, ws.flip, g * q.kbs + kb);
+        wk = mine;
+      }
       if (cs != taps_cs) {
         for (int64_t c = 0, e = 0; c < q.cc; ++c)
           for (int64_t i = 0; i < p.kh; ++i)
@@ -213,49 +232,49 @@ void run(T* y, const T* x, const T* wp, const T* bias, const ConvEpilogue<T>* e,
   });
 }
 
-// Packs the weights for run(): wp[g][kb][c][i][j][o] = w[g*kg + kb*OB + o][c][i][j] (zero for
-// channels past kg), or for the input gradient (flip) the transposed, flipped kernel:
-// wp[g][cb][k][i][j][o] = w[g*kg + k][cb*OB + o][KH-1-i][KW-1-j]. `pp` describes w's convolution.
+// Packs unit u = (g, kb) of the weights for run(): wp[c][i][j][o] = w[g*kg + kb*OB + o][c][i][j]
+// (zero for channels past kg), or for the input gradient (flip) the transposed, flipped kernel:
+// wp[k][i][j][o] = w[g*kg + k][kb*OB + o][KH-1-i][KW-1-j]. `pp` describes w's convolution.
 template <class T>
-void pack_weights(T* wp, const T* w, const Conv2dParams& pp, bool flip, int tid, int nt) {
+void pack_unit(T* dst, const T* w, const Conv2dParams& pp, bool flip, int64_t u) {
   constexpr int OB = Tiling<T>::OB;
   const int64_t cg = pp.c / pp.groups, kg = pp.k / pp.groups, khw = pp.kh * pp.kw;
   const int64_t outs = flip ? cg : kg, ins = flip ? kg : cg;  // channels of the packed convolution
-  const int64_t kbs = (outs + OB - 1) / OB;
-  const parallel::Range mine = parallel::split(pp.groups * kbs, tid, nt);
-  const int64_t cols = ins * khw;
-  for (int64_t u = mine.begin; u < mine.end; ++u) {
-    const int64_t g = u / kbs, kb = u % kbs;
-    const int64_t live = std::min<int64_t>(OB, outs - kb * OB);
-    T* dst = wp + u * cols * OB;
-    if (!flip) {  // the packed group is the transpose of its live x (ins * khw) rows of w
-      transpose_into(dst, OB, OB, w + (g * kg + kb * OB) * cols, cols, live, cols);
-      continue;
-    }
-    // Flipped: column (c, t) of row o is w[g*kg + c][kb*OB + o][khw - 1 - t].
-    for (int64_t c = 0; c < ins; ++c)
-      for (int64_t o = 0; o < OB; ++o)
-        for (int64_t t = 0; t < khw; ++t)
-          dst[(c * khw + t) * OB + o] = o < live ? w[((g * kg + c) * cg + kb * OB + o) * khw + khw - 1 - t] : T(0);
+  const int64_t kbs = (outs + OB - 1) / OB, cols = ins * khw;
+  const int64_t g = u / kbs, kb = u % kbs;
+  const int64_t live = std::min<int64_t>(OB, outs - kb * OB);
+  if (!flip) {  // the transpose of its live x (ins * khw) rows of w
+    transpose_into(dst, OB, OB, w + (g * kg + kb * OB) * cols, cols, live, cols);
+    return;
   }
+  // Flipped: column (c, t) of row o is w[g*kg + c][kb*OB + o][khw - 1 - t]. For each c that is the
+  // transpose of a live x khw block of w, its rows written last to first (a negative stride).
+  for (int64_t c = 0; c < ins; ++c)
+    transpose_into(dst + (c * khw + khw - 1) * OB, -int64_t(OB), OB, w + ((g * kg + c) * cg + kb * OB) * khw, khw,
+                   live, khw);
 }
 
 template <class T>
 void pack_and_run(T* y, const T* x, const T* w, const T* bias, const ConvEpilogue<T>* e, const Conv2dParams& q_conv,
                   const Conv2dParams& w_conv, bool flip) {
   const Plan q = plan_of<T>(q_conv);
-  T* wp = workspace_as<T>(kWeightSlot, q_conv.groups * q.kbs * q.cg * q_conv.kh * q_conv.kw * Tiling<T>::OB);
+  Weights<T> ws{nullptr, w, w_conv, flip, q.cg * q_conv.kh * q_conv.kw * Tiling<T>::OB};
   const int64_t units = q_conv.groups * q.kbs;
-  parallel::region(int(std::max<int64_t>(1, std::min<int64_t>(get_num_threads(), units / 2))),
-                   [&](int tid, int nt) { pack_weights(wp, w, w_conv, flip, tid, nt); });
+  if (q.blocks > 1) {  // each unit serves several items: packed once, up front
+    T* wp = workspace_as<T>(kWeightSlot, units * ws.unit);
+    parallel::split_range(int(std::max<int64_t>(1, std::min<int64_t>(get_num_threads(), units / 2))), units, 1, 1,
+                          [&](int64_t u0, int64_t u1) {
+                            for (int64_t u = u0; u < u1; ++u) pack_unit(wp + u * ws.unit, w, w_conv, flip, u);
+                          });
+    ws.packed = wp;
+  }
   if (q_conv.stride_w == 1)
-    run<T, 1>(y, x, wp, bias, e, q_conv, q);
+    run<T, 1>(y, x, ws, bias, e, q_conv, q);
   else if (q_conv.stride_w == 2)
-    run<T, 2>(y, x, wp, bias, e, q_conv, q);
+    run<T, 2>(y, x, ws, bias, e, q_conv, q);
   else
-    run<T, 4>(y, x, wp, bias, e, q_conv, q);
+    run<T, 4>(y, x, ws, bias, e, q_conv, q);
 }
-
 
 // Whether the direct kernel serves convolution p: any layer of column stride 1, 2 or 4 (force), by
 // choice where preferred() (cpu/conv_direct.h).
