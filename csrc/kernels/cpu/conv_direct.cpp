@@ -254,10 +254,31 @@ void pack_unit(T* dst, const T* w, const Conv2dParams& pp, bool flip, int64_t u)
                    live, khw);
 }
 
+// A forward pixel's sum runs over the same chunks in the same order whatever the blocking, so here
+// (unlike the weight gradient, whose sums run over a block's pixels) the row bands of a single image
+// may follow the thread count: when the items would not divide evenly between the threads (AlexNet's
+// conv1 at batch 1: 7 bands x 3 channel groups on 2 threads, one thread doing 11 of 21), cut the rows
+// into up to 3 more bands if that makes them divide.
+template <class T>
+Plan balanced_plan(const Conv2dParams& p) {
+  Plan q = plan_of<T>(p);
+  const int64_t threads = get_num_threads();
+  if (q.imgs != 1 || threads < 2 || (p.groups * q.blocks * q.kbs) % threads == 0) return q;
+  for (int64_t more = 1; more <= 3; ++more) {
+    const int64_t bands = q.bands + more;
+    const int64_t band = ((p.oh + bands - 1) / bands + q.tile_rows - 1) / q.tile_rows * q.tile_rows;
+    if (band < 1 || (p.oh + band - 1) / band != bands || (p.groups * p.n * bands * q.kbs) % threads != 0) continue;
+    q.band = band, q.bands = bands, q.blocks = p.n * bands;
+    q.in_rows = (band - 1) * p.stride_h + (p.kh - 1) * p.dil_h + 1;  // fewer rows than before: fits as well
+    break;
+  }
+  return q;
+}
+
 template <class T>
 void pack_and_run(T* y, const T* x, const T* w, const T* bias, const ConvEpilogue<T>* e, const Conv2dParams& q_conv,
                   const Conv2dParams& w_conv, bool flip) {
-  const Plan q = plan_of<T>(q_conv);
+  const Plan q = balanced_plan<T>(q_conv);
   Weights<T> ws{nullptr, w, w_conv, flip, q.cg * q_conv.kh * q_conv.kw * Tiling<T>::OB};
   const int64_t units = q_conv.groups * q.kbs;
   if (q.blocks > 1) {  // each unit serves several items: packed once, up front
