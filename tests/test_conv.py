@@ -75,6 +75,8 @@ GRID = {
     "direct_4x4_images": (37, 12, 4, 4, 48, 3, 3, 1, 1, 1, 1),
     "direct_7x7": (5, 16, 7, 7, 33, 3, 3, 1, 1, 1, 1),
     "direct_row_bands": (2, 8, 40, 30, 32, 3, 3, 1, 1, 1, 1),
+    # one image in 3 row bands: on 2 threads the forward cuts it into 4 (conv_direct.cpp, balanced_plan)
+    "direct_row_bands_odd": (1, 8, 40, 30, 32, 3, 3, 1, 1, 1, 1),
     "direct_stride_h2": (2, 8, 21, 17, 32, 3, 3, (2, 1), 1, 1, 1),
     "direct_groups": (3, 16, 9, 9, 64, 3, 3, 1, 1, 1, 2),
     "direct_5x5_dil": (2, 6, 12, 13, 32, 5, 5, 1, (4, 2), (2, 1), 1),
@@ -306,7 +308,7 @@ def test_bitwise_repeatable(fast_isa, conv_algorithm, name, threads, restore_thr
 
 @pytest.mark.parametrize("name", ["pointwise_large_image", "pointwise_b1_columns", "pointwise_b1_groups", "depthwise_7x7_same",
                                   "depthwise_rowvec_k5_odd", "depthwise_rowvec_14", "depthwise_56_same", "depthwise_14_s2",
-                                  "depthwise_s2_wide", "many_tiles_batch", "direct_row_bands"])
+                                  "depthwise_s2_wide", "many_tiles_batch", "direct_row_bands", "direct_row_bands_odd"])
 def test_bits_do_not_depend_on_the_thread_count(fast_isa, conv_algorithm, name, restore_threads):
     """The kernels split work so that every sum runs in one fixed order (conv.cpp, conv_depthwise.cpp):
     one thread and two give the same bits, not merely close values."""
