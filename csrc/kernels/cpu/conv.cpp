@@ -463,10 +463,8 @@ void forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p)
   // The block's column matrix: the image itself for a single pointwise image, else built.
   auto direct = [&](const Block& b) { return s.pointwise && b.single(); };
   // Built in the GEMM's packed layout when the GEMM would copy it into panels anyway (many rows of
-  // output channels); with few rows the GEMM reads a row-major column matrix in place.
-  auto pack_col = [&](const Block& b) {
-    return gemm_a_panels(s.kg, T(0)) > 8 || (b.cols() * int64_t(sizeof(T))) % 2048 == 0;
-  };
+  // output channels, a short reduction, long rows); else the GEMM reads a row-major one in place.
+  auto pack_col = [&](const Block& b) { return !gemm_reads_b_in_place(s.kg, s.ckk, b.cols(), T(0)); };
 
   // Whole blocks per thread when they divide evenly or are many (5 blocks on 2 threads would leave
   // one idle for a fifth of the time).

@@ -256,6 +256,20 @@ constexpr std::array<TileFn<T>, MR> make_tiles(std::index_sequence<Rs...>) {
   return {&tile<T, int(Rs) + 1, NV, MR>...};
 }
 
+// Whether an m x k by k x n product reads a row-major B (rows ldb apart) in place rather than packing
+// it. Packing B pays off when many A panels reuse it. With few (M = out channels of a convolution
+// over a small image), copying B costs as much as using it. Only where the micro-kernel's prefetch
+// (32 rows ahead) can hide the reads: a reduction of at least 128 rows (with K = 32 every B row of a
+// panel was a demand miss: MobileNet's 112x112 32 -> 64 pointwise layer ran 1.8x slower in place),
+// rows at most 8 KiB apart (wider strides touch a page or more per row, which the prefetchers follow
+// badly: ResNet-50's 1x1 dx at 56x56, 1.5x), and not a multiple of 2 KiB apart (the rows would
+// crowd a few cache sets).
+template <class T>
+bool reads_b_in_place(int64_t m, int64_t k, int64_t ldb) {
+  const int64_t row_bytes = ldb * int64_t(sizeof(T));
+  return ceil_div(m, Blocking<T>::MR) <= 8 && k >= 128 && row_bytes <= 8192 && row_bytes % 2048 != 0;
+}
+
 // C = beta * C (the k == 0 / alpha == 0 case).
 template <class T>
 void scale_c(T* c, const GemmParams& p, T beta) {
@@ -356,11 +370,7 @@ void gemm_blocked(T* c, const T* a, const T* b, const GemmParams& p, const T* a_
   T* a_pack = workspace_as<T>(0, ceil_div(MC, MR) * MR * KC);
   T* b_pack = workspace_as<T>(1, ceil_div(NC, NR) * NR * KC);
 
-  // Packing B pays off when many A panels reuse it. With few (M = out channels of a convolution
-  // over a large image), copying B costs as much as using it: read row-major B in place instead.
-  // Not when rows lie a multiple of 2 KiB apart: they would then crowd a few cache sets.
-  const bool direct_b = !b_packed && !p.trans_b && ceil_div(p.m, MR) <= 8 &&
-                        (p.ldb * int64_t(sizeof(T))) % 2048 != 0;
+  const bool direct_b = !b_packed && !p.trans_b && reads_b_in_place<T>(p.m, p.k, p.ldb);
 
   const double macs = double(p.m) * double(p.n) * double(p.k);
   const int64_t max_tiles = ceil_div(MC, MR) * ceil_div(NC, NR);
@@ -462,6 +472,8 @@ void gemm_f64(double* c, const double* a, const double* b, const GemmParams& p) 
 // Pre-packed A (see packed_a_offset): for kernels in this ISA build that reuse one A many times.
 int64_t gemm_packed_a_size(int64_t m, int64_t k, float) { return packed_a_size<float>(m, k); }
 int64_t gemm_packed_a_size(int64_t m, int64_t k, double) { return packed_a_size<double>(m, k); }
+bool gemm_reads_b_in_place(int64_t m, int64_t k, int64_t ldb, float) { return reads_b_in_place<float>(m, k, ldb); }
+bool gemm_reads_b_in_place(int64_t m, int64_t k, int64_t ldb, double) { return reads_b_in_place<double>(m, k, ldb); }
 int64_t gemm_a_panels(int64_t m, float) { return ceil_div(m, Blocking<float>::MR); }
 int64_t gemm_a_panels(int64_t m, double) { return ceil_div(m, Blocking<double>::MR); }
 int64_t gemm_k_block(int64_t k, float) { return balanced_block(k, Blocking<float>::KC, 8); }

@@ -16,6 +16,11 @@ void gemm_f64(double*, const double*, const double*, const GemmParams&);
 // [q0, q1), and the GEMM that reads it (p.lda and p.trans_a unused).
 std::int64_t gemm_packed_a_size(std::int64_t m, std::int64_t k, float);
 std::int64_t gemm_packed_a_size(std::int64_t m, std::int64_t k, double);
+// Whether gemm_f32 / gemm_f64 read a row-major, untransposed B of an m x k by k x n product (rows
+// ldb apart) in place; otherwise they copy it into panels, so a caller building B may as well build
+// it packed (gemm_pack_b_row).
+bool gemm_reads_b_in_place(std::int64_t m, std::int64_t k, std::int64_t ldb, float);
+bool gemm_reads_b_in_place(std::int64_t m, std::int64_t k, std::int64_t ldb, double);
 std::int64_t gemm_a_panels(std::int64_t m, float);
 std::int64_t gemm_a_panels(std::int64_t m, double);
 // The depth of the GEMM's k blocks for a reduction of length k: it adds their products into C one
