@@ -323,6 +323,25 @@ def test_bits_do_not_depend_on_the_thread_count(fast_isa, conv_algorithm, name, 
         assert np.array_equal(a, c)
 
 
+def test_pointwise_weight_gradient_in_rounds(fast_isa, restore_threads):
+    """A pointwise dw with too few columns to share between threads is cut at the GEMM's k blocks and
+    summed image by image in rounds (conv.cpp, pointwise_weight_by_depth): 12 images of 96x96 take two
+    rounds. Two threads give one thread's bits, and both match the float64 reference."""
+    case = (12, 32, 96, 96, 64, 1, 1, 1, 0, 1, 1)
+    x, wt, b, args = make(case, np.float32)
+    dy = random_dy(case, np.float32)
+    with num_threads(1):
+        one = kernels.conv2d_backward_weight(x, dy, case[5:7], bias=True, **args)
+    with num_threads(2):
+        two = kernels.conv2d_backward_weight(x, dy, case[5:7], bias=True, **args)
+    for a, c in zip(one, two):
+        assert np.array_equal(a, c)
+    with using_isa("ref"):
+        want, _ = kernels.conv2d_backward_weight(x.astype(np.float64), dy.astype(np.float64), case[5:7], **args)
+    _, _, dw_bound = fp_bound(case, x, wt, dy, np.float32)
+    assert np.all(np.abs(two[0].astype(np.float64) - want) <= 2 * dw_bound)
+
+
 def test_strided_inputs_are_accepted():
     case = GRID["groups2"]
     x, wt, b, args = make(case, np.float32)

@@ -652,41 +652,47 @@ void backward_bias(T* db, const T* dy, const Conv2dParams& p) {
 // of kColUnit, one thread) but a long reduction over the pixels: the reduction is cut where the
 // GEMM cuts it anyway (its k blocks, image by image), the threads compute the pieces' products
 // side by side, then add them up in the order the GEMM would have. Same bits as one thread doing it
-// all. Returns false where it does not apply.
+// all. A round takes as many images as keep the pieces within kPieceValues; the next round's sums
+// start from the last one's. Returns false where it does not apply.
+constexpr int64_t kPieceValues = int64_t(1) << 18;  // 1 MiB of float pieces: they are summed from L2
+
 template <class T>
 bool pointwise_weight_by_depth(T* dw, const T* x, const T* dy, const Conv2dParams& p, const Shape& s, int want) {
   const int threads = get_num_threads();
   if (!s.pointwise || s.imgs != 1 || s.tiles != 1 || want >= threads || p.n == 0) return false;
   const int64_t kc = gemm_k_block(s.ohw, T(0)), per_image = (s.ohw + kc - 1) / kc;
-  const int64_t pieces = p.groups * p.n * per_image, size = s.kg * s.ckk;  // dw of one group
-  if (pieces < 2 || pieces * size > (int64_t(1) << 20)) return false;
-  T* partial = workspace_as<T>(kRowSlot, pieces * size);
+  const int64_t size = s.kg * s.ckk;  // dw of one group
+  if (p.groups * p.n * per_image < 2) return false;
+  const int64_t round = std::clamp<int64_t>(kPieceValues / (p.groups * per_image * size), 1, p.n);  // images
+  T* partial = workspace_as<T>(kRowSlot, p.groups * round * per_image * size);
   parallel::region(threads, [&](int tid, int nt) {
-    const parallel::Range mine = parallel::split(pieces, tid, nt);
-    for (int64_t q = mine.begin; q < mine.end; ++q) {
-      const int64_t g = q / (p.n * per_image), n = q / per_image % p.n, k0 = q % per_image * kc;
-      GemmParams gp;
-      gp.m = s.kg, gp.n = s.ckk, gp.k = std::min(kc, s.ohw - k0), gp.trans_b = true, gp.threads = 1;
-      gp.lda = s.ohw, gp.ldb = s.hw, gp.ldc = s.ckk;
-      gemm(partial + q * size, dy + (n * p.k + g * s.kg) * s.ohw + k0, x + (n * p.c + g * s.cg) * s.hw + k0, gp);
-    }
-    parallel::barrier(nt);
     using V = simd::Vec<T>;
     constexpr int64_t W = V::width;
-    const int64_t per_group = p.n * per_image;
     const parallel::Range es = split_units(size, W, tid, nt);  // my dw entries of each group
-    for (int64_t g = 0; g < p.groups; ++g) {
-      T* d = dw + g * size;
-      const T* first = partial + g * per_group * size;
-      for (int64_t e = es.begin; e < es.end; e += W) {
-        const int live = int(std::min<int64_t>(W, es.end - e));
-        typename V::reg sum = live == W ? V::load(first + e) : V::load_partial(first + e, live);
-        for (int64_t q = 1; q < per_group; ++q) {
-          const T* pq = first + q * size + e;
-          sum = V::add(live == W ? V::load(pq) : V::load_partial(pq, live), sum);
-        }
-        if (live == W) V::store(d + e, sum); else V::store_partial(d + e, sum, live);
+    for (int64_t n0 = 0; n0 < p.n; n0 += round) {
+      const int64_t imgs = std::min(round, p.n - n0), per_group = imgs * per_image;
+      const parallel::Range mine = parallel::split(p.groups * per_group, tid, nt);
+      for (int64_t q = mine.begin; q < mine.end; ++q) {
+        const int64_t g = q / per_group, n = n0 + q / per_image % imgs, k0 = q % per_image * kc;
+        GemmParams gp;
+        gp.m = s.kg, gp.n = s.ckk, gp.k = std::min(kc, s.ohw - k0), gp.trans_b = true, gp.threads = 1;
+        gp.lda = s.ohw, gp.ldb = s.hw, gp.ldc = s.ckk;
+        gemm(partial + q * size, dy + (n * p.k + g * s.kg) * s.ohw + k0, x + (n * p.c + g * s.cg) * s.hw + k0, gp);
       }
+      parallel::barrier(nt);  // every piece of the round computed
+      for (int64_t g = 0; g < p.groups; ++g) {
+        T* d = dw + g * size;
+        const T* first = partial + g * per_group * size;
+        for (int64_t e = es.begin; e < es.end; e += W) {
+          const int live = int(std::min<int64_t>(W, es.end - e));
+          auto load = [&](const T* a) { return live == W ? V::load(a) : V::load_partial(a, live); };
+          // The GEMM's first k block overwrites C (beta 0); every later one adds onto it.
+          typename V::reg sum = n0 == 0 ? load(first + e) : V::add(load(first + e), load(d + e));
+          for (int64_t q = 1; q < per_group; ++q) sum = V::add(load(first + q * size + e), sum);
+          if (live == W) V::store(d + e, sum); else V::store_partial(d + e, sum, live);
+        }
+      }
+      parallel::barrier(nt);  // the round's pieces read before the next round overwrites them
     }
   });
   return true;
