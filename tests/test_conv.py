@@ -342,6 +342,23 @@ def test_pointwise_weight_gradient_in_rounds(fast_isa, restore_threads):
     assert np.all(np.abs(two[0].astype(np.float64) - want) <= 2 * dw_bound)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pointwise_prepacked_weights(fast_isa, dtype, restore_threads):
+    """A deep pointwise layer's weights (128 -> 512 channels: 256 KiB and more) are packed once per
+    call on two threads (conv.cpp, pack_weights_once) and by each GEMM on one: the same bits."""
+    case = (2, 128, 48, 48, 512, 1, 1, 1, 0, 1, 1)
+    x, wt, b, args = make(case, dtype)
+    dy = random_dy(case, dtype)
+    with num_threads(1):
+        one = run_all(case, x, wt, b, dy, args)
+    with num_threads(2):
+        two = run_all(case, x, wt, b, dy, args)
+    for a, c in zip(one, two):
+        assert np.array_equal(a, c)
+    want = oracle_forward(x[:1].astype(np.float64), wt.astype(np.float64), b.astype(np.float64), **args)
+    np.testing.assert_allclose(two[0][:1], want, rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-4 if dtype == np.float32 else 1e-12)
+
+
 def test_strided_inputs_are_accepted():
     case = GRID["groups2"]
     x, wt, b, args = make(case, np.float32)
