@@ -55,6 +55,8 @@ GRID = {
     "image_blocks_groups": (9, 4, 5, 6, 6, 3, 3, 1, 1, 1, 2),
     "image_blocks_pointwise": (7, 6, 4, 5, 5, 1, 1, 1, 0, 1, 1),
     "pointwise_large_image": (2, 32, 100, 100, 8, 1, 1, 1, 0, 1, 1),
+    # 144 pixels: each image a GEMM of its own (conv.cpp, kPointwiseAlone), not grouped in a column matrix
+    "pointwise_alone": (3, 64, 12, 12, 40, 1, 1, 1, 0, 1, 1),
     # one image split by columns between threads (conv.cpp), ragged last range; and with groups
     "pointwise_b1_columns": (1, 5, 23, 29, 6, 1, 1, 1, 0, 1, 1),
     "pointwise_b1_groups": (1, 6, 17, 19, 4, 1, 1, 1, 0, 1, 2),
@@ -306,7 +308,7 @@ def test_bitwise_repeatable(fast_isa, conv_algorithm, name, threads, restore_thr
                 assert np.array_equal(a, c)
 
 
-@pytest.mark.parametrize("name", ["pointwise_large_image", "pointwise_b1_columns", "pointwise_b1_groups", "depthwise_7x7_same",
+@pytest.mark.parametrize("name", ["pointwise_large_image", "pointwise_alone", "pointwise_b1_columns", "pointwise_b1_groups", "depthwise_7x7_same",
                                   "depthwise_rowvec_k5_odd", "depthwise_rowvec_14", "depthwise_56_same", "depthwise_14_s2",
                                   "depthwise_s2_wide", "many_tiles_batch", "direct_row_bands", "direct_row_bands_odd"])
 def test_bits_do_not_depend_on_the_thread_count(fast_isa, conv_algorithm, name, restore_threads):

@@ -82,6 +82,10 @@ inline void gemm(double* c, const double* a, const double* b, const GemmParams& 
 constexpr int64_t kColBytes = 1 << 20;
 // Fewer columns than this make the GEMM's per-call costs (packing the weights) show.
 constexpr int64_t kMinTileCols = 256;
+// A pointwise image with at least this many pixels is a GEMM of its own, read and written in place:
+// grouping images copies them into a column matrix and scatters the products back, which cost more
+// than the wider GEMM gained (14x14 layers with 512 channels were grouped in twos).
+constexpr int64_t kPointwiseAlone = 128;
 // Workspace slots (0-2 belong to the GEMM): the column tile, and a gathered/staged output block.
 constexpr int kColSlot = 3;
 constexpr int kStageSlot = 4;
@@ -112,7 +116,9 @@ Shape shape_of(const Conv2dParams& p) {
   s.pointwise = p.kh == 1 && p.kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 &&
                 p.pad_w == 0;
   const int64_t cols = std::max(kMinTileCols, kColBytes / int64_t(sizeof(T)) / std::max<int64_t>(1, s.ckk));
-  s.imgs = s.ohw >= cols ? 1 : std::clamp<int64_t>(cols / std::max<int64_t>(1, s.ohw), 1, std::max<int64_t>(1, p.n));
+  s.imgs = s.ohw >= cols || (s.pointwise && s.ohw >= kPointwiseAlone)
+               ? 1
+               : std::clamp<int64_t>(cols / std::max<int64_t>(1, s.ohw), 1, std::max<int64_t>(1, p.n));
   s.blocks = (p.n + s.imgs - 1) / s.imgs;
   // A pointwise image is its own column matrix (no copy to bound), so it is never cut into row
   // tiles; the direct pointwise paths below rely on that.
