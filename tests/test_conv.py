@@ -347,8 +347,9 @@ def test_pointwise_weight_gradient_in_rounds(fast_isa, restore_threads):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_pointwise_prepacked_weights(fast_isa, dtype, restore_threads):
     """A deep pointwise layer's weights (128 -> 512 channels: 256 KiB and more) are packed once per
-    call on two threads (conv.cpp, pack_weights_once) and by each GEMM on one: the same bits."""
-    case = (2, 128, 48, 48, 512, 1, 1, 1, 0, 1, 1)
+    call on two threads (conv.cpp, pack_weights_once; forward and dx) and by each GEMM on one: the same
+    bits."""
+    case = (4, 128, 48, 48, 512, 1, 1, 1, 0, 1, 1)
     x, wt, b, args = make(case, dtype)
     dy = random_dy(case, dtype)
     with num_threads(1):

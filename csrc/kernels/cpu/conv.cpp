@@ -593,14 +593,14 @@ void backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p) {
         gather_rows(stage, b.cols(), dy, b, s, p.k, 0, s.kg);
         src = stage, gp.ldb = b.cols();
       }
+      const T* a_packed = packed && c0 == 0 && c1 == s.cg ? packed + g * packed_group : nullptr;
       if (s.pointwise && b.single()) {
         gp.ldc = s.hw;
-        gemm(dx + (b.n0 * p.c + g * s.cg + c0) * s.hw, wc, src, gp);
+        gemm_prepacked(dx + (b.n0 * p.c + g * s.cg + c0) * s.hw, wc, a_packed, src, nullptr, gp);
         continue;
       }
       T* dcol = workspace_as<T>(kColSlot, gp.m * b.cols());
       gp.ldc = b.cols();
-      const T* a_packed = packed && c0 == 0 && c1 == s.cg ? packed + g * packed_group : nullptr;
       gemm_prepacked(dcol, wc, a_packed, src, nullptr, gp);
       const flat::FlatPlan* F = flat_im2col_plan<T>(p);
       for (int64_t n = b.n0; n < b.n1; ++n)
