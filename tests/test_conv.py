@@ -314,15 +314,21 @@ def test_bitwise_repeatable(fast_isa, conv_algorithm, name, threads, restore_thr
 def test_bits_do_not_depend_on_the_thread_count(fast_isa, conv_algorithm, name, restore_threads):
     """The kernels split work so that every sum runs in one fixed order (conv.cpp, conv_depthwise.cpp):
     one thread and two give the same bits, not merely close values."""
-    case = GRID[name]
-    x, wt, b, args = make(case, np.float32)
-    dy = random_dy(case, np.float32)
+    same_bits_on_one_and_two_threads(GRID[name], np.float32)
+
+
+def same_bits_on_one_and_two_threads(case, dtype):
+    """Forward, dx, dw and db of `case` on one thread and on two: asserts equal bits; returns the
+    inputs (x, wt, b, args) and the two-thread results."""
+    x, wt, b, args = make(case, dtype)
+    dy = random_dy(case, dtype)
     with num_threads(1):
         one = run_all(case, x, wt, b, dy, args)
     with num_threads(2):
         two = run_all(case, x, wt, b, dy, args)
     for a, c in zip(one, two):
         assert np.array_equal(a, c)
+    return (x, wt, b, args), two
 
 
 def test_pointwise_weight_gradient_in_rounds(fast_isa, restore_threads):
@@ -350,16 +356,10 @@ def test_pointwise_prepacked_weights(fast_isa, dtype, restore_threads):
     call on two threads (conv.cpp, pack_weights_once; forward and dx) and by each GEMM on one: the same
     bits."""
     case = (4, 128, 48, 48, 512, 1, 1, 1, 0, 1, 1)
-    x, wt, b, args = make(case, dtype)
-    dy = random_dy(case, dtype)
-    with num_threads(1):
-        one = run_all(case, x, wt, b, dy, args)
-    with num_threads(2):
-        two = run_all(case, x, wt, b, dy, args)
-    for a, c in zip(one, two):
-        assert np.array_equal(a, c)
+    (x, wt, b, args), two = same_bits_on_one_and_two_threads(case, dtype)
     want = oracle_forward(x[:1].astype(np.float64), wt.astype(np.float64), b.astype(np.float64), **args)
-    np.testing.assert_allclose(two[0][:1], want, rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-4 if dtype == np.float32 else 1e-12)
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(two[0][:1], want, rtol=tol, atol=tol)
 
 
 def test_strided_inputs_are_accepted():
