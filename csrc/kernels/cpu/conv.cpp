@@ -369,10 +369,10 @@ void add_bias(T* y, const T* bias, int64_t rows, int64_t cols, int64_t ld) {
   }
 }
 
-// Share [begin, end) of `total` rows for thread tid of nt, cut at multiples of `unit` (a GEMM
-// register tile, or a whole channel's rows) so no thread gets a ragged middle piece.
 constexpr int64_t kColUnit = 32;  // columns split between threads in these units: a GEMM register tile's width
 
+// Share [begin, end) of `total` rows for thread tid of nt, cut at multiples of `unit` (a GEMM
+// register tile, or a whole channel's rows) so no thread gets a ragged middle piece.
 inline parallel::Range split_units(int64_t total, int64_t unit, int tid, int nt) {
   const int64_t units = (total + unit - 1) / unit;
   const parallel::Range r = parallel::split(units, tid, nt);
@@ -388,7 +388,6 @@ void by_columns(int64_t cols, double macs, Fn fn) {
     if (js.begin < js.end) fn(js.begin, js.end);
   });
 }
-
 
 // Whether the threads pack every group's weights once, up front (pack_group_weights), rather than
 // each GEMM packing them again: where they serve several GEMMs (`reused`). A pointwise layer's

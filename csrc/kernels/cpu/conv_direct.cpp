@@ -135,8 +135,27 @@ void write_out(T* y, T* acc, const T* bias, const ConvEpilogue<T>* e, const Bloc
   }
 }
 
+// Packs unit u = (g, kb) of the weights for run(): wp[c][i][j][o] = w[g*kg + kb*OB + o][c][i][j]
+// (zero for channels past kg), or for the input gradient (flip) the transposed, flipped kernel:
+// wp[k][i][j][o] = w[g*kg + k][kb*OB + o][KH-1-i][KW-1-j]. `pp` describes w's convolution.
 template <class T>
-void pack_unit(T* dst, const T* w, const Conv2dParams& pp, bool flip, int64_t u);
+void pack_unit(T* dst, const T* w, const Conv2dParams& pp, bool flip, int64_t u) {
+  constexpr int OB = Tiling<T>::OB;
+  const int64_t cg = pp.c / pp.groups, kg = pp.k / pp.groups, khw = pp.kh * pp.kw;
+  const int64_t outs = flip ? cg : kg, ins = flip ? kg : cg;  // channels of the packed convolution
+  const int64_t kbs = (outs + OB - 1) / OB, cols = ins * khw;
+  const int64_t g = u / kbs, kb = u % kbs;
+  const int64_t live = std::min<int64_t>(OB, outs - kb * OB);
+  if (!flip) {  // the transpose of its live x (ins * khw) rows of w
+    transpose_into(dst, OB, OB, w + (g * kg + kb * OB) * cols, cols, live, cols);
+    return;
+  }
+  // Flipped: column (c, t) of row o is w[g*kg + c][kb*OB + o][khw - 1 - t]. For each c that is the
+  // transpose of a live x khw block of w, its rows written last to first (a negative stride).
+  for (int64_t c = 0; c < ins; ++c)
+    transpose_into(dst + (c * khw + khw - 1) * OB, -int64_t(OB), OB, w + ((g * kg + c) * cg + kb * OB) * khw, khw,
+                   live, khw);
+}
 
 // The weights of run(): packed for the whole call up front, or, where each packed unit (a group's
 // block of OB output channels) serves one item only (one block of pixels: batch 1), packed by that
@@ -148,6 +167,14 @@ struct Weights {
   const Conv2dParams& w_conv;
   bool flip;
   int64_t unit;  // values in a packed unit
+
+  // Packed unit u, packed now into the calling thread's workspace where nothing was packed up front.
+  const T* at(int64_t u) const {
+    if (packed) return packed + u * unit;
+    T* mine = workspace_as<T>(kWeightSlot, unit);
+    pack_unit(mine, w, w_conv, flip, u);
+    return mine;
+  }
 };
 
 // The convolution p with the weights ws, into y. Groups from p.
@@ -180,12 +207,7 @@ void run(T* y, const T* x, const Weights<T>& ws, const T* bias, const ConvEpilog
         pad_block(xp, x, bl, g, q, p);
         have = gb;
       }
-      const T* wk = ws.packed ? ws.packed + (g * q.kbs + kb) * ws.unit : nullptr;
-      if (!wk) {
-        T* mine = workspace_as<T>(kWeightSlot, ws.unit);
-        pack_unit(mine, ws.w, ws.w_conv, ws.flip, g * q.kbs + kb);
-        wk = mine;
-      }
+      const T* wk = ws.at(g * q.kbs + kb);
       if (cs != taps_cs) {
         for (int64_t c = 0, e = 0; c < q.cc; ++c)
           for (int64_t i = 0; i < p.kh; ++i)
@@ -232,28 +254,6 @@ void run(T* y, const T* x, const Weights<T>& ws, const T* bias, const ConvEpilog
   });
 }
 
-// Packs unit u = (g, kb) of the weights for run(): wp[c][i][j][o] = w[g*kg + kb*OB + o][c][i][j]
-// (zero for channels past kg), or for the input gradient (flip) the transposed, flipped kernel:
-// wp[k][i][j][o] = w[g*kg + k][kb*OB + o][KH-1-i][KW-1-j]. `pp` describes w's convolution.
-template <class T>
-void pack_unit(T* dst, const T* w, const Conv2dParams& pp, bool flip, int64_t u) {
-  constexpr int OB = Tiling<T>::OB;
-  const int64_t cg = pp.c / pp.groups, kg = pp.k / pp.groups, khw = pp.kh * pp.kw;
-  const int64_t outs = flip ? cg : kg, ins = flip ? kg : cg;  // channels of the packed convolution
-  const int64_t kbs = (outs + OB - 1) / OB, cols = ins * khw;
-  const int64_t g = u / kbs, kb = u % kbs;
-  const int64_t live = std::min<int64_t>(OB, outs - kb * OB);
-  if (!flip) {  // the transpose of its live x (ins * khw) rows of w
-    transpose_into(dst, OB, OB, w + (g * kg + kb * OB) * cols, cols, live, cols);
-    return;
-  }
-  // Flipped: column (c, t) of row o is w[g*kg + c][kb*OB + o][khw - 1 - t]. For each c that is the
-  // transpose of a live x khw block of w, its rows written last to first (a negative stride).
-  for (int64_t c = 0; c < ins; ++c)
-    transpose_into(dst + (c * khw + khw - 1) * OB, -int64_t(OB), OB, w + ((g * kg + c) * cg + kb * OB) * khw, khw,
-                   live, khw);
-}
-
 // A forward pixel's sum runs over the same chunks in the same order whatever the blocking, so here
 // (unlike the weight gradient, whose sums run over a block's pixels) the row bands of a single image
 // may follow the thread count: when the items would not divide evenly between the threads (AlexNet's
@@ -265,11 +265,10 @@ Plan balanced_plan(const Conv2dParams& p) {
   const int64_t threads = get_num_threads();
   if (q.imgs != 1 || threads < 2 || (p.groups * q.blocks * q.kbs) % threads == 0) return q;
   for (int64_t more = 1; more <= 3; ++more) {
-    const int64_t bands = q.bands + more;
-    const int64_t band = ((p.oh + bands - 1) / bands + q.tile_rows - 1) / q.tile_rows * q.tile_rows;
-    if (band < 1 || (p.oh + band - 1) / band != bands || (p.groups * p.n * bands * q.kbs) % threads != 0) continue;
+    const int64_t bands = q.bands + more, band = even_band(p, bands, q.tile_rows);
+    if ((p.oh + band - 1) / band != bands || (p.groups * p.n * bands * q.kbs) % threads != 0) continue;
     q.band = band, q.bands = bands, q.blocks = p.n * bands;
-    q.in_rows = (band - 1) * p.stride_h + (p.kh - 1) * p.dil_h + 1;  // fewer rows than before: fits as well
+    q.in_rows = input_rows(p, band);  // fewer rows than before: fits as well
     break;
   }
   return q;

@@ -76,6 +76,17 @@ struct Plan {
   int64_t cc;                 // input channels per reduction chunk
 };
 
+// Padded input rows under `band` output rows.
+inline int64_t input_rows(const Conv2dParams& p, int64_t band) {
+  return (band - 1) * p.stride_h + (p.kh - 1) * p.dil_h + 1;
+}
+
+// Output rows per band when the p.oh rows are cut into `bands` bands evened out (27 rows in 2 bands:
+// 14 + 13), a multiple of tile_rows.
+inline int64_t even_band(const Conv2dParams& p, int64_t bands, int64_t tile_rows) {
+  return std::min(p.oh, ((p.oh + bands - 1) / bands + tile_rows - 1) / tile_rows * tile_rows);
+}
+
 template <class T>
 Plan plan_of(const Conv2dParams& p) {
   constexpr int R = Tiling<T>::R, OB = Tiling<T>::OB;
@@ -94,7 +105,7 @@ Plan plan_of(const Conv2dParams& p) {
   const int64_t ohw = p.oh * p.ow;
   q.wp = p.w + 2 * p.pad_w;
   const int64_t row_bytes = q.cg * q.wp * int64_t(sizeof(T));  // one padded row of every channel
-  auto rows_in = [&](int64_t band) { return (band - 1) * p.stride_h + (p.kh - 1) * p.dil_h + 1; };
+  auto rows_in = [&](int64_t band) { return input_rows(p, band); };
   // Both are then evened out (27 rows in bands of at most 18 become 14 + 13, not 18 + 9), so the
   // blocks, and the threads that take them, get equal work.
   if (ohw >= kPixels || rows_in(p.oh) * row_bytes * 2 > kInputBytes) {
@@ -102,7 +113,7 @@ Plan plan_of(const Conv2dParams& p) {
     int64_t band = std::max<int64_t>(1, kPixels / p.ow / q.tile_rows) * q.tile_rows;
     while (band > q.tile_rows && rows_in(band) * row_bytes > kInputBytes) band -= q.tile_rows;
     const int64_t bands = (p.oh + band - 1) / band;
-    q.band = std::min(p.oh, ((p.oh + bands - 1) / bands + q.tile_rows - 1) / q.tile_rows * q.tile_rows);
+    q.band = even_band(p, bands, q.tile_rows);
   } else {
     const int64_t imgs = std::clamp<int64_t>(std::min(kPixels / ohw, kInputBytes / (rows_in(p.oh) * row_bytes)), 1, p.n);
     const int64_t blocks = (p.n + imgs - 1) / imgs;
