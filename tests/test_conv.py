@@ -89,6 +89,11 @@ GRID = {
     "rows_lenet_c1": (3, 1, 32, 32, 6, 5, 5, 1, 0, 1, 1),
     "rows_lenet_c3": (2, 6, 14, 14, 16, 5, 5, 1, 0, 1, 1),
     "rows_two_passes_wide": (2, 3, 9, 45, 13, 3, 3, 1, 1, 1, 1),
+    # Winograd F(2x2, 5x5) (conv_winograd.cpp), where forced: odd output sizes (partial tiles), a tile
+    # row wider than a vector, asymmetric padding; and one that `auto` takes (64 channels each way)
+    "winograd_5x5_odd": (2, 5, 11, 13, 6, 5, 5, 1, 2, 1, 1),
+    "winograd_5x5_wide_row": (1, 3, 9, 41, 4, 5, 5, 1, (1, 2), 1, 1),
+    "winograd_5x5_auto": (1, 64, 27, 27, 64, 5, 5, 1, 2, 1, 1),
     "pad_exceeds_input_s2": (2, 3, 1, 2, 2, 7, 7, 2, 3, 1, 1),
     "pad_exceeds_input_groups": (1, 4, 2, 1, 4, 5, 5, 1, 2, 1, 2),
     "pad_exceeds_input_depthwise": (1, 3, 1, 1, 3, 5, 5, 1, 2, 1, 3),
@@ -237,7 +242,7 @@ def test_fast_paths_match_reference(fast_isa, conv_algorithm, name, dtype):
 def test_flat_planes_do_not_leak_across_rows(fast_isa, algorithm, h, w, stride, groups):
     """The flat depthwise kernels and the flat im2col treat a plane as one run: a value at the end of
     a row must not reach the start of the next (even an Inf, which times a zero weight would give
-    NaN). Not Winograd: its transforms mix a 4x4 patch before any weight applies, so an Inf spreads
+    NaN). Not Winograd: its transforms mix an N x N patch before any weight applies, so an Inf spreads
     to the whole tile by design (docs/kernels.md); its finite results are checked on the grid."""
     from conftest import using_conv_algorithm
     with using_conv_algorithm(algorithm):

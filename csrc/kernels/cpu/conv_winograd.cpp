@@ -1,24 +1,24 @@
-// Winograd F(2x2, 3x3) convolution for dense 3x3 stride-1 layers, compiled once per ISA.
+// Winograd F(2x2, 3x3) and F(2x2, 5x5) convolution for dense stride-1 layers, compiled once per ISA.
 // Contract: cnnx/conv.h. Called by conv.cpp when winograd_fits() says so.
 //
-// Each 2x2 block of outputs ("tile") of one output channel is computed from the 4x4 input patch
-// under it (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016):
+// Each 2x2 block of outputs ("tile") of one output channel is computed from the N x N input patch
+// under it, N = KS + 1 for a KS x KS kernel (Lavin and Gray, "Fast Algorithms for Convolutional
+// Neural Networks", 2016):
 //
-//   Y = A^T [ sum_c (G g_kc G^T) . (B^T d_c B) ] A          (. is elementwise, 4x4)
+//   Y = A^T [ sum_c (G g_kc G^T) . (B^T d_c B) ] A          (. is elementwise, N x N)
 //
-//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]   G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
-//   A^T = [1 1 1 0; 0 1 -1 -1]
-//
-// so the sum over input channels becomes 16 independent matrix products, one per position xi of
-// the 4x4 transformed tile: M[xi] (K x tiles) = U[xi] (K x C) @ V[xi] (C x tiles), 4 multiplies per
-// output where a direct convolution does 9 (2.25x fewer), on the GEMM of gemm.cpp. The transforms
-// only add and subtract (and halve, for the weights), so the result differs from the direct sum by
-// a few roundings: the tests bound it like the other algorithms' (float64 reference, error bound
-// from the magnitudes).
+// so the sum over input channels becomes N*N independent matrix products, one per position xi of
+// the transformed tile: M[xi] (K x tiles) = U[xi] (K x C) @ V[xi] (C x tiles), on the GEMM of
+// gemm.cpp. Per output that is N*N/4 multiplies where a direct convolution does KS*KS: 4 against 9
+// for 3x3 (2.25x fewer), 9 against 25 for 5x5 (2.8x fewer). The matrices (Transforms below) come
+// from the interpolation points 0, 1, -1 (3x3) and 0, 1, -1, 2, -2 (5x5) plus the point at
+// infinity; B^T and A^T have small integer entries, G the fractions. The result differs from the
+// direct sum by roundings the transforms amplify (more for 5x5, whose B^T has entries up to 5): the
+// tests bound it like the other algorithms' (float64 reference, error bound from the magnitudes).
 //
 // Work: blocks of whole tile rows (about kTiles tiles), each thread taking whole blocks:
-// transform its input patches into V (vectors along a tile row: W tiles at a time, the 4x4 patch
-// read with stride-2 loads from zero-padded copies of the 4 input rows), 16 single-threaded GEMMs
+// transform its input patches into V (vectors along a tile row: W tiles at a time, the N x N patch
+// read with stride-2 loads from zero-padded copies of the N input rows), N*N single-threaded GEMMs
 // with U packed once per call, then the output transform (plus bias and the optional tail). Each
 // output is computed by one thread in an order fixed by the shapes: bitwise repeatable for any
 // thread count.
@@ -49,8 +49,35 @@ constexpr int kUSlot = 5;
 constexpr int kPackedSlot = 6;
 
 // Tiles per block: the GEMMs' N. Large enough for the GEMM to run near its best, small enough
-// that V and M (16 x C x tiles and 16 x K x tiles values) stay within L2/L3 reach.
+// that V and M (N*N x C x tiles and N*N x K x tiles values) stay within L2/L3 reach.
 constexpr int64_t kTiles = 192;
+
+// The transform matrices of F(2x2, KS x KS) (derived by solving the bilinear identity for B^T
+// given A^T and G from the points; checked by the tests against the direct sum).
+template <int KS>
+struct Transforms;
+
+template <>
+struct Transforms<3> {
+  static constexpr int KS = 3, N = 4;
+  static constexpr double BT[N][N] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+  static constexpr double G[N][KS] = {{1, 0, 0}, {.5, .5, .5}, {.5, -.5, .5}, {0, 0, 1}};
+  static constexpr double AT[2][N] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+};
+
+template <>
+struct Transforms<5> {
+  static constexpr int KS = 5, N = 6;
+  static constexpr double BT[N][N] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                                      {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+  static constexpr double G[N][KS] = {{1. / 4, 0, 0, 0, 0},
+                                      {-1. / 6, -1. / 6, -1. / 6, -1. / 6, -1. / 6},
+                                      {-1. / 6, 1. / 6, -1. / 6, 1. / 6, -1. / 6},
+                                      {1. / 24, 1. / 12, 1. / 6, 1. / 3, 2. / 3},
+                                      {1. / 24, -1. / 12, 1. / 6, -1. / 3, 2. / 3},
+                                      {0, 0, 0, 0, 1}};
+  static constexpr double AT[2][N] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 1}};
+};
 
 struct Plan {
   int64_t th, tw;        // tile rows and columns per image
@@ -61,9 +88,9 @@ struct Plan {
 };
 
 // A GEMM's columns are independent of how many there are (its k blocking depends on K alone), so
-// blocks may follow the thread count: at least one per thread.
+// blocks may follow the thread count: at least one per thread. `n`: the patch size N.
 template <class T>
-Plan plan_of(const Conv2dParams& p, int threads) {
+Plan plan_of(const Conv2dParams& p, int n, int threads) {
   constexpr int64_t W = simd::Vec<T>::width;
   Plan q{};
   q.th = (p.oh + 1) / 2;
@@ -72,47 +99,87 @@ Plan plan_of(const Conv2dParams& p, int threads) {
   q.rows = std::clamp<int64_t>(std::min(kTiles / q.tw, (all + threads - 1) / threads), 1, all);
   q.blocks = (p.n * q.th + q.rows - 1) / q.rows;
   q.twv = (q.tw + W - 1) / W * W;
-  q.row_len = 2 * q.twv + 2;
+  // The last vector of tiles reads its patch's columns up to 2 * twv + n - 3 with stride-2 loads.
+  q.row_len = 2 * q.twv + n - 2;
   return q;
 }
 
-// U[xi][k][c] = (G g_kc G^T)[xi] for output channels [k0, k1).
-template <class T>
+// out[i] = sum_j M[i][j] * in[j] for the R x C constant matrix M. The entries are compile-time
+// constants, so once the loops unroll each output costs one add or subtract per +-1 entry and one
+// fused multiply-add per other nonzero, starting from its first +1 term where it has one (no zero
+// start, no negation).
+template <class V, int R, int C>
+CNNX_INLINE void apply(const double (&m)[R][C], const typename V::reg* in, typename V::reg* out) {
+#pragma GCC unroll 8
+  for (int i = 0; i < R; ++i) {
+    int first = -1;
+    for (int j = 0; j < C && first < 0; ++j)
+      if (m[i][j] == 1) first = j;
+    for (int j = 0; j < C && first < 0; ++j)
+      if (m[i][j] != 0) first = j;
+    typename V::reg s = m[i][first] == 1 ? in[first] : V::mul(V::set1(m[i][first]), in[first]);
+#pragma GCC unroll 8
+    for (int j = 0; j < C; ++j) {
+      if (j == first || m[i][j] == 0) continue;
+      s = m[i][j] == 1 ? V::add(s, in[j]) : m[i][j] == -1 ? V::sub(s, in[j]) : V::fmadd(V::set1(m[i][j]), in[j], s);
+    }
+    out[i] = s;
+  }
+}
+
+// U[xi][k][c] = (G g_kc G^T)[xi] for output channels [k0, k1), W input channels at a time in the
+// vector lanes.
+template <class T, class F>
 void transform_weights(T* u, const T* w, int64_t k0, int64_t k1, int64_t kk, int64_t c) {
+  using V = simd::Vec<T>;
+  constexpr int W = V::width, N = F::N, KS = F::KS;
   for (int64_t k = k0; k < k1; ++k)
-    for (int64_t ci = 0; ci < c; ++ci) {
-      const T* g = w + (k * c + ci) * 9;
-      T t[4][3];  // G g
-      for (int j = 0; j < 3; ++j) {
-        t[0][j] = g[j];
-        t[1][j] = (g[j] + g[3 + j] + g[6 + j]) * T(0.5);
-        t[2][j] = (g[j] - g[3 + j] + g[6 + j]) * T(0.5);
-        t[3][j] = g[6 + j];
+    for (int64_t c0 = 0; c0 < c; c0 += W) {
+      const int live = int(std::min<int64_t>(W, c - c0));
+      const T* g = w + (k * c + c0) * KS * KS;
+      typename V::reg gv[KS][KS];
+      for (int t = 0; t < KS * KS; ++t) {
+        if (live == W) {
+          gv[t / KS][t % KS] = V::load_strided(g + t, KS * KS);
+        } else {
+          alignas(64) T lanes[W] = {};
+          for (int l = 0; l < live; ++l) lanes[l] = g[l * KS * KS + t];
+          gv[t / KS][t % KS] = V::load(lanes);
+        }
       }
-      for (int i = 0; i < 4; ++i) {  // (G g) G^T
-        T* ui = u + (i * 4) * kk * c + k * c + ci;
-        const int64_t s = kk * c;
-        ui[0 * s] = t[i][0];
-        ui[1 * s] = (t[i][0] + t[i][1] + t[i][2]) * T(0.5);
-        ui[2 * s] = (t[i][0] - t[i][1] + t[i][2]) * T(0.5);
-        ui[3 * s] = t[i][2];
+      typename V::reg col[KS], gc[N], t[N][KS];  // t = G g, a column at a time
+      for (int j = 0; j < KS; ++j) {
+        for (int i = 0; i < KS; ++i) col[i] = gv[i][j];
+        apply<V>(F::G, col, gc);
+        for (int i = 0; i < N; ++i) t[i][j] = gc[i];
+      }
+      for (int i = 0; i < N; ++i) {  // (G g) G^T, a row at a time
+        typename V::reg ur[N];
+        apply<V>(F::G, t[i], ur);
+        for (int j = 0; j < N; ++j) {
+          T* dst = u + ((i * N + j) * kk + k) * c + c0;
+          if (live == W)
+            V::store(dst, ur[j]);
+          else
+            V::store_partial(dst, ur[j], live);
+        }
       }
     }
 }
 
 // V[xi][c][col] for the tiles of block b (tile row r of the block: columns r*tw .. r*tw + tw).
-template <class T>
+template <class T, class F>
 void transform_input(T* v, T* rowbuf, const T* x, int64_t b, const Plan& q, const Conv2dParams& p) {
   using V = simd::Vec<T>;
-  constexpr int W = V::width;
+  constexpr int W = V::width, N = F::N;
   const int64_t r0 = b * q.rows, r1 = std::min(p.n * q.th, r0 + q.rows), cols = (r1 - r0) * q.tw;
   const int64_t plane = p.h * p.w;
   for (int64_t c = 0; c < p.c; ++c)
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = r / q.th, a = r % q.th;
       const T* xc = x + (n * p.c + c) * plane;
-      // The 4 input rows under tile row a, zero-padded: rowbuf[i][pw + iw] = x[2a - ph + i][iw].
-      for (int i = 0; i < 4; ++i) {
+      // The N input rows under tile row a, zero-padded: rowbuf[i][pw + iw] = x[2a - ph + i][iw].
+      for (int i = 0; i < N; ++i) {
         T* rb = rowbuf + i * q.row_len;
         const int64_t ih = 2 * a - p.pad_h + i;
         std::fill(rb, rb + q.row_len, T(0));
@@ -122,26 +189,23 @@ void transform_input(T* v, T* rowbuf, const T* x, int64_t b, const Plan& q, cons
       }
       T* vr = v + c * cols + (r - r0) * q.tw;
       for (int64_t b0 = 0; b0 < q.tw; b0 += W) {
-        typename V::reg d[4][4];
-        for (int i = 0; i < 4; ++i)
-          for (int j = 0; j < 4; ++j) d[i][j] = V::load_strided(rowbuf + i * q.row_len + 2 * b0 + j, 2);
-        typename V::reg t[4][4];  // B^T d
-        for (int j = 0; j < 4; ++j) {
-          t[0][j] = V::sub(d[0][j], d[2][j]);
-          t[1][j] = V::add(d[1][j], d[2][j]);
-          t[2][j] = V::sub(d[2][j], d[1][j]);
-          t[3][j] = V::sub(d[1][j], d[3][j]);
+        typename V::reg t[N][N];  // d B, a row of the patch at a time
+        for (int i = 0; i < N; ++i) {
+          typename V::reg d[N];
+          for (int j = 0; j < N; ++j) d[j] = V::load_strided(rowbuf + i * q.row_len + 2 * b0 + j, 2);
+          apply<V>(F::BT, d, t[i]);
         }
         const int live = int(std::min<int64_t>(W, q.tw - b0));
-        for (int i = 0; i < 4; ++i) {  // (B^T d) B
-          const typename V::reg out[4] = {V::sub(t[i][0], t[i][2]), V::add(t[i][1], t[i][2]),
-                                          V::sub(t[i][2], t[i][1]), V::sub(t[i][1], t[i][3])};
-          for (int j = 0; j < 4; ++j) {
-            T* dst = vr + (i * 4 + j) * p.c * cols + b0;
+        for (int j = 0; j < N; ++j) {  // B^T (d B), a column at a time
+          typename V::reg col[N], out[N];
+          for (int i = 0; i < N; ++i) col[i] = t[i][j];
+          apply<V>(F::BT, col, out);
+          for (int i = 0; i < N; ++i) {
+            T* dst = vr + (i * N + j) * p.c * cols + b0;
             if (live == W)
-              V::store(dst, out[j]);
+              V::store(dst, out[i]);
             else
-              V::store_partial(dst, out[j], live);
+              V::store_partial(dst, out[i], live);
           }
         }
       }
@@ -149,14 +213,13 @@ void transform_input(T* v, T* rowbuf, const T* x, int64_t b, const Plan& q, cons
 }
 
 // y from M[xi][k][col] of block b: Y = A^T m A per tile, + bias, then the tail e.
-template <class T>
+template <class T, class F>
 void transform_output(T* y, const T* m, const T* bias, const ConvEpilogue<T>* e, int64_t b, const Plan& q,
                       const Conv2dParams& p) {
   using V = simd::Vec<T>;
-  constexpr int W = V::width;
+  constexpr int W = V::width, N = F::N;
   const int64_t r0 = b * q.rows, r1 = std::min(p.n * q.th, r0 + q.rows), cols = (r1 - r0) * q.tw;
   const int64_t plane = p.oh * p.ow;
-  alignas(64) T buf[4][W];
   for (int64_t k = 0; k < p.k; ++k) {
     const typename V::reg bk = V::set1(bias ? bias[k] : T(0));
     const bool affine = e && e->scale, relu = e && e->relu;
@@ -167,32 +230,36 @@ void transform_output(T* y, const T* m, const T* bias, const ConvEpilogue<T>* e,
       const T* mr = m + k * cols + (r - r0) * q.tw;
       for (int64_t b0 = 0; b0 < q.tw; b0 += W) {
         const int live = int(std::min<int64_t>(W, q.tw - b0));
-        typename V::reg s[2][4];
-        for (int j = 0; j < 4; ++j) {
-          typename V::reg mv[4];
-          for (int i = 0; i < 4; ++i) {
-            const T* src = mr + (i * 4 + j) * p.k * cols + b0;
+        typename V::reg s[2][N];  // A^T m, a column at a time
+        for (int j = 0; j < N; ++j) {
+          typename V::reg mv[N], o[2];
+          for (int i = 0; i < N; ++i) {
+            const T* src = mr + (i * N + j) * p.k * cols + b0;
             mv[i] = live == W ? V::load(src) : V::load_partial(src, live);
           }
-          s[0][j] = V::add(V::add(mv[0], mv[1]), mv[2]);
-          s[1][j] = V::sub(V::sub(mv[1], mv[2]), mv[3]);
+          apply<V>(F::AT, mv, o);
+          s[0][j] = o[0];
+          s[1][j] = o[1];
         }
-        for (int i = 0; i < 2; ++i) {
-          typename V::reg o0 = V::add(V::add(V::add(s[i][0], s[i][1]), s[i][2]), bk);
-          typename V::reg o1 = V::add(V::sub(V::sub(s[i][1], s[i][2]), s[i][3]), bk);
-          o0 = conv_tail<T>(o0, sa, sb, affine, relu);
-          o1 = conv_tail<T>(o1, sa, sb, affine, relu);
-          V::store(buf[2 * i], o0);
-          V::store(buf[2 * i + 1], o1);
-        }
-        for (int i = 0; i < 2; ++i) {
+        for (int i = 0; i < 2; ++i) {  // (A^T m) A, a row at a time: output row 2a + i
+          typename V::reg o[2];
+          apply<V>(F::AT, s[i], o);
           const int64_t oh = 2 * a + i;
           if (oh >= p.oh) break;
-          T* row = yk + oh * p.ow;
-          for (int l = 0; l < live; ++l) {
-            const int64_t ow = 2 * (b0 + l);
-            row[ow] = buf[2 * i][l];
-            if (ow + 1 < p.ow) row[ow + 1] = buf[2 * i + 1][l];
+          // Even and odd columns of W tiles interleaved into the 2W outputs they are.
+          typename V::reg lo, hi;
+          V::zip(conv_tail<T>(V::add(o[0], bk), sa, sb, affine, relu), conv_tail<T>(V::add(o[1], bk), sa, sb, affine, relu),
+                 lo, hi);
+          T* dst = yk + oh * p.ow + 2 * b0;
+          const int64_t left = p.ow - 2 * b0;  // outputs of this row from dst on
+          if (left >= 2 * W) {
+            V::store(dst, lo);
+            V::store(dst + W, hi);
+          } else if (left > W) {
+            V::store(dst, lo);
+            V::store_partial(dst + W, hi, int(left - W));
+          } else {
+            V::store_partial(dst, lo, int(left));
           }
         }
       }
@@ -200,36 +267,21 @@ void transform_output(T* y, const T* m, const T* bias, const ConvEpilogue<T>* e,
   }
 }
 
-}  // namespace
-
-// 3x3, stride 1, dilation 1, one group. By choice (not force) only where it is measured faster than
-// the direct kernels (2 threads, float32, AVX-512): the weight transform and its 16 packed copies
-// cost as much as the products below ~500 tiles (512x14x14 at batch 1: 10.9 ms against 2.8 ms
-// direct), and the transforms run W tiles of one tile row at a time, so rows of fewer than 7 tiles
-// leave most lanes idle (256x8x8 at batch 64: 1.04x; 512x4x4: 0.72x). Where chosen: 1.3-1.8x the
-// direct kernels (64x32x32 at batch 64 16.9 -> 9.4 ms, 512x14x14 at batch 32 76 -> 56 ms).
-template <class T>
-bool winograd_fits(const Conv2dParams& p, bool force) {
-  if (p.kh != 3 || p.kw != 3 || p.stride_h != 1 || p.stride_w != 1 || p.dil_h != 1 || p.dil_w != 1 || p.groups != 1)
-    return false;
-  const int64_t tw = (p.ow + 1) / 2, tiles = p.n * ((p.oh + 1) / 2) * tw;
-  return force || (p.c >= 32 && p.k >= 32 && tw >= 7 && tiles >= 512);
-}
-
-template <class T>
-void winograd_forward(T* y, const T* x, const T* w, const T* bias, const ConvEpilogue<T>* e, const Conv2dParams& p) {
+template <class T, class F>
+void forward(T* y, const T* x, const T* w, const T* bias, const ConvEpilogue<T>* e, const Conv2dParams& p) {
+  constexpr int N = F::N, NN = N * N;
   const int64_t tiles = p.n * ((p.oh + 1) / 2) * ((p.ow + 1) / 2);
-  const double macs = double(tiles) * 16.0 * double(p.k) * double(p.c);
+  const double macs = double(tiles) * NN * double(p.k) * double(p.c);
   const int threads = threads_for(macs, tiles);
-  const Plan q = plan_of<T>(p, threads);
+  const Plan q = plan_of<T>(p, N, threads);
   const int64_t packed = gemm_packed_a_size(p.k, p.c, T(0)), panels = gemm_a_panels(p.k, T(0));
-  T* u = workspace_as<T>(kUSlot, 16 * p.k * p.c);
-  T* up = workspace_as<T>(kPackedSlot, 16 * packed);
+  T* u = workspace_as<T>(kUSlot, NN * p.k * p.c);
+  T* up = workspace_as<T>(kPackedSlot, NN * packed);
   parallel::region(threads, [&](int tid, int nt) {
     const parallel::Range ks = parallel::split(p.k, tid, nt);
-    transform_weights(u, w, ks.begin, ks.end, p.k, p.c);
+    transform_weights<T, F>(u, w, ks.begin, ks.end, p.k, p.c);
     parallel::barrier(nt);
-    const parallel::Range pk = parallel::split(16 * panels, tid, nt);
+    const parallel::Range pk = parallel::split(NN * panels, tid, nt);
     for (int64_t i = pk.begin; i < pk.end; ++i)
       gemm_pack_a(up + (i / panels) * packed, u + (i / panels) * p.k * p.c, p.c, false, p.k, p.c, i % panels,
                   i % panels + 1);
@@ -237,33 +289,64 @@ void winograd_forward(T* y, const T* x, const T* w, const T* bias, const ConvEpi
     const parallel::Range mine = parallel::split(q.blocks, tid, nt);
     if (mine.begin >= mine.end) return;
     const int64_t max_cols = q.rows * q.tw;
-    T* v = workspace_as<T>(kVSlot, 16 * p.c * max_cols);
-    T* m = workspace_as<T>(kMSlot, 16 * p.k * max_cols);
-    std::vector<T> rowbuf(4 * q.row_len);
+    T* v = workspace_as<T>(kVSlot, NN * p.c * max_cols);
+    T* m = workspace_as<T>(kMSlot, NN * p.k * max_cols);
+    std::vector<T> rowbuf(N * q.row_len);
     for (int64_t b = mine.begin; b < mine.end; ++b) {
       const int64_t r0 = b * q.rows, r1 = std::min(p.n * q.th, r0 + q.rows), cols = (r1 - r0) * q.tw;
-      transform_input(v, rowbuf.data(), x, b, q, p);
-      for (int xi = 0; xi < 16; ++xi) {
+      transform_input<T, F>(v, rowbuf.data(), x, b, q, p);
+      for (int xi = 0; xi < NN; ++xi) {
         GemmParams gp;
         gp.m = p.k, gp.n = cols, gp.k = p.c, gp.lda = p.c, gp.ldb = cols, gp.ldc = cols, gp.threads = 1;
         gemm_prepacked(m + xi * p.k * cols, u + xi * p.k * p.c, up + xi * packed, v + xi * p.c * cols, nullptr, gp);
       }
-      transform_output(y, m, bias, e, b, q, p);
+      transform_output<T, F>(y, m, bias, e, b, q, p);
     }
   });
 }
 
-// The input gradient of a 3x3 stride-1 layer is the forward convolution of dy with the flipped,
-// transposed kernel and padding 2 - p (transposed_of, cpu/conv_geometry.h).
+}  // namespace
+
+// 3x3 and 5x5, stride 1, dilation 1, one group. By choice (not force) only where it is measured
+// faster than the direct kernels (2 threads, float32, AVX-512). The transforms run W tiles of one
+// tile row at a time, so rows of fewer than 7 tiles leave most lanes idle (3x3: 256x8x8 at batch 64
+// 1.04x; 512x4x4 0.72x). 3x3: the weight transform and its 16 packed copies cost as much as the
+// products below ~500 tiles (512x14x14 at batch 1: 10.9 ms against 2.8 ms direct); where chosen
+// 1.3-1.8x the direct kernels (64x32x32 at batch 64 16.9 -> 9.4 ms, 512x14x14 at batch 32 76 -> 56
+// ms). 5x5 saves more multiplies but its 36 products of K x C by C x tiles run short reductions and
+// transform 9 values per output: it wins where both channel counts are at least 64 (AlexNet's
+// conv2, 96 -> 256 at 27x27: batch 1 2.5 -> 1.9 ms, batch 32 75 -> 50 ms; 64 -> 64 at 56x56 1.1-1.3x)
+// and loses with 32 or fewer on either side (16 -> 32 at 28x28 0.76x, 128 -> 32 at 14x14 0.5-0.8x).
+template <class T>
+bool winograd_fits(const Conv2dParams& p, bool force) {
+  if (p.kh != p.kw || (p.kh != 3 && p.kh != 5) || p.stride_h != 1 || p.stride_w != 1 || p.dil_h != 1 ||
+      p.dil_w != 1 || p.groups != 1)
+    return false;
+  if (force) return true;
+  const int64_t tw = (p.ow + 1) / 2, tiles = p.n * ((p.oh + 1) / 2) * tw;
+  if (p.kh == 3) return p.c >= 32 && p.k >= 32 && tw >= 7 && tiles >= 512;
+  return p.c >= 64 && p.k >= 64 && tw >= 7 && tiles >= 196;
+}
+
+template <class T>
+void winograd_forward(T* y, const T* x, const T* w, const T* bias, const ConvEpilogue<T>* e, const Conv2dParams& p) {
+  if (p.kh == 3)
+    forward<T, Transforms<3>>(y, x, w, bias, e, p);
+  else
+    forward<T, Transforms<5>>(y, x, w, bias, e, p);
+}
+
+// The input gradient of a stride-1 layer is the forward convolution of dy with the flipped,
+// transposed kernel and padding KS - 1 - p (transposed_of, cpu/conv_geometry.h).
 template <class T>
 bool winograd_fits_backward_input(const Conv2dParams& p, bool force) {
-  if (p.pad_h > 2 || p.pad_w > 2) return false;
+  if (p.pad_h > p.kh - 1 || p.pad_w > p.kw - 1) return false;
   return winograd_fits<T>(p, true) && winograd_fits<T>(transposed_of(p), force);
 }
 
 template <class T>
 void winograd_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p) {
-  std::vector<T> flipped(static_cast<size_t>(p.k * p.c * 9));  // one pass over w, small next to the products
+  std::vector<T> flipped(static_cast<size_t>(p.k * p.c * p.kh * p.kw));  // one pass over w, small next to the products
   flip_kernel(flipped.data(), w, p);
   winograd_forward<T>(dx, dy, flipped.data(), nullptr, nullptr, transposed_of(p));
 }

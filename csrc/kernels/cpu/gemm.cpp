@@ -173,7 +173,7 @@ void pack_b_panels(T* b_pack, const T* b, int64_t ldb, bool trans, int64_t p0, i
 // beta == 0: C is not read.
 template <class T, int MR, int NV, int AS>
 CNNX_INLINE void micro_kernel(int64_t kc, const T* __restrict ap, const T* __restrict bp, int64_t bs,
-                              T* c, int64_t ldc, T alpha, T beta) {
+                              T* c, int64_t ldc, int64_t cols, T alpha, T beta) {
   using V = simd::Vec<T>;
   using R = typename V::reg;
   constexpr int W = V::width, NR = NV * W;
@@ -205,7 +205,16 @@ CNNX_INLINE void micro_kernel(int64_t kc, const T* __restrict ap, const T* __res
   }
 
   const R va = V::set1(alpha);
-  if (beta == T(0)) {
+  if (cols < NR) {  // a partial panel: only its first `cols` columns are C's, written under masks
+    const R vb = V::set1(beta);
+    for (int r = 0; r < MR; ++r)
+      for (int v = 0; v < NV && v * W < cols; ++v) {
+        T* cp = c + r * ldc + v * W;
+        const int live = int(std::min<int64_t>(W, cols - v * W));
+        const R out = beta == T(0) ? V::mul(acc[r][v], va) : V::fmadd(acc[r][v], va, V::mul(vb, V::load_partial(cp, live)));
+        V::store_partial(cp, out, live);
+      }
+  } else if (beta == T(0)) {
 #pragma GCC unroll 32
     for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 8
@@ -224,8 +233,7 @@ CNNX_INLINE void micro_kernel(int64_t kc, const T* __restrict ap, const T* __res
 
 // One tile of `rows` (= R) x `cols` (<= NR) elements. Every row count has its own kernel, so a
 // partial panel (M = 64 with MR = 14 leaves 8 rows) costs what it computes, not a whole tile.
-// Partial columns go through a scratch tile and only their valid part is merged into C; columns
-// that fit in one vector use the one-vector kernel.
+// Partial columns are written under masks; columns that fit in one vector use the one-vector kernel.
 template <class T>
 using TileFn = void (*)(int64_t kc, const T* ap, const T* bp, int64_t bs, T* c, int64_t ldc,
                         int64_t cols, T alpha, T beta);
@@ -233,21 +241,11 @@ using TileFn = void (*)(int64_t kc, const T* ap, const T* bp, int64_t bs, T* c, 
 template <class T, int R, int NV, int AS>
 void tile(int64_t kc, const T* ap, const T* bp, int64_t bs, T* c, int64_t ldc, int64_t cols,
           T alpha, T beta) {
-  constexpr int W = simd::Vec<T>::width, NR = NV * W;
-  if (cols == NR) {
-    micro_kernel<T, R, NV, AS>(kc, ap, bp, bs, c, ldc, alpha, beta);
-    return;
-  }
-  alignas(64) T scratch[R * NR];
+  constexpr int W = simd::Vec<T>::width;
   if (NV > 1 && cols <= W)
-    micro_kernel<T, R, 1, AS>(kc, ap, bp, bs, scratch, NR, T(1), T(0));
+    micro_kernel<T, R, 1, AS>(kc, ap, bp, bs, c, ldc, cols, alpha, beta);
   else
-    micro_kernel<T, R, NV, AS>(kc, ap, bp, bs, scratch, NR, T(1), T(0));
-  for (int r = 0; r < R; ++r)
-    for (int64_t j = 0; j < cols; ++j) {
-      T& dst = c[r * ldc + j];
-      dst = beta == T(0) ? alpha * scratch[r * NR + j] : alpha * scratch[r * NR + j] + beta * dst;
-    }
+    micro_kernel<T, R, NV, AS>(kc, ap, bp, bs, c, ldc, cols, alpha, beta);
 }
 
 // tiles[R - 1] handles R rows.
@@ -395,7 +393,7 @@ void gemm_blocked(T* c, const T* a, const T* b, const GemmParams& p, const T* a_
       const T* bp = in_place ? b + pc * p.ldb + jc + jr * NR : b_block + jr * NR * kc;
       const int64_t bs = in_place ? p.ldb : NR;
       if (rows == MR && cols == NR)
-        micro_kernel<T, MR, NV, MR>(kc, ap, bp, bs, ct, p.ldc, alpha, beta_k);
+        micro_kernel<T, MR, NV, MR>(kc, ap, bp, bs, ct, p.ldc, NR, alpha, beta_k);
       else
         tiles[rows - 1](kc, ap, bp, bs, ct, p.ldc, cols, alpha, beta_k);
     }
