@@ -94,6 +94,8 @@ GRID = {
     "winograd_5x5_odd": (2, 5, 11, 13, 6, 5, 5, 1, 2, 1, 1),
     "winograd_5x5_wide_row": (1, 3, 9, 41, 4, 5, 5, 1, (1, 2), 1, 1),
     "winograd_5x5_auto": (1, 64, 27, 27, 64, 5, 5, 1, 2, 1, 1),
+    # ... and its weight gradient where `auto` takes it (96 channels each way, 49 tiles)
+    "winograd_dw_auto": (1, 96, 14, 14, 96, 3, 3, 1, 1, 1, 1),
     "pad_exceeds_input_s2": (2, 3, 1, 2, 2, 7, 7, 2, 3, 1, 1),
     "pad_exceeds_input_groups": (1, 4, 2, 1, 4, 5, 5, 1, 2, 1, 2),
     "pad_exceeds_input_depthwise": (1, 3, 1, 1, 3, 5, 5, 1, 2, 1, 3),
@@ -287,7 +289,8 @@ def test_finite_differences_float64_reference():
                 assert abs(numeric - grad.reshape(-1)[idx]) <= 1e-6 * max(1.0, abs(numeric))
 
 
-@pytest.mark.parametrize("name", ["basic", "stride3", "groups2", "depthwise_mult2_s2", "pointwise", "many_tiles"])
+@pytest.mark.parametrize("name", ["basic", "stride3", "groups2", "depthwise_mult2_s2", "pointwise", "many_tiles",
+                                  "winograd_5x5_odd"])
 def test_adjoint_identity_every_path(isa, conv_algorithm, name):
     case = GRID[name]
     x, wt, _, args = make(case, np.float64)
@@ -315,7 +318,8 @@ def test_bitwise_repeatable(fast_isa, conv_algorithm, name, threads, restore_thr
 
 @pytest.mark.parametrize("name", ["pointwise_large_image", "pointwise_alone", "pointwise_b1_columns", "pointwise_b1_groups", "depthwise_7x7_same",
                                   "depthwise_rowvec_k5_odd", "depthwise_rowvec_14", "depthwise_56_same", "depthwise_14_s2",
-                                  "depthwise_s2_wide", "many_tiles_batch", "direct_row_bands", "direct_row_bands_odd"])
+                                  "depthwise_s2_wide", "many_tiles_batch", "direct_row_bands", "direct_row_bands_odd",
+                                  "winograd_5x5_odd", "winograd_dw_auto"])
 def test_bits_do_not_depend_on_the_thread_count(fast_isa, conv_algorithm, name, restore_threads):
     """The kernels split work so that every sum runs in one fixed order (conv.cpp, conv_depthwise.cpp):
     one thread and two give the same bits, not merely close values."""

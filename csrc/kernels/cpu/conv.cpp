@@ -60,7 +60,7 @@ template <class T>
 void rows_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p);
 template <class T>
 void rows_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p);
-// conv_winograd.cpp: 3x3 stride-1 layers in 2.25x fewer multiplies.
+// conv_winograd.cpp: 3x3 and 5x5 stride-1 layers in 2.25x / 2.8x fewer multiplies.
 template <class T>
 bool winograd_fits(const Conv2dParams& p, bool force);
 template <class T>
@@ -69,6 +69,10 @@ template <class T>
 bool winograd_fits_backward_input(const Conv2dParams& p, bool force);
 template <class T>
 void winograd_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p);
+template <class T>
+bool winograd_fits_backward_weight(const Conv2dParams& p, bool force);
+template <class T>
+void winograd_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p);
 
 namespace {
 
@@ -847,6 +851,8 @@ void conv2d_backward_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dP
     if (depthwise_backward_weight(dw, db, x, dy, p)) return;  // db summed on the way
   } else if (chosen(algo, ConvAlgorithm::kRows, rows_fits_backward_weight<T>, p))
     rows_backward_weight(dw, x, dy, p);
+  else if (chosen(algo, ConvAlgorithm::kWinograd, winograd_fits_backward_weight<T>, p))
+    winograd_backward_weight(dw, x, dy, p);
   else if (chosen(algo, ConvAlgorithm::kDirect, direct_fits_backward_weight<T>, p))
     direct_backward_weight(dw, x, dy, p);
   else

@@ -1,4 +1,5 @@
-// Winograd F(2x2, 3x3) and F(2x2, 5x5) convolution for dense stride-1 layers, compiled once per ISA.
+// Winograd F(2x2, 3x3) and F(2x2, 5x5) convolution for dense stride-1 layers (forward, input gradient
+// and weight gradient), compiled once per ISA.
 // Contract: cnnx/conv.h. Called by conv.cpp when winograd_fits() says so.
 //
 // Each 2x2 block of outputs ("tile") of one output channel is computed from the N x N input patch
@@ -22,6 +23,10 @@
 // with U packed once per call, then the output transform (plus bias and the optional tail). Each
 // output is computed by one thread in an order fixed by the shapes: bitwise repeatable for any
 // thread count.
+//
+// The weight gradient runs the same products transposed (backward_weight below): the input
+// transform as above, the output gradient's transform A dY A^T, and N*N products summed over the
+// tiles, then G^T (.) G back to KS x KS.
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -104,24 +109,27 @@ Plan plan_of(const Conv2dParams& p, int n, int threads) {
   return q;
 }
 
-// out[i] = sum_j M[i][j] * in[j] for the R x C constant matrix M. The entries are compile-time
+// out[i] = sum_j M[i][j] * in[j] for the R x C constant matrix M (Tr: out[i] = sum_j M[j][i] * in[j],
+// the product by M^T, for the weight gradient's transposed transforms). The entries are compile-time
 // constants, so once the loops unroll each output costs one add or subtract per +-1 entry and one
 // fused multiply-add per other nonzero, starting from its first +1 term where it has one (no zero
 // start, no negation).
-template <class V, int R, int C>
+template <class V, bool Tr = false, int R, int C>
 CNNX_INLINE void apply(const double (&m)[R][C], const typename V::reg* in, typename V::reg* out) {
+  constexpr int Out = Tr ? C : R, In = Tr ? R : C;
+  auto at = [&](int i, int j) { return Tr ? m[j][i] : m[i][j]; };
 #pragma GCC unroll 8
-  for (int i = 0; i < R; ++i) {
+  for (int i = 0; i < Out; ++i) {
     int first = -1;
-    for (int j = 0; j < C && first < 0; ++j)
-      if (m[i][j] == 1) first = j;
-    for (int j = 0; j < C && first < 0; ++j)
-      if (m[i][j] != 0) first = j;
-    typename V::reg s = m[i][first] == 1 ? in[first] : V::mul(V::set1(m[i][first]), in[first]);
+    for (int j = 0; j < In && first < 0; ++j)
+      if (at(i, j) == 1) first = j;
+    for (int j = 0; j < In && first < 0; ++j)
+      if (at(i, j) != 0) first = j;
+    typename V::reg s = at(i, first) == 1 ? in[first] : V::mul(V::set1(at(i, first)), in[first]);
 #pragma GCC unroll 8
-    for (int j = 0; j < C; ++j) {
-      if (j == first || m[i][j] == 0) continue;
-      s = m[i][j] == 1 ? V::add(s, in[j]) : m[i][j] == -1 ? V::sub(s, in[j]) : V::fmadd(V::set1(m[i][j]), in[j], s);
+    for (int j = 0; j < In; ++j) {
+      if (j == first || at(i, j) == 0) continue;
+      s = at(i, j) == 1 ? V::add(s, in[j]) : at(i, j) == -1 ? V::sub(s, in[j]) : V::fmadd(V::set1(at(i, j)), in[j], s);
     }
     out[i] = s;
   }
@@ -167,14 +175,16 @@ void transform_weights(T* u, const T* w, int64_t k0, int64_t k1, int64_t kk, int
     }
 }
 
-// V[xi][c][col] for the tiles of block b (tile row r of the block: columns r*tw .. r*tw + tw).
+// V[xi][c][col] for the tiles of block b (tile row r of the block: columns r*tw .. r*tw + tw), input
+// channels [c0, c1).
 template <class T, class F>
-void transform_input(T* v, T* rowbuf, const T* x, int64_t b, const Plan& q, const Conv2dParams& p) {
+void transform_input(T* v, T* rowbuf, const T* x, int64_t b, const Plan& q, const Conv2dParams& p, int64_t c0,
+                     int64_t c1) {
   using V = simd::Vec<T>;
   constexpr int W = V::width, N = F::N;
   const int64_t r0 = b * q.rows, r1 = std::min(p.n * q.th, r0 + q.rows), cols = (r1 - r0) * q.tw;
   const int64_t plane = p.h * p.w;
-  for (int64_t c = 0; c < p.c; ++c)
+  for (int64_t c = c0; c < c1; ++c)
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = r / q.th, a = r % q.th;
       const T* xc = x + (n * p.c + c) * plane;
@@ -294,7 +304,7 @@ void forward(T* y, const T* x, const T* w, const T* bias, const ConvEpilogue<T>*
     std::vector<T> rowbuf(N * q.row_len);
     for (int64_t b = mine.begin; b < mine.end; ++b) {
       const int64_t r0 = b * q.rows, r1 = std::min(p.n * q.th, r0 + q.rows), cols = (r1 - r0) * q.tw;
-      transform_input<T, F>(v, rowbuf.data(), x, b, q, p);
+      transform_input<T, F>(v, rowbuf.data(), x, b, q, p, 0, p.c);
       for (int xi = 0; xi < NN; ++xi) {
         GemmParams gp;
         gp.m = p.k, gp.n = cols, gp.k = p.c, gp.lda = p.c, gp.ldb = cols, gp.ldc = cols, gp.threads = 1;
@@ -302,6 +312,127 @@ void forward(T* y, const T* x, const T* w, const T* bias, const ConvEpilogue<T>*
       }
       transform_output<T, F>(y, m, bias, e, b, q, p);
     }
+  });
+}
+
+// The weight gradient. The forward is bilinear in U = G g G^T and V = B^T d B, so for a loss L with
+// output gradient dY: dL/dU = sum over tiles of (A dY_tile A^T) . V_tile, and dL/dg = G^T (dL/dU) G.
+// Per block of tiles: V as the forward makes it, E[xi][k][col] = (A dY A^T)[xi] of each tile (outputs
+// past the plane's edge count as zero), then dU[xi] (K x C) += E[xi] (K x tiles) @ V[xi]^T.
+
+// E[xi][k][col] for the tiles of block b, output channels [k0, k1).
+template <class T, class F>
+void transform_grad(T* eg, const T* dy, int64_t b, const Plan& q, const Conv2dParams& p, int64_t k0, int64_t k1) {
+  using V = simd::Vec<T>;
+  constexpr int W = V::width, N = F::N;
+  const int64_t r0 = b * q.rows, r1 = std::min(p.n * q.th, r0 + q.rows), cols = (r1 - r0) * q.tw;
+  const int64_t plane = p.oh * p.ow;
+  for (int64_t k = k0; k < k1; ++k)
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / q.th, a = r % q.th;
+      const T* dk = dy + (n * p.k + k) * plane;
+      T* er = eg + k * cols + (r - r0) * q.tw;
+      for (int64_t b0 = 0; b0 < q.tw; b0 += W) {
+        // d[i][j]: dY[2a + i][2 * tile + j] of W tiles, zero past the plane.
+        typename V::reg d[2][2];
+        const int64_t left = p.ow - 2 * b0;  // outputs of the row from column 2 * b0 on
+        for (int i = 0; i < 2; ++i) {
+          if (2 * a + i >= p.oh) {
+            d[i][0] = d[i][1] = V::zero();
+            continue;
+          }
+          const T* row = dk + (2 * a + i) * p.ow + 2 * b0;
+          const typename V::reg lo = left >= W ? V::load(row) : V::load_partial(row, int(left));
+          const typename V::reg hi = left >= 2 * W ? V::load(row + W)
+                                     : left > W    ? V::load_partial(row + W, int(left - W))
+                                                   : V::zero();
+          V::unzip(lo, hi, d[i][0], d[i][1]);
+        }
+        typename V::reg t[2][N];  // dY A^T, a row at a time
+        for (int i = 0; i < 2; ++i) apply<V, true>(F::AT, d[i], t[i]);
+        const int live = int(std::min<int64_t>(W, q.tw - b0));
+        for (int j = 0; j < N; ++j) {  // A (dY A^T), a column at a time
+          const typename V::reg col[2] = {t[0][j], t[1][j]};
+          typename V::reg out[N];
+          apply<V, true>(F::AT, col, out);
+          for (int i = 0; i < N; ++i) {
+            T* dst = er + (i * N + j) * p.k * cols + b0;
+            if (live == W)
+              V::store(dst, out[i]);
+            else
+              V::store_partial(dst, out[i], live);
+          }
+        }
+      }
+    }
+}
+
+// dw[k][c] = G^T dU[.][k][c] G for output channels [k0, k1), W input channels at a time.
+template <class T, class F>
+void weights_from(T* dw, const T* du, int64_t k0, int64_t k1, int64_t kk, int64_t c) {
+  using V = simd::Vec<T>;
+  constexpr int W = V::width, N = F::N, KS = F::KS;
+  for (int64_t k = k0; k < k1; ++k)
+    for (int64_t c0 = 0; c0 < c; c0 += W) {
+      const int live = int(std::min<int64_t>(W, c - c0));
+      typename V::reg t[N][KS];  // dU G, a row at a time
+      for (int i = 0; i < N; ++i) {
+        typename V::reg row[N];
+        for (int j = 0; j < N; ++j) {
+          const T* src = du + ((i * N + j) * kk + k) * c + c0;
+          row[j] = live == W ? V::load(src) : V::load_partial(src, live);
+        }
+        apply<V, true>(F::G, row, t[i]);
+      }
+      alignas(64) T out[KS * KS][W];
+      for (int j = 0; j < KS; ++j) {  // G^T (dU G), a column at a time
+        typename V::reg col[N], o[KS];
+        for (int i = 0; i < N; ++i) col[i] = t[i][j];
+        apply<V, true>(F::G, col, o);
+        for (int i = 0; i < KS; ++i) V::store(out[i * KS + j], o[i]);
+      }
+      T* dst = dw + (k * c + c0) * KS * KS;
+      for (int l = 0; l < live; ++l)
+        for (int e = 0; e < KS * KS; ++e) dst[l * KS * KS + e] = out[e][l];
+    }
+}
+
+// Blocks of tiles fixed by the shapes (never the thread count); within a block the threads share
+// the transforms, then take whole products: dU[xi] is summed by one thread per block, block after
+// block, so the bits do not depend on the thread count.
+template <class T, class F>
+void backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
+  constexpr int N = F::N, NN = N * N;
+  const int64_t tiles = p.n * ((p.oh + 1) / 2) * ((p.ow + 1) / 2);
+  if (tiles == 0) {  // batch 0: nothing to sum
+    std::fill(dw, dw + p.k * p.c * F::KS * F::KS, T(0));
+    return;
+  }
+  const double macs = double(tiles) * NN * double(p.k) * double(p.c);
+  const int threads = threads_for(macs, NN);
+  const Plan q = plan_of<T>(p, N, 1);
+  const int64_t max_cols = q.rows * q.tw;
+  T* du = workspace_as<T>(kUSlot, NN * p.k * p.c);
+  T* v = workspace_as<T>(kVSlot, NN * p.c * max_cols);
+  T* eg = workspace_as<T>(kMSlot, NN * p.k * max_cols);
+  parallel::region(threads, [&](int tid, int nt) {
+    const parallel::Range cs = parallel::split(p.c, tid, nt), ks = parallel::split(p.k, tid, nt);
+    const parallel::Range xis = parallel::split(NN, tid, nt);
+    std::vector<T> rowbuf(N * q.row_len);
+    for (int64_t b = 0; b < q.blocks; ++b) {
+      const int64_t r0 = b * q.rows, r1 = std::min(p.n * q.th, r0 + q.rows), cols = (r1 - r0) * q.tw;
+      transform_input<T, F>(v, rowbuf.data(), x, b, q, p, cs.begin, cs.end);
+      transform_grad<T, F>(eg, dy, b, q, p, ks.begin, ks.end);
+      parallel::barrier(nt);
+      for (int64_t xi = xis.begin; xi < xis.end; ++xi) {
+        GemmParams gp;
+        gp.m = p.k, gp.n = p.c, gp.k = cols, gp.trans_b = true, gp.lda = cols, gp.ldb = cols, gp.ldc = p.c;
+        gp.beta = b == 0 ? 0.0 : 1.0, gp.threads = 1;
+        gemm_prepacked(du + xi * p.k * p.c, eg + xi * p.k * cols, nullptr, v + xi * p.c * cols, nullptr, gp);
+      }
+      parallel::barrier(nt);
+    }
+    weights_from<T, F>(dw, du, ks.begin, ks.end, p.k, p.c);
   });
 }
 
@@ -336,6 +467,29 @@ void winograd_forward(T* y, const T* x, const T* w, const T* bias, const ConvEpi
     forward<T, Transforms<5>>(y, x, w, bias, e, p);
 }
 
+// The weight gradient: only where every tap meets the input (a tap that reads padding alone has a
+// gradient of exactly zero, which the transforms would turn into rounding noise: a 1x1 map under a
+// 5x5 kernel padded by 2), and by choice where measured faster than the direct kernels (2 threads,
+// float32, AVX-512): both channel counts at least 96, tile rows of at least 7 tiles, 49 tiles in all.
+// Its products (K x tiles by tiles x C) are longer than the forward's, so it pays at fewer tiles
+// (512x14x14 at batch 1: 1.21x; VGG16's conv5_1 at batch 32 1.83x, conv3_2 1.56x; AlexNet's conv2
+// 1.33-1.45x), but its 32 or 64 output channels make small products (32x32x32 0.7x; 64x56x56
+// 0.96-0.98x).
+template <class T>
+bool winograd_fits_backward_weight(const Conv2dParams& p, bool force) {
+  if (p.h < p.kh - p.pad_h || p.w < p.kw - p.pad_w || !winograd_fits<T>(p, true)) return false;
+  const int64_t tw = (p.ow + 1) / 2, tiles = p.n * ((p.oh + 1) / 2) * tw;
+  return force || (p.c >= 96 && p.k >= 96 && tw >= 7 && tiles >= 49);
+}
+
+template <class T>
+void winograd_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
+  if (p.kh == 3)
+    backward_weight<T, Transforms<3>>(dw, x, dy, p);
+  else
+    backward_weight<T, Transforms<5>>(dw, x, dy, p);
+}
+
 // The input gradient of a stride-1 layer is the forward convolution of dy with the flipped,
 // transposed kernel and padding KS - 1 - p (transposed_of, cpu/conv_geometry.h).
 template <class T>
@@ -355,7 +509,9 @@ void winograd_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams&
   template bool winograd_fits<T>(const Conv2dParams&, bool);                                        \
   template bool winograd_fits_backward_input<T>(const Conv2dParams&, bool);                         \
   template void winograd_forward<T>(T*, const T*, const T*, const T*, const ConvEpilogue<T>*, const Conv2dParams&); \
-  template void winograd_backward_input<T>(T*, const T*, const T*, const Conv2dParams&);
+  template void winograd_backward_input<T>(T*, const T*, const T*, const Conv2dParams&);          \
+  template bool winograd_fits_backward_weight<T>(const Conv2dParams&, bool);                        \
+  template void winograd_backward_weight<T>(T*, const T*, const T*, const Conv2dParams&);
 CNNX_INSTANTIATE(float)
 CNNX_INSTANTIATE(double)
 #undef CNNX_INSTANTIATE
