@@ -19,7 +19,7 @@
 // Blocking: a "block" is about kPixels output pixels (whole images side by side, or a band of
 // output rows of one large image) with its padded input xp[c][img][row][col] in the thread's
 // workspace. For each group of OB output channels, the reduction runs over chunks of input channels
-// whose weights fit in L1 (kChunkBytes), sweeping every tile of the block per chunk; partial sums
+// of at most kChunkBytes of weights, sweeping every tile of the block per chunk; partial sums
 // wait in an L2-resident buffer acc[img][pixel][OB]. After the last chunk the buffer gets the bias
 // and is transposed into y (NCHW).
 //

@@ -158,7 +158,7 @@ void backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
             pack_dy(dyp + (kb - kb0) * pix_max * OB, dy, bl, g * q.kg + kb * OB,
                     std::min<int64_t>(OB, q.kg - kb * OB), p);
           a.ld = p.kw * OB;
-          // Runs of the block's pixels whose packed dy stays in L1 while every tile sweeps it.
+          // Runs of the block's pixels of kChunkBytes of packed dy, swept in order by every tile.
           for (int64_t e0 = 0; e0 < npix; e0 += kGradPixels) {
             a.steps = std::min(kGradPixels, npix - e0);
             a.first = b == 0 && e0 == 0;
