@@ -103,35 +103,42 @@ const auto& tiles() {
   return table;
 }
 
-// acc[img][pixel][OB] (+ bias, then the epilogue e) into y[img][k0 + o][oh0 * OW + pixel] for
-// o < live. The channels are the vector lanes here, so bias and epilogue are whole-vector operations.
+// Output rows [u0, u1) of the block (row u: row u % rows of image u / rows, at acc + u * OW * OB),
+// from acc[..][OB] (+ bias, then the epilogue e) into y[img][k0 + o][oh][ow] for o < live. The
+// channels are the vector lanes here, so bias and epilogue are whole-vector operations. Called as
+// soon as the last chunk has finished a tile's rows, while they are in L1: the stores into y (a
+// line per channel, each a miss) then drain while the next tiles compute, where a pass over the
+// whole block at its end stalled on them (AlexNet's conv1 at batch 1: 7% of the time).
 template <class T>
-void write_out(T* y, T* acc, const T* bias, const ConvEpilogue<T>* e, const Block& bl, int64_t k0, int64_t live,
-               const Conv2dParams& p) {
+void write_rows(T* y, T* acc, const T* bias, const ConvEpilogue<T>* e, const Block& bl, int64_t k0, int64_t live,
+                const Conv2dParams& p, int64_t u0, int64_t u1) {
   using V = simd::Vec<T>;
   constexpr int W = Tiling<T>::W, OB = Tiling<T>::OB;
-  const int64_t pix = (bl.oh1 - bl.oh0) * p.ow, ohw = p.oh * p.ow;
-  const int64_t imgs = bl.n1 - bl.n0;
+  const int64_t rows = bl.oh1 - bl.oh0, ohw = p.oh * p.ow;
+  T* a = acc + u0 * p.ow * OB;
+  const int64_t pix = (u1 - u0) * p.ow;
   if (bias) {
     alignas(64) T b[OB] = {};
     for (int64_t o = 0; o < live; ++o) b[o] = bias[k0 + o];
-    for (int64_t r = 0; r < imgs * pix; ++r)
-      for (int v = 0; v < OB / W; ++v) V::store(acc + r * OB + v * W, V::add(V::load(acc + r * OB + v * W), V::load(b + v * W)));
+    for (int64_t r = 0; r < pix; ++r)
+      for (int v = 0; v < OB / W; ++v) V::store(a + r * OB + v * W, V::add(V::load(a + r * OB + v * W), V::load(b + v * W)));
   }
   if (e && (e->scale || e->relu)) {
-    alignas(64) T a[OB] = {}, b[OB] = {};
+    alignas(64) T sa[OB] = {}, sb[OB] = {};
     for (int64_t o = 0; o < live; ++o) {
-      a[o] = e->scale ? e->scale[k0 + o] : T(1);
-      b[o] = e->scale ? e->shift[k0 + o] : T(0);
+      sa[o] = e->scale ? e->scale[k0 + o] : T(1);
+      sb[o] = e->scale ? e->shift[k0 + o] : T(0);
     }
-    for (int64_t r = 0; r < imgs * pix; ++r)
+    for (int64_t r = 0; r < pix; ++r)
       for (int v = 0; v < OB / W; ++v)
-        V::store(acc + r * OB + v * W, conv_tail<T>(V::load(acc + r * OB + v * W), V::load(a + v * W),
-                                                    V::load(b + v * W), e->scale != nullptr, e->relu));
+        V::store(a + r * OB + v * W, conv_tail<T>(V::load(a + r * OB + v * W), V::load(sa + v * W),
+                                                  V::load(sb + v * W), e->scale != nullptr, e->relu));
   }
-  for (int64_t i = 0; i < imgs; ++i) {
-    const T* a = acc + i * pix * OB;
-    transpose_into(y + ((bl.n0 + i) * p.k + k0) * ohw + bl.oh0 * p.ow, ohw, pix, a, OB, pix, live);
+  for (int64_t u = u0; u < u1;) {  // the rows of one image at a time: consecutive in acc and in y
+    const int64_t i = u / rows, end = std::min(u1, (i + 1) * rows);
+    transpose_into(y + ((bl.n0 + i) * p.k + k0) * ohw + (bl.oh0 + u % rows) * p.ow, ohw, (end - u) * p.ow,
+                   acc + u * p.ow * OB, OB, (end - u) * p.ow, live);
+    u = end;
   }
 }
 
@@ -218,10 +225,12 @@ void run(T* y, const T* x, const Weights<T>& ws, const T* bias, const ConvEpilog
       const T* rowp[Tl::R];
       a.rows = rowp;
       a.taps = taps.data();
+      const int64_t k0 = g * q.kg + kb * OB, live = std::min<int64_t>(OB, q.kg - kb * OB);
       for (int64_t c0 = 0; c0 < q.cg; c0 += q.cc) {
         a.steps = std::min(q.cc, q.cg - c0) * p.kh * p.kw;
         a.first = c0 == 0;
         a.w = wk + c0 * p.kh * p.kw * OB;
+        const bool last = c0 + q.cc >= q.cg;
         const T* xc = xp + c0 * cs;
         // Output rows of the block in order, image after image: row u is row u % rows of image
         // u / rows, at acc + u * OW * OB.
@@ -233,6 +242,7 @@ void run(T* y, const T* x, const Weights<T>& ws, const T* bias, const ConvEpilog
             for (int64_t t = 0; t < tr; ++t) rowp[t] = in_row(u + t);
             a.acc = acc + u * p.ow * OB;
             table.fn[tr][p.ow](a);
+            if (last) write_rows(y, acc, bias, e, bl, k0, live, p, u, u + tr);
           }
         } else {  // pieces of one row per tile
           for (int64_t u = 0; u < all; ++u) {
@@ -245,11 +255,10 @@ void run(T* y, const T* x, const Weights<T>& ws, const T* bias, const ConvEpilog
               table.fn[1][tc](a);
               ow0 += tc;
             }
+            if (last) write_rows(y, acc, bias, e, bl, k0, live, p, u, u + 1);
           }
         }
       }
-      const int64_t k0 = g * q.kg + kb * OB;
-      write_out(y, acc, bias, e, bl, k0, std::min<int64_t>(OB, q.kg - kb * OB), p);
     }
   });
 }
