@@ -176,46 +176,56 @@ void transform_weights(T* u, const T* w, int64_t k0, int64_t k1, int64_t kk, int
 }
 
 // V[xi][c][col] for the tiles of block b (tile row r of the block: columns r*tw .. r*tw + tw), input
-// channels [c0, c1).
+// channels [c0, c1). rows: room for 2 * q.rows + N - 2 padded rows.
 template <class T, class F>
-void transform_input(T* v, T* rowbuf, const T* x, int64_t b, const Plan& q, const Conv2dParams& p, int64_t c0,
+void transform_input(T* v, T* rows, const T* x, int64_t b, const Plan& q, const Conv2dParams& p, int64_t c0,
                      int64_t c1) {
   using V = simd::Vec<T>;
   constexpr int W = V::width, N = F::N;
   const int64_t r0 = b * q.rows, r1 = std::min(p.n * q.th, r0 + q.rows), cols = (r1 - r0) * q.tw;
   const int64_t plane = p.h * p.w;
+  const int64_t lo = std::min<int64_t>(p.pad_w, q.row_len), hi = std::clamp<int64_t>(p.pad_w + p.w, lo, q.row_len);
   for (int64_t c = c0; c < c1; ++c)
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t n = r / q.th, a = r % q.th;
+    for (int64_t r = r0; r < r1;) {
+      // The block's tile rows of image n, [a0, a1): their input rows 2*a0 - ph + i, i < 2*(a1-a0) + N-2,
+      // zero-padded, each copied once (consecutive tile rows share N - 2 of their N rows):
+      // rows[i][pw + iw] = x[2*a0 - ph + i][iw].
+      const int64_t n = r / q.th, a0 = r % q.th, a1 = std::min(q.th, a0 + (r1 - r));
       const T* xc = x + (n * p.c + c) * plane;
-      // The N input rows under tile row a, zero-padded: rowbuf[i][pw + iw] = x[2a - ph + i][iw].
-      for (int i = 0; i < N; ++i) {
-        T* rb = rowbuf + i * q.row_len;
-        const int64_t ih = 2 * a - p.pad_h + i;
-        std::fill(rb, rb + q.row_len, T(0));
-        if (ih < 0 || ih >= p.h) continue;
-        const int64_t lo = std::max<int64_t>(0, -p.pad_w), hi = std::min<int64_t>(p.w, q.row_len - p.pad_w);
-        for (int64_t iw = lo; iw < hi; ++iw) rb[p.pad_w + iw] = xc[ih * p.w + iw];
-      }
-      T* vr = v + c * cols + (r - r0) * q.tw;
-      for (int64_t b0 = 0; b0 < q.tw; b0 += W) {
-        typename V::reg t[N][N];  // d B, a row of the patch at a time
-        for (int i = 0; i < N; ++i) {
-          typename V::reg d[N];
-          for (int j = 0; j < N; ++j) d[j] = V::load_strided(rowbuf + i * q.row_len + 2 * b0 + j, 2);
-          apply<V>(F::BT, d, t[i]);
+      for (int64_t i = 0; i < 2 * (a1 - a0) + N - 2; ++i) {
+        T* rb = rows + i * q.row_len;
+        const int64_t ih = 2 * a0 - p.pad_h + i;
+        if (ih < 0 || ih >= p.h) {
+          std::fill(rb, rb + q.row_len, T(0));
+          continue;
         }
-        const int live = int(std::min<int64_t>(W, q.tw - b0));
-        for (int j = 0; j < N; ++j) {  // B^T (d B), a column at a time
-          typename V::reg col[N], out[N];
-          for (int i = 0; i < N; ++i) col[i] = t[i][j];
-          apply<V>(F::BT, col, out);
+        const T* src = xc + ih * p.w - p.pad_w;  // src[k] = x[ih][k - pw]
+        for (int64_t k = 0; k < lo; ++k) rb[k] = T(0);
+        for (int64_t k = lo; k < hi; ++k) rb[k] = src[k];
+        for (int64_t k = hi; k < q.row_len; ++k) rb[k] = T(0);
+      }
+      for (int64_t a = a0; a < a1; ++a, ++r) {
+        const T* rowbuf = rows + 2 * (a - a0) * q.row_len;
+        T* vr = v + c * cols + (r - r0) * q.tw;
+        for (int64_t b0 = 0; b0 < q.tw; b0 += W) {
+          typename V::reg t[N][N];  // d B, a row of the patch at a time
           for (int i = 0; i < N; ++i) {
-            T* dst = vr + (i * N + j) * p.c * cols + b0;
-            if (live == W)
-              V::store(dst, out[i]);
-            else
-              V::store_partial(dst, out[i], live);
+            typename V::reg d[N];
+            for (int j = 0; j < N; ++j) d[j] = V::load_strided(rowbuf + i * q.row_len + 2 * b0 + j, 2);
+            apply<V>(F::BT, d, t[i]);
+          }
+          const int live = int(std::min<int64_t>(W, q.tw - b0));
+          for (int j = 0; j < N; ++j) {  // B^T (d B), a column at a time
+            typename V::reg col[N], out[N];
+            for (int i = 0; i < N; ++i) col[i] = t[i][j];
+            apply<V>(F::BT, col, out);
+            for (int i = 0; i < N; ++i) {
+              T* dst = vr + (i * N + j) * p.c * cols + b0;
+              if (live == W)
+                V::store(dst, out[i]);
+              else
+                V::store_partial(dst, out[i], live);
+            }
           }
         }
       }
@@ -301,7 +311,7 @@ void forward(T* y, const T* x, const T* w, const T* bias, const ConvEpilogue<T>*
     const int64_t max_cols = q.rows * q.tw;
     T* v = workspace_as<T>(kVSlot, NN * p.c * max_cols);
     T* m = workspace_as<T>(kMSlot, NN * p.k * max_cols);
-    std::vector<T> rowbuf(N * q.row_len);
+    std::vector<T> rowbuf((2 * q.rows + N - 2) * q.row_len);
     for (int64_t b = mine.begin; b < mine.end; ++b) {
       const int64_t r0 = b * q.rows, r1 = std::min(p.n * q.th, r0 + q.rows), cols = (r1 - r0) * q.tw;
       transform_input<T, F>(v, rowbuf.data(), x, b, q, p, 0, p.c);
@@ -418,7 +428,7 @@ void backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
   parallel::region(threads, [&](int tid, int nt) {
     const parallel::Range cs = parallel::split(p.c, tid, nt), ks = parallel::split(p.k, tid, nt);
     const parallel::Range xis = parallel::split(NN, tid, nt);
-    std::vector<T> rowbuf(N * q.row_len);
+    std::vector<T> rowbuf((2 * q.rows + N - 2) * q.row_len);
     for (int64_t b = 0; b < q.blocks; ++b) {
       const int64_t r0 = b * q.rows, r1 = std::min(p.n * q.th, r0 + q.rows), cols = (r1 - r0) * q.tw;
       transform_input<T, F>(v, rowbuf.data(), x, b, q, p, cs.begin, cs.end);
