@@ -135,6 +135,27 @@ CNNX_INLINE void apply(const double (&m)[R][C], const typename V::reg* in, typen
   }
 }
 
+// The column pass of a transform whose row pass left t (In rows of N columns): for each column j,
+// the product by m (by m^T where Tr) of t's column gives N values, value i stored at position
+// (i, j) of the N x N transformed tile: plane i * N + j of dst, planes `stride` apart, live of W lanes.
+template <class T, bool Tr, int N, int In, int R, int C>
+CNNX_INLINE void columns_into_planes(const double (&m)[R][C], const typename simd::Vec<T>::reg (&t)[In][N], T* dst,
+                                     int64_t stride, int live) {
+  using V = simd::Vec<T>;
+  for (int j = 0; j < N; ++j) {
+    typename V::reg col[In], out[N];
+    for (int i = 0; i < In; ++i) col[i] = t[i][j];
+    apply<V, Tr>(m, col, out);
+    for (int i = 0; i < N; ++i) {
+      T* d = dst + (i * N + j) * stride;
+      if (live == V::width)
+        V::store(d, out[i]);
+      else
+        V::store_partial(d, out[i], live);
+    }
+  }
+}
+
 // U[xi][k][c] = (G g_kc G^T)[xi] for output channels [k0, k1), W input channels at a time in the
 // vector lanes.
 template <class T, class F>
@@ -214,19 +235,8 @@ void transform_input(T* v, T* rows, const T* x, int64_t b, const Plan& q, const 
             for (int j = 0; j < N; ++j) d[j] = V::load_strided(rowbuf + i * q.row_len + 2 * b0 + j, 2);
             apply<V>(F::BT, d, t[i]);
           }
-          const int live = int(std::min<int64_t>(W, q.tw - b0));
-          for (int j = 0; j < N; ++j) {  // B^T (d B), a column at a time
-            typename V::reg col[N], out[N];
-            for (int i = 0; i < N; ++i) col[i] = t[i][j];
-            apply<V>(F::BT, col, out);
-            for (int i = 0; i < N; ++i) {
-              T* dst = vr + (i * N + j) * p.c * cols + b0;
-              if (live == W)
-                V::store(dst, out[i]);
-              else
-                V::store_partial(dst, out[i], live);
-            }
-          }
+          // B^T (d B), a column at a time
+          columns_into_planes<T, false>(F::BT, t, vr + b0, p.c * cols, int(std::min<int64_t>(W, q.tw - b0)));
         }
       }
     }
@@ -360,19 +370,8 @@ void transform_grad(T* eg, const T* dy, int64_t b, const Plan& q, const Conv2dPa
         }
         typename V::reg t[2][N];  // dY A^T, a row at a time
         for (int i = 0; i < 2; ++i) apply<V, true>(F::AT, d[i], t[i]);
-        const int live = int(std::min<int64_t>(W, q.tw - b0));
-        for (int j = 0; j < N; ++j) {  // A (dY A^T), a column at a time
-          const typename V::reg col[2] = {t[0][j], t[1][j]};
-          typename V::reg out[N];
-          apply<V, true>(F::AT, col, out);
-          for (int i = 0; i < N; ++i) {
-            T* dst = er + (i * N + j) * p.k * cols + b0;
-            if (live == W)
-              V::store(dst, out[i]);
-            else
-              V::store_partial(dst, out[i], live);
-          }
-        }
+        // A (dY A^T), a column at a time
+        columns_into_planes<T, true>(F::AT, t, er + b0, p.k * cols, int(std::min<int64_t>(W, q.tw - b0)));
       }
     }
 }
