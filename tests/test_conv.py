@@ -96,6 +96,11 @@ GRID = {
     "winograd_5x5_auto": (1, 64, 27, 27, 64, 5, 5, 1, 2, 1, 1),
     # ... and its weight gradient where `auto` takes it (96 channels each way, 49 tiles)
     "winograd_dw_auto": (1, 96, 14, 14, 96, 3, 3, 1, 1, 1, 1),
+    # the strided col2im's interleaved runs of taps (conv.cpp, col2im_rows): stride 2 and 4 with edges
+    # and a kernel width not a multiple of the stride; a tiny plane whose taps share no valid column
+    "col2im_runs_s2": (2, 3, 9, 23, 4, 3, 5, 2, (1, 2), 1, 1),
+    "col2im_runs_s4_odd_kernel": (1, 2, 13, 45, 3, 3, 11, (1, 4), (0, 3), 1, 1),
+    "col2im_runs_tiny": (1, 2, 3, 2, 2, 3, 8, (1, 4), (1, 5), 1, 1),
     "pad_exceeds_input_s2": (2, 3, 1, 2, 2, 7, 7, 2, 3, 1, 1),
     "pad_exceeds_input_groups": (1, 4, 2, 1, 4, 5, 5, 1, 2, 1, 2),
     "pad_exceeds_input_depthwise": (1, 3, 1, 1, 3, 5, 5, 1, 2, 1, 3),

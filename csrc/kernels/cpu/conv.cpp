@@ -275,28 +275,84 @@ void im2col_packed(T* dst, const T* x, const Block& b, const Shape& s, const Con
   }
 }
 
+// dst[o * S + t] += src[t][o] for t < S and o in [o0, o1): S neighbouring taps of a column stride
+// S, whose outputs interleave into one contiguous run of dx. A vector of each tap's values,
+// interleaved (Vec::zip, twice for S = 4), adds onto S whole vectors of dx.
+template <class T, int S>
+void add_interleaved(T* dst, const T* const* src, int64_t o0, int64_t o1) {
+  using V = simd::Vec<T>;
+  constexpr int64_t W = V::width;
+  int64_t o = o0;
+  for (; o + W <= o1; o += W) {
+    typename V::reg v[S];
+    if constexpr (S == 2) {
+      V::zip(V::load(src[0] + o), V::load(src[1] + o), v[0], v[1]);
+    } else {
+      typename V::reg e0, e1, f0, f1;
+      V::zip(V::load(src[0] + o), V::load(src[2] + o), e0, e1);
+      V::zip(V::load(src[1] + o), V::load(src[3] + o), f0, f1);
+      V::zip(e0, f0, v[0], v[1]);
+      V::zip(e1, f1, v[2], v[3]);
+    }
+    T* d = dst + o * S;
+    for (int q = 0; q < S; ++q) V::store(d + q * W, V::add(V::load(d + q * W), v[q]));
+  }
+  for (; o < o1; ++o)
+    for (int t = 0; t < S; ++t) dst[o * S + t] += src[t][o];
+}
+
 // The adjoint of im2col for whole channels [c0, c1): dx[c] += the dcol rows of c (dcol starts at
 // channel c0's first row; row stride ld). Different channels touch disjoint memory, so threads may
-// split them.
+// split them. With column stride 2 or 4 (and no column dilation) each run of S taps of a kernel row
+// adds as one interleaved run (add_interleaved) where all S are inside the image, one value at a time
+// at the edges; each dx value still receives its taps in (c, i, j) order, one per run, so the bits
+// are those of the plain loop.
 template <class T>
 void col2im_rows(T* dx, const T* dcol, int64_t ld, const Conv2dParams& p, int64_t oh0, int64_t oh1, int64_t c0,
                 int64_t c1) {
+  const int64_t S = p.stride_w;
+  const bool runs = (S == 2 || S == 4) && p.dil_w == 1;
   for (int64_t c = c0; c < c1; ++c) {
     T* dxc = dx + c * p.h * p.w;
     for (int64_t i = 0; i < p.kh; ++i)
-      for (int64_t j = 0; j < p.kw; ++j) {
-        const T* src = dcol + (((c - c0) * p.kh + i) * p.kw + j) * ld;
-        int64_t lo, hi;
-        valid_range(p.w, p.ow, p.stride_w, p.pad_w, j * p.dil_w, &lo, &hi);
-        for (int64_t oh = oh0; oh < oh1; ++oh, src += p.ow) {
-          const int64_t ih = oh * p.stride_h - p.pad_h + i * p.dil_h;
-          if (ih < 0 || ih >= p.h) continue;
-          T* dst = dxc + ih * p.w - p.pad_w + j * p.dil_w;
-          if (p.stride_w == 1)
-            for (int64_t o = lo; o < hi; ++o) dst[o] += src[o];
-          else
-            for (int64_t o = lo; o < hi; ++o) dst[o * p.stride_w] += src[o];
+      for (int64_t j = 0; j < p.kw;) {
+        const int64_t taps = runs && j + S <= p.kw ? S : 1;
+        const T* src[4];
+        int64_t lo[4], hi[4], all_lo = 0, all_hi = p.ow;
+        for (int64_t t = 0; t < taps; ++t) {
+          src[t] = dcol + (((c - c0) * p.kh + i) * p.kw + j + t) * ld;
+          valid_range(p.w, p.ow, S, p.pad_w, (j + t) * p.dil_w, &lo[t], &hi[t]);
+          all_lo = std::max(all_lo, lo[t]);
+          all_hi = std::min(all_hi, hi[t]);
         }
+        all_hi = std::max(all_hi, all_lo);  // no common part: each tap's edges then cover its range
+        for (int64_t oh = oh0; oh < oh1; ++oh) {
+          const int64_t ih = oh * p.stride_h - p.pad_h + i * p.dil_h;
+          if (ih >= 0 && ih < p.h) {
+            T* dst = dxc + ih * p.w - p.pad_w + j * p.dil_w;  // tap j + t's output o: dst[o * S + t]
+            const int64_t at = (oh - oh0) * p.ow;
+            if (taps == 1) {
+              if (S == 1)
+                for (int64_t o = lo[0]; o < hi[0]; ++o) dst[o] += src[0][at + o];
+              else
+                for (int64_t o = lo[0]; o < hi[0]; ++o) dst[o * S] += src[0][at + o];
+            } else {
+              const T* rows[4];
+              for (int64_t t = 0; t < taps; ++t) {  // the edges, where some of the taps fall outside
+                rows[t] = src[t] + at;
+                for (int64_t o = lo[t]; o < std::min(hi[t], all_lo); ++o) dst[o * S + t] += rows[t][o];
+                for (int64_t o = std::max(lo[t], all_hi); o < hi[t]; ++o) dst[o * S + t] += rows[t][o];
+              }
+              if (all_lo < all_hi) {
+                if (S == 2)
+                  add_interleaved<T, 2>(dst, rows, all_lo, all_hi);
+                else
+                  add_interleaved<T, 4>(dst, rows, all_lo, all_hi);
+              }
+            }
+          }
+        }
+        j += taps;
       }
   }
 }
