@@ -20,8 +20,8 @@
 // output rows of one large image) with its padded input xp[c][img][row][col] in the thread's
 // workspace. For each group of OB output channels, the reduction runs over chunks of input channels
 // of at most kChunkBytes of weights, sweeping every tile of the block per chunk; partial sums
-// wait in an L2-resident buffer acc[img][pixel][OB]. After the last chunk the buffer gets the bias
-// and is transposed into y (NCHW).
+// wait in an L2-resident buffer acc[img][pixel][OB]. As the last chunk finishes a tile's rows, they
+// get the bias and the tail and are transposed into y (NCHW).
 //
 // Threads take contiguous runs of (group, block, channel-group) items, each item computed by one
 // thread in an order fixed by the shapes: results are bitwise identical for any thread count.
@@ -103,37 +103,46 @@ const auto& tiles() {
   return table;
 }
 
-// Output rows [u0, u1) of the block (row u: row u % rows of image u / rows, at acc + u * OW * OB),
-// from acc[..][OB] (+ bias, then the epilogue e) into y[img][k0 + o][oh][ow] for o < live. The
-// channels are the vector lanes here, so bias and epilogue are whole-vector operations. Called as
-// soon as the last chunk has finished a tile's rows, while they are in L1: the stores into y (a
-// line per channel, each a miss) then drain while the next tiles compute, where a pass over the
-// whole block at its end stalled on them (AlexNet's conv1 at batch 1: 7% of the time).
+// The epilogue of one OB-channel group (output channels k0 .. k0 + live): bias, then the tail e, as
+// whole vectors over the channel lanes. Laid out once per item, used for each of its rows.
 template <class T>
-void write_rows(T* y, T* acc, const T* bias, const ConvEpilogue<T>* e, const Block& bl, int64_t k0, int64_t live,
+struct GroupTail {
+  static constexpr int OB = Tiling<T>::OB;
+  alignas(64) T bias[OB] = {}, scale[OB] = {}, shift[OB] = {};
+  bool has_bias, affine, relu;
+
+  GroupTail(const T* b, const ConvEpilogue<T>* e, int64_t k0, int64_t live)
+      : has_bias(b != nullptr), affine(e && e->scale), relu(e && e->relu) {
+    for (int64_t o = 0; o < live; ++o) {
+      if (b) bias[o] = b[k0 + o];
+      scale[o] = affine ? e->scale[k0 + o] : T(1);
+      shift[o] = affine ? e->shift[k0 + o] : T(0);
+    }
+  }
+};
+
+// Output rows [u0, u1) of the block (row u: row u % rows of image u / rows, at acc + u * OW * OB),
+// from acc[..][OB] (+ bias, then the tail) into y[img][k0 + o][oh][ow] for o < live. Called as soon
+// as the last chunk has finished a tile's rows, while they are in L1: the stores into y (a line per
+// channel, each a miss) then drain while the next tiles compute, where a pass over the whole block
+// at its end stalled on them (AlexNet's conv1 at batch 1: 7% of the time).
+template <class T>
+void write_rows(T* y, T* acc, const GroupTail<T>& tail, const Block& bl, int64_t k0, int64_t live,
                 const Conv2dParams& p, int64_t u0, int64_t u1) {
   using V = simd::Vec<T>;
   constexpr int W = Tiling<T>::W, OB = Tiling<T>::OB;
   const int64_t rows = bl.oh1 - bl.oh0, ohw = p.oh * p.ow;
   T* a = acc + u0 * p.ow * OB;
   const int64_t pix = (u1 - u0) * p.ow;
-  if (bias) {
-    alignas(64) T b[OB] = {};
-    for (int64_t o = 0; o < live; ++o) b[o] = bias[k0 + o];
-    for (int64_t r = 0; r < pix; ++r)
-      for (int v = 0; v < OB / W; ++v) V::store(a + r * OB + v * W, V::add(V::load(a + r * OB + v * W), V::load(b + v * W)));
-  }
-  if (e && (e->scale || e->relu)) {
-    alignas(64) T sa[OB] = {}, sb[OB] = {};
-    for (int64_t o = 0; o < live; ++o) {
-      sa[o] = e->scale ? e->scale[k0 + o] : T(1);
-      sb[o] = e->scale ? e->shift[k0 + o] : T(0);
-    }
+  if (tail.has_bias)
     for (int64_t r = 0; r < pix; ++r)
       for (int v = 0; v < OB / W; ++v)
-        V::store(a + r * OB + v * W, conv_tail<T>(V::load(a + r * OB + v * W), V::load(sa + v * W),
-                                                  V::load(sb + v * W), e->scale != nullptr, e->relu));
-  }
+        V::store(a + r * OB + v * W, V::add(V::load(a + r * OB + v * W), V::load(tail.bias + v * W)));
+  if (tail.affine || tail.relu)
+    for (int64_t r = 0; r < pix; ++r)
+      for (int v = 0; v < OB / W; ++v)
+        V::store(a + r * OB + v * W, conv_tail<T>(V::load(a + r * OB + v * W), V::load(tail.scale + v * W),
+                                                  V::load(tail.shift + v * W), tail.affine, tail.relu));
   for (int64_t u = u0; u < u1;) {  // the rows of one image at a time: consecutive in acc and in y
     const int64_t i = u / rows, end = std::min(u1, (i + 1) * rows);
     transpose_into(y + ((bl.n0 + i) * p.k + k0) * ohw + (bl.oh0 + u % rows) * p.ow, ohw, (end - u) * p.ow,
@@ -226,6 +235,7 @@ void run(T* y, const T* x, const Weights<T>& ws, const T* bias, const ConvEpilog
       a.rows = rowp;
       a.taps = taps.data();
       const int64_t k0 = g * q.kg + kb * OB, live = std::min<int64_t>(OB, q.kg - kb * OB);
+      const GroupTail<T> tail(bias, e, k0, live);
       for (int64_t c0 = 0; c0 < q.cg; c0 += q.cc) {
         a.steps = std::min(q.cc, q.cg - c0) * p.kh * p.kw;
         a.first = c0 == 0;
@@ -242,7 +252,7 @@ void run(T* y, const T* x, const Weights<T>& ws, const T* bias, const ConvEpilog
             for (int64_t t = 0; t < tr; ++t) rowp[t] = in_row(u + t);
             a.acc = acc + u * p.ow * OB;
             table.fn[tr][p.ow](a);
-            if (last) write_rows(y, acc, bias, e, bl, k0, live, p, u, u + tr);
+            if (last) write_rows(y, acc, tail, bl, k0, live, p, u, u + tr);
           }
         } else {  // pieces of one row per tile
           for (int64_t u = 0; u < all; ++u) {
@@ -255,7 +265,7 @@ void run(T* y, const T* x, const Weights<T>& ws, const T* bias, const ConvEpilog
               table.fn[1][tc](a);
               ow0 += tc;
             }
-            if (last) write_rows(y, acc, bias, e, bl, k0, live, p, u, u + 1);
+            if (last) write_rows(y, acc, tail, bl, k0, live, p, u, u + 1);
           }
         }
       }

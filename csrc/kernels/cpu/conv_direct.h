@@ -108,24 +108,23 @@ Plan plan_of(const Conv2dParams& p) {
   const int64_t ohw = p.oh * p.ow;
   q.wp = p.w + 2 * p.pad_w;
   const int64_t row_bytes = q.cg * q.wp * int64_t(sizeof(T));  // one padded row of every channel
-  auto rows_in = [&](int64_t band) { return input_rows(p, band); };
   // Both are then evened out (27 rows in bands of at most 18 become 14 + 13, not 18 + 9), so the
   // blocks, and the threads that take them, get equal work.
-  if (ohw >= kPixels || rows_in(p.oh) * row_bytes * 2 > kInputBytes) {
+  if (ohw >= kPixels || input_rows(p, p.oh) * row_bytes * 2 > kInputBytes) {
     q.imgs = 1;
     int64_t band = std::max<int64_t>(1, kPixels / p.ow / q.tile_rows) * q.tile_rows;
-    while (band > q.tile_rows && rows_in(band) * row_bytes > kInputBytes) band -= q.tile_rows;
+    while (band > q.tile_rows && input_rows(p, band) * row_bytes > kInputBytes) band -= q.tile_rows;
     const int64_t bands = (p.oh + band - 1) / band;
     q.band = even_band(p, bands, q.tile_rows);
   } else {
-    const int64_t imgs = std::clamp<int64_t>(std::min(kPixels / ohw, kInputBytes / (rows_in(p.oh) * row_bytes)), 1, p.n);
+    const int64_t imgs = std::clamp<int64_t>(std::min(kPixels / ohw, kInputBytes / (input_rows(p, p.oh) * row_bytes)), 1, p.n);
     const int64_t blocks = (p.n + imgs - 1) / imgs;
     q.imgs = (p.n + blocks - 1) / blocks;
     q.band = p.oh;
   }
   q.bands = (p.oh + q.band - 1) / q.band;
   q.blocks = (p.n + q.imgs - 1) / q.imgs * q.bands;
-  q.in_rows = rows_in(q.band);
+  q.in_rows = input_rows(p, q.band);
   q.cc = std::clamp<int64_t>(kChunkBytes / int64_t(p.kh * p.kw * OB * sizeof(T)), 1, q.cg);
   return q;
 }

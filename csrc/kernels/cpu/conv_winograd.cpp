@@ -84,12 +84,27 @@ struct Transforms<5> {
   static constexpr double AT[2][N] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 1}};
 };
 
+// Tiles of the layer p: 2x2 blocks of outputs (the last row and column of tiles may be partial).
+inline int64_t tile_count(const Conv2dParams& p) { return p.n * ((p.oh + 1) / 2) * ((p.ow + 1) / 2); }
+
+// Tile rows [r0, r1) of the whole batch (row r: tile row r % th of image r / th), cols tiles.
+struct Span {
+  int64_t r0, r1, cols;
+};
+
 struct Plan {
   int64_t th, tw;        // tile rows and columns per image
   int64_t rows;          // tile rows per block
-  int64_t blocks;        // ceil(N * th / rows)
+  int64_t blocks;        // ceil(all / rows)
+  int64_t all;           // tile rows of the batch: N * th
   int64_t twv;           // tw rounded up to whole vectors
   int64_t row_len;       // length of a padded input row buffer
+
+  // The tile rows of block b.
+  Span span(int64_t b) const {
+    const int64_t r0 = b * rows, r1 = std::min(all, r0 + rows);
+    return {r0, r1, (r1 - r0) * tw};
+  }
 };
 
 // A GEMM's columns are independent of how many there are (its k blocking depends on K alone), so
@@ -100,9 +115,9 @@ Plan plan_of(const Conv2dParams& p, int n, int threads) {
   Plan q{};
   q.th = (p.oh + 1) / 2;
   q.tw = (p.ow + 1) / 2;
-  const int64_t all = q.th * p.n;
-  q.rows = std::clamp<int64_t>(std::min(kTiles / q.tw, (all + threads - 1) / threads), 1, all);
-  q.blocks = (p.n * q.th + q.rows - 1) / q.rows;
+  q.all = q.th * p.n;
+  q.rows = std::clamp<int64_t>(std::min(kTiles / q.tw, (q.all + threads - 1) / threads), 1, q.all);
+  q.blocks = (q.all + q.rows - 1) / q.rows;
   q.twv = (q.tw + W - 1) / W * W;
   // The last vector of tiles reads its patch's columns up to 2 * twv + n - 3 with stride-2 loads.
   q.row_len = 2 * q.twv + n - 2;
@@ -203,7 +218,7 @@ void transform_input(T* v, T* rows, const T* x, int64_t b, const Plan& q, const 
                      int64_t c1) {
   using V = simd::Vec<T>;
   constexpr int W = V::width, N = F::N;
-  const int64_t r0 = b * q.rows, r1 = std::min(p.n * q.th, r0 + q.rows), cols = (r1 - r0) * q.tw;
+  const auto [r0, r1, cols] = q.span(b);
   const int64_t plane = p.h * p.w;
   const int64_t lo = std::min<int64_t>(p.pad_w, q.row_len), hi = std::clamp<int64_t>(p.pad_w + p.w, lo, q.row_len);
   for (int64_t c = c0; c < c1; ++c)
@@ -248,7 +263,7 @@ void transform_output(T* y, const T* m, const T* bias, const ConvEpilogue<T>* e,
                       const Conv2dParams& p) {
   using V = simd::Vec<T>;
   constexpr int W = V::width, N = F::N;
-  const int64_t r0 = b * q.rows, r1 = std::min(p.n * q.th, r0 + q.rows), cols = (r1 - r0) * q.tw;
+  const auto [r0, r1, cols] = q.span(b);
   const int64_t plane = p.oh * p.ow;
   for (int64_t k = 0; k < p.k; ++k) {
     const typename V::reg bk = V::set1(bias ? bias[k] : T(0));
@@ -300,7 +315,7 @@ void transform_output(T* y, const T* m, const T* bias, const ConvEpilogue<T>* e,
 template <class T, class F>
 void forward(T* y, const T* x, const T* w, const T* bias, const ConvEpilogue<T>* e, const Conv2dParams& p) {
   constexpr int N = F::N, NN = N * N;
-  const int64_t tiles = p.n * ((p.oh + 1) / 2) * ((p.ow + 1) / 2);
+  const int64_t tiles = tile_count(p);
   const double macs = double(tiles) * NN * double(p.k) * double(p.c);
   const int threads = threads_for(macs, tiles);
   const Plan q = plan_of<T>(p, N, threads);
@@ -323,7 +338,7 @@ void forward(T* y, const T* x, const T* w, const T* bias, const ConvEpilogue<T>*
     T* m = workspace_as<T>(kMSlot, NN * p.k * max_cols);
     std::vector<T> rowbuf((2 * q.rows + N - 2) * q.row_len);
     for (int64_t b = mine.begin; b < mine.end; ++b) {
-      const int64_t r0 = b * q.rows, r1 = std::min(p.n * q.th, r0 + q.rows), cols = (r1 - r0) * q.tw;
+      const int64_t cols = q.span(b).cols;
       transform_input<T, F>(v, rowbuf.data(), x, b, q, p, 0, p.c);
       for (int xi = 0; xi < NN; ++xi) {
         GemmParams gp;
@@ -345,7 +360,7 @@ template <class T, class F>
 void transform_grad(T* eg, const T* dy, int64_t b, const Plan& q, const Conv2dParams& p, int64_t k0, int64_t k1) {
   using V = simd::Vec<T>;
   constexpr int W = V::width, N = F::N;
-  const int64_t r0 = b * q.rows, r1 = std::min(p.n * q.th, r0 + q.rows), cols = (r1 - r0) * q.tw;
+  const auto [r0, r1, cols] = q.span(b);
   const int64_t plane = p.oh * p.ow;
   for (int64_t k = k0; k < k1; ++k)
     for (int64_t r = r0; r < r1; ++r) {
@@ -412,7 +427,7 @@ void weights_from(T* dw, const T* du, int64_t k0, int64_t k1, int64_t kk, int64_
 template <class T, class F>
 void backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
   constexpr int N = F::N, NN = N * N;
-  const int64_t tiles = p.n * ((p.oh + 1) / 2) * ((p.ow + 1) / 2);
+  const int64_t tiles = tile_count(p);
   if (tiles == 0) {  // batch 0: nothing to sum
     std::fill(dw, dw + p.k * p.c * F::KS * F::KS, T(0));
     return;
@@ -429,7 +444,7 @@ void backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
     const parallel::Range xis = parallel::split(NN, tid, nt);
     std::vector<T> rowbuf((2 * q.rows + N - 2) * q.row_len);
     for (int64_t b = 0; b < q.blocks; ++b) {
-      const int64_t r0 = b * q.rows, r1 = std::min(p.n * q.th, r0 + q.rows), cols = (r1 - r0) * q.tw;
+      const int64_t cols = q.span(b).cols;
       transform_input<T, F>(v, rowbuf.data(), x, b, q, p, cs.begin, cs.end);
       transform_grad<T, F>(eg, dy, b, q, p, ks.begin, ks.end);
       parallel::barrier(nt);
@@ -463,7 +478,7 @@ bool winograd_fits(const Conv2dParams& p, bool force) {
       p.dil_w != 1 || p.groups != 1)
     return false;
   if (force) return true;
-  const int64_t tw = (p.ow + 1) / 2, tiles = p.n * ((p.oh + 1) / 2) * tw;
+  const int64_t tw = (p.ow + 1) / 2, tiles = tile_count(p);
   if (p.kh == 3) return p.c >= 32 && p.k >= 32 && tw >= 7 && tiles >= 512;
   return p.c >= 64 && p.k >= 64 && tw >= 7 && tiles >= 196;
 }
@@ -487,7 +502,7 @@ void winograd_forward(T* y, const T* x, const T* w, const T* bias, const ConvEpi
 template <class T>
 bool winograd_fits_backward_weight(const Conv2dParams& p, bool force) {
   if (p.h < p.kh - p.pad_h || p.w < p.kw - p.pad_w || !winograd_fits<T>(p, true)) return false;
-  const int64_t tw = (p.ow + 1) / 2, tiles = p.n * ((p.oh + 1) / 2) * tw;
+  const int64_t tw = (p.ow + 1) / 2, tiles = tile_count(p);
   return force || (p.c >= 96 && p.k >= 96 && tw >= 7 && tiles >= 49);
 }
 
