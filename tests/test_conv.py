@@ -104,6 +104,11 @@ GRID = {
     "pad_exceeds_input_s2": (2, 3, 1, 2, 2, 7, 7, 2, 3, 1, 1),
     "pad_exceeds_input_groups": (1, 4, 2, 1, 4, 5, 5, 1, 2, 1, 2),
     "pad_exceeds_input_depthwise": (1, 3, 1, 1, 3, 5, 5, 1, 2, 1, 3),
+    # pointwise images multiplied pixels x channels (conv.cpp, pixel_rows): 196 pixels with 256 KiB
+    # of weights packed once as the GEMM's B (forward and dx); a 7x7 forward with images alone while
+    # its dx (24 rows) keeps them grouped
+    "pointwise_pixel_rows": (2, 256, 14, 14, 256, 1, 1, 1, 0, 1, 1),
+    "pointwise_7x7_alone": (5, 24, 7, 7, 64, 1, 1, 1, 0, 1, 1),
 }
 GRID_IDS = list(GRID)
 
@@ -321,7 +326,8 @@ def test_bitwise_repeatable(fast_isa, conv_algorithm, name, threads, restore_thr
                 assert np.array_equal(a, c)
 
 
-@pytest.mark.parametrize("name", ["pointwise_large_image", "pointwise_alone", "pointwise_b1_columns", "pointwise_b1_groups", "depthwise_7x7_same",
+@pytest.mark.parametrize("name", ["pointwise_large_image", "pointwise_alone", "pointwise_b1_columns", "pointwise_b1_groups",
+                                  "pointwise_pixel_rows", "pointwise_7x7_alone", "depthwise_7x7_same",
                                   "depthwise_rowvec_k5_odd", "depthwise_rowvec_14", "depthwise_56_same", "depthwise_14_s2",
                                   "depthwise_s2_wide", "many_tiles_batch", "direct_row_bands", "direct_row_bands_odd",
                                   "winograd_5x5_odd", "winograd_dw_auto"])

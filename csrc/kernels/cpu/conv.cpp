@@ -88,8 +88,9 @@ constexpr int64_t kColBytes = 1 << 20;
 constexpr int64_t kMinTileCols = 256;
 // A pointwise image with at least this many pixels is a GEMM of its own, read and written in place:
 // grouping images copies them into a column matrix and scatters the products back, which cost more
-// than the wider GEMM gained (14x14 layers with 512 channels were grouped in twos). Not 7x7 images:
-// alone, their 49 columns fill a third of the GEMM's last register tile, and dx ran 1.5x slower.
+// than the wider GEMM gained (14x14 layers with 512 channels were grouped in twos). Not 7x7 images
+// as channels x pixels: alone, their 49 columns fill a third of the GEMM's last register tile, and
+// dx ran 1.5x slower (as pixels x channels they fit: see shape_of).
 constexpr int64_t kPointwiseAlone = 128;
 // Workspace slots (0-2 belong to the GEMM): the column tile, and a gathered/staged output block.
 constexpr int kColSlot = 3;
@@ -110,8 +111,15 @@ struct Shape {
   bool pointwise;
 };
 
+// The three passes: shape_of cuts pointwise layers differently for the weight gradient.
+enum class Pass { forward, input, weight };
+
+// pass: the forward and dx may multiply a pointwise image pixels x channels (pixel_rows). A small
+// image (7x7) that fits the GEMM's tiles that way is then a GEMM of its own as well: its 49 rows are
+// 3.5 tiles, and nothing is copied (MobileNet's 7x7 layers at batch 32, forward and dx: 1.09-1.37x).
+// The weight gradient reduces over the pixels and keeps grouping them (alone it ran 0.9x).
 template <class T>
-Shape shape_of(const Conv2dParams& p) {
+Shape shape_of(const Conv2dParams& p, Pass pass) {
   Shape s{};
   s.cg = p.c / p.groups;
   s.kg = p.k / p.groups;
@@ -121,7 +129,10 @@ Shape shape_of(const Conv2dParams& p) {
   s.pointwise = p.kh == 1 && p.kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 &&
                 p.pad_w == 0;
   const int64_t cols = std::max(kMinTileCols, kColBytes / int64_t(sizeof(T)) / std::max<int64_t>(1, s.ckk));
-  s.imgs = s.ohw >= cols || (s.pointwise && s.ohw >= kPointwiseAlone)
+  const int64_t rows = pass == Pass::forward ? s.kg : s.ckk;  // of the usual product, channels x pixels
+  const bool alone = s.pointwise && (s.ohw >= kPointwiseAlone ||
+                                     (pass != Pass::weight && gemm_computes_transposed(rows, s.ohw, T(0))));
+  s.imgs = s.ohw >= cols || alone
                ? 1
                : std::clamp<int64_t>(cols / std::max<int64_t>(1, s.ohw), 1, std::max<int64_t>(1, p.n));
   s.blocks = (p.n + s.imgs - 1) / s.imgs;
@@ -460,18 +471,41 @@ bool pack_weights_once(const Shape& s, bool reused) {
   return reused && (!s.pointwise || s.kg * s.ckk * int64_t(sizeof(T)) >= kPackPointwiseBytes);
 }
 
-// The weights of every group packed for the GEMM (gemm_pack_a), thread tid of nt taking its share of
-// the panels: w[g] (kg x ckk) for the forward, or its transpose (ckk x kg) for dx. The caller
-// synchronises before the GEMMs read it.
+// A pointwise image is one GEMM, weights x pixels. Where the GEMM's register tiles fit it better
+// as pixels x weights (gemm_computes_transposed: 196 pixels are 14 rows of 14 exactly, while 196
+// columns leave a 4-column panel), it is multiplied that way, y^T = x^T w^T (dx^T = dy^T w), and
+// stored transposed: the weights are then the GEMM's B. Only for whole pointwise images (imgs == 1),
+// whose column matrix is the image itself.
 template <class T>
-void pack_group_weights(T* pack, int64_t packed_group, const T* w, const Shape& s, int64_t groups, bool transposed,
-                        int tid, int nt) {
+bool pixel_rows(const Shape& s, bool transposed) {
+  const int64_t m = transposed ? s.ckk : s.kg;  // rows of the usual product
+  return s.pointwise && s.imgs == 1 && gemm_computes_transposed(m, s.ohw, T(0));
+}
+
+// The weights of every group packed for the GEMM, thread tid of nt taking its share of the panels:
+// w[g] (kg x ckk) for the forward, or its transpose (ckk x kg) for dx, as the GEMM's A
+// (gemm_pack_a); or with as_b, the transpose of that as its B (gemm_pack_b: see pixel_rows). The
+// caller synchronises before the GEMMs read it. packed_group_size: the values of one group.
+template <class T>
+int64_t packed_group_size(const Shape& s, bool transposed, bool as_b) {
   const int64_t m = transposed ? s.ckk : s.kg, k = transposed ? s.kg : s.ckk;
-  const int64_t a_panels = gemm_a_panels(m, T(0));
-  const parallel::Range q = parallel::split(groups * a_panels, tid, nt);
+  return as_b ? gemm_packed_b_size(k, m, T(0)) : gemm_packed_a_size(m, k, T(0));
+}
+
+template <class T>
+void pack_group_weights(T* pack, const T* w, const Shape& s, int64_t groups, bool transposed, bool as_b, int tid,
+                        int nt) {
+  const int64_t m = transposed ? s.ckk : s.kg, k = transposed ? s.kg : s.ckk;
+  const int64_t panels = as_b ? gemm_b_panels(m, T(0)) : gemm_a_panels(m, T(0));
+  const int64_t size = packed_group_size<T>(s, transposed, as_b);
+  const parallel::Range q = parallel::split(groups * panels, tid, nt);
   for (int64_t i = q.begin; i < q.end; ++i) {
-    const int64_t g = i / a_panels, panel = i % a_panels;
-    gemm_pack_a(pack + g * packed_group, w + g * s.kg * s.ckk, s.ckk, transposed, m, k, panel, panel + 1);
+    const int64_t g = i / panels, panel = i % panels;
+    const T* wg = w + g * s.kg * s.ckk;
+    if (as_b)  // op(B) = the m x k matrix's transpose, k x m
+      gemm_pack_b(pack + g * size, wg, s.ckk, !transposed, k, m, panel, panel + 1);
+    else
+      gemm_pack_a(pack + g * size, wg, s.ckk, transposed, m, k, panel, panel + 1);
   }
 }
 
@@ -489,7 +523,7 @@ void pack_group_weights(T* pack, int64_t packed_group, const T* w, const Shape& 
 // results are bitwise identical for any thread count.
 template <class T>
 void forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p) {
-  Shape s = shape_of<T>(p);
+  Shape s = shape_of<T>(p, Pass::forward);
   const int threads = get_num_threads();
   const int64_t nt64 = threads;
   // A forward output is one GEMM dot product whatever the column tiling, so here (unlike the
@@ -514,17 +548,26 @@ void forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p)
   // Output channels [k0, k1) of block b from its column matrix `col` (row stride ldb): straight
   // into y for a single image, else into the staging block `stage` and scattered from there.
   // `packed`: the group weights packed for the GEMM (whole groups only, k0 == 0), or null.
+  // (as the GEMM's B where the images are multiplied pixels x channels: pixel_rows).
   const T* packed = nullptr;
-  const int64_t packed_group = gemm_packed_a_size(s.kg, s.ckk, T(0));
+  const bool by_pixels = pixel_rows<T>(s, false);
+  const int64_t packed_group = packed_group_size<T>(s, false, by_pixels);
   // `col` is row-major with row stride ldb, or (ldb == 0) in the GEMM's packed-B layout.
   auto multiply = [&](const Block& b, const T* col, int64_t ldb, T* stage, int64_t k0, int64_t k1) {
     if (k1 <= k0) return;
     GemmParams gp;
     gp.m = k1 - k0, gp.n = b.cols(), gp.k = s.ckk, gp.lda = s.ckk, gp.ldb = ldb ? ldb : b.cols(), gp.threads = 1;
     const T* wk = w + (b.g * s.kg + k0) * s.ckk;
-    const T* a_packed = packed && k0 == 0 && k1 == s.kg ? packed + b.g * packed_group : nullptr;
+    const T* whole = packed && k0 == 0 && k1 == s.kg ? packed + b.g * packed_group : nullptr;
     auto product = [&](T* c) {
-      gemm_prepacked(c, wk, a_packed, ldb ? col : nullptr, ldb ? nullptr : col, gp);
+      if (by_pixels && whole) {  // c^T = col^T w^T: col is the image (pixel_rows)
+        GemmParams gt;
+        gt.m = gp.n, gt.n = gp.m, gt.k = gp.k, gt.trans_a = true, gt.lda = gp.ldb, gt.trans_c = true,
+        gt.ldc = gp.ldc, gt.threads = 1;
+        gemm_prepacked(c, col, nullptr, nullptr, whole, gt);
+      } else {  // unpacked weights leave the orientation to the GEMM
+        gemm_prepacked(c, wk, by_pixels ? nullptr : whole, ldb ? col : nullptr, ldb ? nullptr : col, gp);
+      }
     };
     if (b.single()) {
       T* yt = y + (b.n0 * p.k + b.g * s.kg + k0) * s.ohw + b.oh0 * p.ow;
@@ -553,7 +596,7 @@ void forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p)
     packed = pack;
     parallel::region(threads, [&](int tid, int nt) {
       if (pack) {
-        pack_group_weights(pack, packed_group, w, s, p.groups, false, tid, nt);
+        pack_group_weights(pack, w, s, p.groups, false, by_pixels, tid, nt);
         parallel::barrier(nt);  // every panel packed
       }
       const parallel::Range mine = parallel::split(items, tid, nt);
@@ -622,15 +665,17 @@ void forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p)
 
 template <class T>
 void backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p) {
-  const Shape s = shape_of<T>(p);
+  const Shape s = shape_of<T>(p, Pass::input);
   const int64_t khw = p.kh * p.kw;
   // col2im of neighbouring row tiles overlaps, so a unit of work is whole images: all row tiles of
   // an image block.
   const int64_t items = p.groups * s.blocks;
 
-  // w[g]^T packed once per call for the GEMMs of whole groups (see forward), or null.
+  // w[g]^T packed once per call for the GEMMs of whole groups (see forward), or null; as the GEMM's
+  // B where the images are multiplied pixels x channels (pixel_rows).
   const T* packed = nullptr;
-  const int64_t packed_group = gemm_packed_a_size(s.ckk, s.kg, T(0));
+  const bool by_pixels = pixel_rows<T>(s, true);
+  const int64_t packed_group = packed_group_size<T>(s, true, by_pixels);
 
   // Input channels [c0, c1) of image block `ib` of group g, on the calling thread.
   auto channels = [&](int64_t g, int64_t ib, int64_t c0, int64_t c1) {
@@ -652,10 +697,19 @@ void backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p) {
         gather_rows(stage, b.cols(), dy, b, s, p.k, 0, s.kg);
         src = stage, gp.ldb = b.cols();
       }
-      const T* a_packed = packed && c0 == 0 && c1 == s.cg ? packed + g * packed_group : nullptr;
+      const T* whole = packed && c0 == 0 && c1 == s.cg ? packed + g * packed_group : nullptr;
+      const T* a_packed = by_pixels ? nullptr : whole;
       if (s.pointwise && b.single()) {
         gp.ldc = s.hw;
-        gemm_prepacked(dx + (b.n0 * p.c + g * s.cg + c0) * s.hw, wc, a_packed, src, nullptr, gp);
+        T* dxc = dx + (b.n0 * p.c + g * s.cg + c0) * s.hw;
+        if (by_pixels && whole) {  // dx^T = dy^T w (pixel_rows)
+          GemmParams gt;
+          gt.m = gp.n, gt.n = gp.m, gt.k = gp.k, gt.trans_a = true, gt.lda = gp.ldb, gt.trans_c = true,
+          gt.ldc = gp.ldc, gt.threads = 1;
+          gemm_prepacked(dxc, src, nullptr, nullptr, whole, gt);
+        } else {
+          gemm_prepacked(dxc, wc, a_packed, src, nullptr, gp);
+        }
         continue;
       }
       T* dcol = workspace_as<T>(kColSlot, gp.m * b.cols());
@@ -675,7 +729,7 @@ void backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p) {
     packed = pack;
     parallel::region(threads, [&](int tid, int nt) {
       if (pack) {
-        pack_group_weights(pack, packed_group, w, s, p.groups, true, tid, nt);
+        pack_group_weights(pack, w, s, p.groups, true, by_pixels, tid, nt);
         parallel::barrier(nt);  // every panel packed
       }
       const parallel::Range mine = parallel::split(items, tid, nt);
@@ -778,7 +832,7 @@ bool pointwise_weight_by_depth(T* dw, const T* x, const T* dy, const Conv2dParam
 
 template <class T>
 void backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
-  const Shape s = shape_of<T>(p);
+  const Shape s = shape_of<T>(p, Pass::weight);
   const int want = threads_for(double(p.n) * double(p.k) * double(s.ckk) * double(s.ohw),
                                (s.ckk + kColUnit - 1) / kColUnit);
   if (pointwise_weight_by_depth(dw, x, dy, p, s, want)) return;

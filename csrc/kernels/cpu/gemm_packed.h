@@ -31,11 +31,24 @@ void gemm_pack_a(float*, const float*, std::int64_t lda, bool trans, std::int64_
                  std::int64_t q1);
 void gemm_pack_a(double*, const double*, std::int64_t lda, bool trans, std::int64_t m, std::int64_t k,
                  std::int64_t q0, std::int64_t q1);
-// B likewise, built a row at a time (gemm_pack_b_row) in the GEMM's panel layout.
+// B likewise: NR-column panels [q0, q1) of op(B) (k x n) packed from a matrix (gemm_pack_b), or the
+// layout built a row at a time (gemm_pack_b_row).
 std::int64_t gemm_packed_b_size(std::int64_t k, std::int64_t n, float);
 std::int64_t gemm_packed_b_size(std::int64_t k, std::int64_t n, double);
+std::int64_t gemm_b_panels(std::int64_t n, float);
+std::int64_t gemm_b_panels(std::int64_t n, double);
+void gemm_pack_b(float* dst, const float* b, std::int64_t ldb, bool trans, std::int64_t k, std::int64_t n,
+                 std::int64_t q0, std::int64_t q1);
+void gemm_pack_b(double* dst, const double* b, std::int64_t ldb, bool trans, std::int64_t k, std::int64_t n,
+                 std::int64_t q0, std::int64_t q1);
 void gemm_pack_b_row(float* dst, const float* row, std::int64_t k, std::int64_t n, std::int64_t r);
 void gemm_pack_b_row(double* dst, const double* row, std::int64_t k, std::int64_t n, std::int64_t r);
+// Whether the GEMM computes an m x n product as its transpose (C^T = op(B)^T op(A)^T, stored with
+// trans_c) because its register tiles fit n x m better; it does so on its own unless an operand
+// comes packed, so a caller packing an operand once follows it (a pointwise convolution packs its
+// weights as B and multiplies pixels x channels).
+bool gemm_computes_transposed(std::int64_t m, std::int64_t n, float);
+bool gemm_computes_transposed(std::int64_t m, std::int64_t n, double);
 // a_packed / b_packed: null to read a / b as gemm_f32 does.
 void gemm_prepacked(float* c, const float* a, const float* a_packed, const float* b, const float* b_packed,
                     const GemmParams& p);

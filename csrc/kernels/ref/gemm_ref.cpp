@@ -13,10 +13,12 @@ void gemm(T* c, const T* a, const T* b, const GemmParams& p) {
   const T alpha = static_cast<T>(p.alpha), beta = static_cast<T>(p.beta);
   const bool skip_product = p.k == 0 || alpha == T(0);
   std::vector<T> acc(static_cast<std::size_t>(p.n));
+  // C's element (i, j): row-major, or transposed (trans_c).
+  const std::int64_t row_step = p.trans_c ? 1 : p.ldc, col_step = p.trans_c ? p.ldc : 1;
   for (std::int64_t i = 0; i < p.m; ++i) {
-    T* ci = c + i * p.ldc;
+    T* ci = c + i * row_step;
     if (skip_product) {
-      for (std::int64_t j = 0; j < p.n; ++j) ci[j] = beta == T(0) ? T(0) : beta * ci[j];
+      for (std::int64_t j = 0; j < p.n; ++j) ci[j * col_step] = beta == T(0) ? T(0) : beta * ci[j * col_step];
       continue;
     }
     for (std::int64_t j = 0; j < p.n; ++j) acc[j] = T(0);
@@ -29,8 +31,10 @@ void gemm(T* c, const T* a, const T* b, const GemmParams& p) {
         for (std::int64_t j = 0; j < p.n; ++j) acc[j] += aiq * bq[j];
       }
     }
-    for (std::int64_t j = 0; j < p.n; ++j)
-      ci[j] = beta == T(0) ? alpha * acc[j] : alpha * acc[j] + beta * ci[j];
+    for (std::int64_t j = 0; j < p.n; ++j) {
+      T& cij = ci[j * col_step];
+      cij = beta == T(0) ? alpha * acc[j] : alpha * acc[j] + beta * cij;
+    }
   }
 }
 
