@@ -117,7 +117,10 @@ def test_shape_grid_matches_numpy(isa, dtype, m, n, k):
 
 
 TRANS_SHAPES = [(1, 1, 1), (7, 13, 31), (14, 32, 256), (15, 33, 257), (97, 65, 385), (197, 31, 97),
-                (28, 17, 769), (200, 1, 255), (1, 65, 13)]
+                (28, 17, 769), (200, 1, 255), (1, 65, 13),
+                # narrow products, computed as C^T = op(B)^T op(A)^T and stored transposed (gemm.cpp,
+                # computes_transposed), over several k blocks
+                (200, 17, 800), (300, 5, 70)]
 ALPHA_BETA = [(1.0, 0.0), (-0.5, 0.0), (2.5, 1.0), (1.0, -0.5), (-0.5, 2.5), (1.0, 1.0)]
 
 
@@ -529,7 +532,8 @@ def test_no_access_outside_arrays():
 
 
 @pytest.mark.parametrize("m,n,k,trans_a,trans_b", [(300, 500, 700, False, False),
-                                                   (197, 65, 1000, True, True)])
+                                                   (197, 65, 1000, True, True),
+                                                   (600, 10, 900, False, True)])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_bitwise_identical_for_any_thread_count(isa, dtype, m, n, k, trans_a, trans_b, restore_threads):
     a, b, out = problem(12, m, n, k, dtype, trans_a, trans_b)
@@ -539,6 +543,20 @@ def test_bitwise_identical_for_any_thread_count(isa, dtype, m, n, k, trans_a, tr
         with num_threads(threads):
             results.append(gemm(a, b, out=out.copy(), **kwargs).tobytes())
     assert all(r == results[0] for r in results)
+
+
+@pytest.mark.parametrize("m,n,k", [(600, 10, 900), (197, 1, 300), (64, 3, 40)])
+@pytest.mark.parametrize("trans_a,trans_b", TRANS, ids=TRANS_IDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_transposed_orientation_gives_the_same_bits(isa, dtype, m, n, k, trans_a, trans_b):
+    """A narrow m x n product is computed as its transpose (gemm.cpp, computes_transposed), while the
+    n x m product B^T A^T is computed directly: every element sums the same products in the same
+    order either way, so C and (B^T A^T)^T agree bit for bit."""
+    a, b, out = problem(m + 3 * n, m, n, k, dtype, trans_a, trans_b)
+    kwargs = dict(alpha=-0.5, beta=2.5)
+    c = gemm(a, b, trans_a=trans_a, trans_b=trans_b, out=out.copy(), **kwargs)
+    ct = gemm(b, a, trans_a=not trans_b, trans_b=not trans_a, out=np.ascontiguousarray(out.T), **kwargs)
+    assert np.array_equal(c, ct.T)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

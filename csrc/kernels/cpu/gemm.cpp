@@ -421,12 +421,18 @@ double product_cycles(int64_t m, int64_t n) {
 }
 
 // Whether C = op(A) op(B) runs clearly faster as C^T = op(B)^T op(A)^T, stored transposed: the
-// tiles are MR x NR, so the better fit of m and n to them decides. A pointwise convolution's
-// 512 channels x 196 pixels is 6% fewer cycles as 196 x 512 (14 rows per tile exactly, and no
-// narrow column panel). Depends on the shapes only.
+// tiles are MR x NR, so the better fit of m and n to them decides. Depends on the shapes only.
+// `ratio`: how many fewer cycles it must save. A caller that packs the operands once (a pointwise
+// convolution, gemm_computes_transposed) gains from 5% (512 channels x 196 pixels as 196 x 512 is
+// 6% fewer cycles: 14 rows per tile exactly, no narrow column panel). A GEMM on its own swaps only
+// for 1/0.7 = 1.4x fewer: swapped, its large operand (a layer's weights) becomes the B block, packed
+// whole and read back from L3 by few row panels, which ate the gain (2048 x 49 from 2048 x 512
+// weights: 0.96x), while narrow products gain much (m x 10, a classifier: 1.3-1.8x).
+constexpr double kPackedTileRatio = 0.95, kOwnTileRatio = 0.7;
+
 template <class T>
-bool computes_transposed(int64_t m, int64_t n) {
-  return product_cycles<T>(n, m) < 0.95 * product_cycles<T>(m, n);
+bool computes_transposed(int64_t m, int64_t n, double ratio) {
+  return product_cycles<T>(n, m) < ratio * product_cycles<T>(m, n);
 }
 
 // The same product as its transpose: C^T (n x m) = op(B)^T op(A)^T, with the operands swapped.
@@ -443,7 +449,8 @@ template <class T>
 void gemm_blocked(T* c, const T* a, const T* b, const GemmParams& p, const T* a_packed = nullptr,
                   const T* b_packed = nullptr) {
   // Each C element still sums the same products in the same order, so the bits do not change.
-  if (!a_packed && !b_packed && computes_transposed<T>(p.m, p.n)) return gemm_blocked<T>(c, b, a, transposed(p));
+  if (!a_packed && !b_packed && computes_transposed<T>(p.m, p.n, kOwnTileRatio))
+    return gemm_blocked<T>(c, b, a, transposed(p));
   using B = Blocking<T>;
   constexpr int MR = B::MR, NV = B::NV, NR = B::NR;
   static constexpr std::array<TileFn<T>, MR> tiles = make_tiles<T, MR, NV>(std::make_index_sequence<MR>());
@@ -576,8 +583,12 @@ void gemm_pack_a(double* dst, const double* a, int64_t lda, bool trans, int64_t 
                  int64_t q1) {
   pack_a_panels<double>(dst, a, lda, trans, m, k, q0, q1);
 }
-bool gemm_computes_transposed(int64_t m, int64_t n, float) { return computes_transposed<float>(m, n); }
-bool gemm_computes_transposed(int64_t m, int64_t n, double) { return computes_transposed<double>(m, n); }
+bool gemm_computes_transposed(int64_t m, int64_t n, float) {
+  return computes_transposed<float>(m, n, kPackedTileRatio);
+}
+bool gemm_computes_transposed(int64_t m, int64_t n, double) {
+  return computes_transposed<double>(m, n, kPackedTileRatio);
+}
 int64_t gemm_b_panels(int64_t n, float) { return ceil_div(n, Blocking<float>::NR); }
 int64_t gemm_b_panels(int64_t n, double) { return ceil_div(n, Blocking<double>::NR); }
 void gemm_pack_b(float* dst, const float* b, int64_t ldb, bool trans, int64_t k, int64_t n, int64_t q0, int64_t q1) {

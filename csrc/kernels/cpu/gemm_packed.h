@@ -43,10 +43,10 @@ void gemm_pack_b(double* dst, const double* b, std::int64_t ldb, bool trans, std
                  std::int64_t q0, std::int64_t q1);
 void gemm_pack_b_row(float* dst, const float* row, std::int64_t k, std::int64_t n, std::int64_t r);
 void gemm_pack_b_row(double* dst, const double* row, std::int64_t k, std::int64_t n, std::int64_t r);
-// Whether the GEMM computes an m x n product as its transpose (C^T = op(B)^T op(A)^T, stored with
-// trans_c) because its register tiles fit n x m better; it does so on its own unless an operand
-// comes packed, so a caller packing an operand once follows it (a pointwise convolution packs its
-// weights as B and multiplies pixels x channels).
+// Whether an m x n product whose operands are packed once for many GEMMs runs faster as its
+// transpose (C^T = op(B)^T op(A)^T, stored with trans_c) because the register tiles fit n x m
+// better: a pointwise convolution then packs its weights as B and multiplies pixels x channels. (A
+// GEMM on its own makes the same choice, for a larger gain: see gemm.cpp, computes_transposed.)
 bool gemm_computes_transposed(std::int64_t m, std::int64_t n, float);
 bool gemm_computes_transposed(std::int64_t m, std::int64_t n, double);
 // a_packed / b_packed: null to read a / b as gemm_f32 does.
