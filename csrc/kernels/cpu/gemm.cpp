@@ -166,35 +166,46 @@ void pack_b_panels(T* b_pack, const T* b, int64_t ldb, bool trans, int64_t p0, i
                         std::min<int64_t>(NR, nc - q * NR));
 }
 
-// A finished MR x `cols` tile (acc, times alpha) stored transposed: row r of the tile, column j, to
-// c[j * ldc + r], so each column becomes MR consecutive values. The tile goes through L1 scratch in
-// 16-column slices, transposed in registers where the ISA has it (AVX-512 float); beta != 0 reads
-// C back a column at a time.
+// A finished MR x `cols` tile stored transposed: row r of the tile, column j, to c[j * ldc + r], so
+// each column becomes MR consecutive values. The tile goes through L1 scratch in its own layout,
+// where it gets alpha and beta * C exactly as the row-major stores do (the same operations, so the
+// same bits), then out in 16-column slices, transposed in registers where the ISA has it (AVX-512
+// float). beta != 0 first brings C's values into the scratch the same way, transposed.
 template <class T, int MR, int NV>
 CNNX_INLINE void store_transposed(const typename simd::Vec<T>::reg (&acc)[MR][NV], T* c, int64_t ldc, int64_t cols,
                                   typename simd::Vec<T>::reg va, T beta) {
   using V = simd::Vec<T>;
   constexpr int W = V::width, NR = NV * W, S = 16;
   static_assert(NR % S == 0 || S % NR == 0, "slices of 16 columns");
+  constexpr bool in_registers = simd::Transpose<T>::available && MR <= S;
   alignas(64) T tile[MR][NR];
+  if (beta != T(0)) {
+    for (int j0 = 0; j0 < cols; j0 += S) {  // tile[r][j] = c[j * ldc + r]
+      const int live = int(std::min<int64_t>(S, cols - j0));
+      if constexpr (in_registers)
+        simd::Transpose<T>::block(c + j0 * ldc, ldc, live, MR, &tile[0][j0], NR, live);
+      else
+        for (int r = 0; r < MR; ++r)
+          for (int j = 0; j < live; ++j) tile[r][j0 + j] = c[(j0 + j) * ldc + r];
+    }
+    const typename V::reg vb = V::set1(beta);
+    for (int r = 0; r < MR; ++r)
+      for (int v = 0; v < NV && v * W < cols; ++v)
+        V::store(&tile[r][v * W], V::fmadd(acc[r][v], va, V::mul(vb, V::load(&tile[r][v * W]))));
+  } else {
 #pragma GCC unroll 32
-  for (int r = 0; r < MR; ++r)
+    for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) V::store(&tile[r][v * W], V::mul(acc[r][v], va));
+      for (int v = 0; v < NV; ++v) V::store(&tile[r][v * W], V::mul(acc[r][v], va));
+  }
   for (int j0 = 0; j0 < cols; j0 += S) {
     const int live = int(std::min<int64_t>(S, cols - j0));
     T* cj = c + j0 * ldc;
-    if constexpr (simd::Transpose<T>::available && MR <= S) {
-      if (beta == T(0)) {
-        simd::Transpose<T>::block(&tile[0][j0], NR, MR, live, cj, ldc, MR);
-        continue;
-      }
-    }
-    alignas(64) T column[S][MR];
-    for (int r = 0; r < MR; ++r)
-      for (int j = 0; j < live; ++j) column[j][r] = tile[r][j0 + j];
-    for (int j = 0; j < live; ++j)
-      for (int r = 0; r < MR; ++r) cj[j * ldc + r] = beta == T(0) ? column[j][r] : column[j][r] + beta * cj[j * ldc + r];
+    if constexpr (in_registers)
+      simd::Transpose<T>::block(&tile[0][j0], NR, MR, live, cj, ldc, MR);
+    else
+      for (int j = 0; j < live; ++j)
+        for (int r = 0; r < MR; ++r) cj[j * ldc + r] = tile[r][j0 + j];
   }
 }
 
