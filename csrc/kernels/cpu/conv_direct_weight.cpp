@@ -2,6 +2,7 @@
 // conv.cpp when direct_fits_backward_weight() says so. Shares the forward's tiling, blocking and
 // padded input blocks (cpu/conv_direct.h; the design is in conv_direct.cpp's header).
 #include <algorithm>
+#include <cstdlib>
 #include <cstdint>
 #include <vector>
 
@@ -34,9 +35,12 @@ using namespace direct;
 // pass transposes them into OIHW. No column matrix, and each input value is read in place by all
 // the taps that use it.
 //
-// Each thread owns a fixed run of (group, channel group, tile) items and sums them over every
-// block in order, padding its own copy of each block's input: the result depends on the shapes
-// only, never the thread count.
+// Each thread owns a fixed run of (part, group, channel group, tile) items and sums them over the
+// part's blocks in order, padding its own copy of each block's input and packing its own dy. Where
+// the blocks' preparation weighs (few tiles per block), the blocks are cut into two parts fixed by
+// the shapes (parts_of), each summed into its own buffer and the two added at the end: two threads
+// then take a part each and prepare every block once between them, not once each. Either way the
+// result depends on the shapes only, never the thread count.
 template <class T>
 struct GradArgs {
   T* dwt;                // the tile's first tap; tap rows are ld apart, columns OB apart
@@ -114,6 +118,32 @@ void pack_dy(T* dst, const T* dy, const Block& bl, int64_t k0, int64_t live, con
   }
 }
 
+// Parts of the blocks (1 or 2), by the shapes only: two where a thread's share of the tiles of a
+// block is small next to preparing the block (padding cg channels of input, packing OB-channel groups
+// of dy), the second buffer of sums is at most kPartBytes, and the two halves of the blocks hold
+// nearly the same pixels (AlexNet's conv1 at batch 1, 5 row bands cut 2 + 3, ran 0.92x). GoogLeNet's
+// 5x5 layer (16 -> 32 channels, 40 tiles a block) spent 16% of its time preparing blocks on both
+// threads: 1.05-1.08x.
+constexpr int64_t kPartBytes = int64_t(4) << 20;
+constexpr int64_t kPartTiles = 256;  // tiles of a block (all channel groups) below which it pays
+
+template <class T>
+int64_t parts_of(const Plan& q, const TapTiling& tt, const Conv2dParams& p, int64_t ckk) {
+  const int64_t tiles = p.groups * q.kbs * tt.count();
+  const int64_t bytes = p.groups * q.kbs * ckk * Tiling<T>::OB * int64_t(sizeof(T));
+  if (q.blocks < 2 || tiles >= kPartTiles || bytes > kPartBytes) return 1;
+  auto pixels = [&](int64_t b0, int64_t b1) {
+    int64_t n = 0;
+    for (int64_t b = b0; b < b1; ++b) {
+      const Block bl = block_of(b, q, p);
+      n += (bl.n1 - bl.n0) * (bl.oh1 - bl.oh0);
+    }
+    return n;
+  };
+  const int64_t first = pixels(0, q.blocks / 2), second = pixels(q.blocks / 2, q.blocks);
+  return 8 * std::abs(first - second) <= first + second ? 2 : 1;
+}
+
 template <class T>
 void backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
   constexpr int OB = Tiling<T>::OB;
@@ -125,8 +155,10 @@ void backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
   }
   const Plan q = plan_of<T>(p);
   const TapTiling tt = tap_tiling<T>(p);
-  const int64_t per_group = q.kbs * tt.count(), items = p.groups * per_group;
-  T* dwt = workspace_as<T>(kWeightSlot, p.groups * q.kbs * ckk * OB);
+  const int64_t parts = parts_of<T>(q, tt, p, ckk);
+  const int64_t per_group = q.kbs * tt.count(), per_part = p.groups * per_group, items = parts * per_part;
+  const int64_t part_size = p.groups * q.kbs * ckk * OB;  // sums of one part: dwt[g][kb][tap][o]
+  T* dwt = workspace_as<T>(kWeightSlot, parts * part_size);
   const double macs = double(p.n) * double(p.k) * double(p.oh * p.ow) * double(ckk);
   const int threads = threads_for(macs, items);
   const int64_t in_size = q.cg * q.imgs * q.in_rows * q.wp, pix_max = q.imgs * q.band * p.ow;
@@ -140,13 +172,15 @@ void backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
       const T* rowp[Tiling<T>::R];
       GradArgs<T> a;
       a.rows = rowp;
-      for (int64_t g = mine.begin / per_group; g <= (mine.end - 1) / per_group; ++g) {
-        // My items of group g, and the channel groups they need packed.
-        const int64_t lo = std::max(mine.begin, g * per_group) - g * per_group;
-        const int64_t hi = std::min(mine.end, (g + 1) * per_group) - g * per_group;
+      for (int64_t pg = mine.begin / per_group; pg <= (mine.end - 1) / per_group; ++pg) {
+        // My items of group g in part `part`, and the channel groups they need packed.
+        const int64_t part = pg / p.groups, g = pg % p.groups;
+        const int64_t lo = std::max(mine.begin, pg * per_group) - pg * per_group;
+        const int64_t hi = std::min(mine.end, (pg + 1) * per_group) - pg * per_group;
         const int64_t kb0 = lo / tt.count(), kb1 = (hi - 1) / tt.count() + 1;
         T* dyp = workspace_as<T>(kAccSlot, (kb1 - kb0) * pix_max * OB);
-        for (int64_t b = 0; b < q.blocks; ++b) {
+        const int64_t b0 = q.blocks * part / parts, b1 = q.blocks * (part + 1) / parts;
+        for (int64_t b = b0; b < b1; ++b) {
           const Block bl = block_of(b, q, p);
           const int64_t imgs = bl.n1 - bl.n0, rows = bl.oh1 - bl.oh0, npix = imgs * rows * p.ow;
           const int64_t cs = imgs * q.in_rows * q.wp;  // channel stride of xp
@@ -161,7 +195,7 @@ void backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
           // Runs of the block's pixels of kChunkBytes of packed dy, swept in order by every tile.
           for (int64_t e0 = 0; e0 < npix; e0 += kGradPixels) {
             a.steps = std::min(kGradPixels, npix - e0);
-            a.first = b == 0 && e0 == 0;
+            a.first = b == b0 && e0 == 0;
             a.pix = pix.data() + e0;
             for (int64_t it = lo; it < hi; ++it) {
               const int64_t kb = it / tt.count(), tile = it % tt.count();
@@ -172,7 +206,7 @@ void backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
                 const int64_t c = (t0 + t) / p.kh, i = (t0 + t) % p.kh;
                 rowp[t] = xp + c * cs + i * p.dil_h * q.wp + j0;
               }
-              a.dwt = dwt + ((g * q.kbs + kb) * ckk + t0 * p.kw + j0) * OB;
+              a.dwt = dwt + part * part_size + ((g * q.kbs + kb) * ckk + t0 * p.kw + j0) * OB;
               a.dy = dyp + ((kb - kb0) * pix_max + e0) * OB;
               table.fn[tr][tc](a);
             }
@@ -181,7 +215,8 @@ void backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
       }
     }
     parallel::barrier(nt);
-    // dwt[g][kb][tap][o] -> dw[g*kg + kb*OB + o][tap], in runs of 64 taps.
+    // dwt[g][kb][tap][o] (the second part's sums added to the first's) -> dw[g*kg + kb*OB + o][tap],
+    // in runs of 64 taps.
     constexpr int64_t kRun = 64;
     const int64_t runs = (ckk + kRun - 1) / kRun;
     const parallel::Range out = parallel::split(p.groups * q.kbs * runs, tid, nt);
@@ -189,7 +224,13 @@ void backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
       const int64_t gk = u / runs, e0 = u % runs * kRun, ne = std::min(kRun, ckk - e0);
       const int64_t kb = gk % q.kbs, k0 = gk / q.kbs * q.kg + kb * OB;
       const int64_t live = std::min<int64_t>(OB, q.kg - kb * OB);
-      transpose_into(dw + k0 * ckk + e0, ckk, ne, dwt + (gk * ckk + e0) * OB, OB, ne, live);
+      T* sums = dwt + (gk * ckk + e0) * OB;
+      if (parts == 2) {
+        using V = simd::Vec<T>;
+        const T* second = sums + part_size;
+        for (int64_t e = 0; e < ne * OB; e += V::width) V::store(sums + e, V::add(V::load(sums + e), V::load(second + e)));
+      }
+      transpose_into(dw + k0 * ckk + e0, ckk, ne, sums, OB, ne, live);
     }
   });
 }
