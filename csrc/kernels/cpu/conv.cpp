@@ -431,15 +431,6 @@ void scatter_rows(T* img, const T* blk, int64_t ld, const T* bias, const Block& 
     }
 }
 
-template <class T>
-void add_bias(T* y, const T* bias, int64_t rows, int64_t cols, int64_t ld) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const T b = bias[r];
-    T* yr = y + r * ld;
-    for (int64_t o = 0; o < cols; ++o) yr[o] += b;
-  }
-}
-
 constexpr int64_t kColUnit = 32;  // columns split between threads in these units: a GEMM register tile's width
 
 // Share [begin, end) of `total` rows for thread tid of nt, cut at multiples of `unit` (a GEMM
@@ -559,24 +550,24 @@ void forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p)
     gp.m = k1 - k0, gp.n = b.cols(), gp.k = s.ckk, gp.lda = s.ckk, gp.ldb = ldb ? ldb : b.cols(), gp.threads = 1;
     const T* wk = w + (b.g * s.kg + k0) * s.ckk;
     const T* whole = packed && k0 == 0 && k1 == s.kg ? packed + b.g * packed_group : nullptr;
-    auto product = [&](T* c) {
+    // cb: the bias of c's rows (output channels k0..), added by the GEMM as it stores them, or null.
+    auto product = [&](T* c, const T* cb) {
       if (by_pixels && whole) {  // c^T = col^T w^T: col is the image (pixel_rows)
         GemmParams gt;
         gt.m = gp.n, gt.n = gp.m, gt.k = gp.k, gt.trans_a = true, gt.lda = gp.ldb, gt.trans_c = true,
         gt.ldc = gp.ldc, gt.threads = 1;
-        gemm_prepacked(c, col, nullptr, nullptr, whole, gt);
+        gemm_prepacked(c, col, nullptr, nullptr, whole, gt, cb);
       } else {  // unpacked weights leave the orientation to the GEMM
-        gemm_prepacked(c, wk, by_pixels ? nullptr : whole, ldb ? col : nullptr, ldb ? nullptr : col, gp);
+        gemm_prepacked(c, wk, by_pixels ? nullptr : whole, ldb ? col : nullptr, ldb ? nullptr : col, gp, cb);
       }
     };
     if (b.single()) {
       T* yt = y + (b.n0 * p.k + b.g * s.kg + k0) * s.ohw + b.oh0 * p.ow;
       gp.ldc = s.ohw;
-      product(yt);
-      if (bias) add_bias(yt, bias + b.g * s.kg + k0, k1 - k0, b.cols(), s.ohw);
+      product(yt, bias ? bias + b.g * s.kg + k0 : nullptr);
     } else {
       gp.ldc = b.cols();
-      product(stage + k0 * b.cols());
+      product(stage + k0 * b.cols(), nullptr);
       scatter_rows(y, stage, b.cols(), bias, b, s, p.k, k0, k1);
     }
   };
@@ -639,8 +630,8 @@ void forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p)
         GemmParams gp;
         gp.m = s.kg, gp.n = j1 - j0, gp.k = s.ckk, gp.lda = s.ckk, gp.ldb = s.hw, gp.ldc = s.ohw, gp.threads = 1;
         T* yt = y + (b.n0 * p.k + b.g * s.kg) * s.ohw + j0;
-        gemm(yt, w + b.g * s.kg * s.ckk, x + (b.n0 * p.c + b.g * s.cg) * s.hw + j0, gp);
-        if (bias) add_bias(yt, bias + b.g * s.kg, s.kg, gp.n, s.ohw);
+        gemm_prepacked(yt, w + b.g * s.kg * s.ckk, nullptr, x + (b.n0 * p.c + b.g * s.cg) * s.hw + j0, nullptr, gp,
+                       bias ? bias + b.g * s.kg : nullptr);
       });
       continue;
     }

@@ -49,11 +49,12 @@ void gemm_pack_b_row(double* dst, const double* row, std::int64_t k, std::int64_
 // GEMM on its own makes the same choice, for a larger gain: see gemm.cpp, computes_transposed.)
 bool gemm_computes_transposed(std::int64_t m, std::int64_t n, float);
 bool gemm_computes_transposed(std::int64_t m, std::int64_t n, double);
-// a_packed / b_packed: null to read a / b as gemm_f32 does.
+// a_packed / b_packed: null to read a / b as gemm_f32 does. row_bias: null, or a value per stored
+// row of C (row i; column j with trans_c) added after alpha and beta (a convolution's bias, fused).
 void gemm_prepacked(float* c, const float* a, const float* a_packed, const float* b, const float* b_packed,
-                    const GemmParams& p);
+                    const GemmParams& p, const float* row_bias = nullptr);
 void gemm_prepacked(double* c, const double* a, const double* a_packed, const double* b, const double* b_packed,
-                    const GemmParams& p);
+                    const GemmParams& p, const double* row_bias = nullptr);
 
 }  // namespace CNNX_ISA_NS
 }  // namespace cnnx
