@@ -578,8 +578,9 @@ void forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p)
   auto pack_col = [&](const Block& b) { return !gemm_reads_b_in_place(s.kg, s.ckk, b.cols(), T(0)); };
 
   // Whole blocks per thread when they divide evenly or are many (5 blocks on 2 threads would leave
-  // one idle for a fifth of the time).
-  if (threads > 1 && items >= nt64 && (items % nt64 == 0 || items >= 8 * nt64)) {
+  // one idle for a fifth of the time); one thread takes them all this way too, so it also packs the
+  // weights once (and multiplies pointwise images as pixels x channels) rather than once per block.
+  if (items >= nt64 && (items % nt64 == 0 || items >= 8 * nt64)) {
     // Each GEMM would pack its weights again (for a deep layer, megabytes per image): when every
     // group's weights serve several blocks, the threads pack them once, together, first.
     T* pack = pack_weights_once<T>(s, items >= 2 * p.groups) ? workspace_as<T>(kPackedWeightSlot, p.groups * packed_group)
@@ -714,7 +715,7 @@ void backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p) {
   };
 
   const int threads = get_num_threads();
-  if (threads > 1 && items >= 2 * int64_t(threads)) {
+  if (items >= 2 * int64_t(threads)) {  // one thread too: the weights packed once, as the forward
     T* pack = pack_weights_once<T>(s, items * s.tiles >= 2 * p.groups)
                   ? workspace_as<T>(kPackedWeightSlot, p.groups * packed_group) : nullptr;
     packed = pack;
