@@ -26,6 +26,18 @@ struct GemmParams {
                     // from inside their own parallel region pass 1)
 };
 
+// The same product as its transpose, C^T = op(B)^T op(A)^T, for a call with the operands swapped
+// (gemm(c, b, a, transposed_product(p))): m and n, the operands' transposes and strides exchanged,
+// and C stored the other way (trans_c flipped). Every element sums the same products in the same order.
+inline GemmParams transposed_product(const GemmParams& p) {
+  GemmParams q = p;
+  q.m = p.n, q.n = p.m;
+  q.trans_a = !p.trans_b, q.lda = p.ldb;
+  q.trans_b = !p.trans_a, q.ldb = p.lda;
+  q.trans_c = !p.trans_c;
+  return q;
+}
+
 // Dispatching entry point: runs the implementation of the active ISA (see dispatch.h).
 template <class T>
 void gemm(T* c, const T* a, const T* b, const GemmParams& p);

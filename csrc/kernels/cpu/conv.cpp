@@ -109,12 +109,18 @@ struct Shape {
   int64_t rows_per_tile;  // output rows per tile (all of them when imgs > 1)
   int64_t tiles;          // row tiles per image
   bool pointwise;
+  // A pointwise image is one GEMM, weights x pixels. Where the GEMM's register tiles fit it better
+  // as pixels x weights (gemm_computes_transposed: 196 pixels are 14 rows of 14 exactly, while 196
+  // columns leave a 4-column panel), the forward and dx multiply it that way, y^T = x^T w^T
+  // (dx^T = dy^T w), stored transposed, with the weights as the GEMM's B. Such images are always
+  // whole (imgs == 1): the column matrix is the image itself.
+  bool by_pixels;
 };
 
 // The three passes: shape_of cuts pointwise layers differently for the weight gradient.
 enum class Pass { forward, input, weight };
 
-// pass: the forward and dx may multiply a pointwise image pixels x channels (pixel_rows). A small
+// pass: the forward and dx may multiply a pointwise image pixels x channels (by_pixels). A small
 // image (7x7) that fits the GEMM's tiles that way is then a GEMM of its own as well: its 49 rows are
 // 3.5 tiles, and nothing is copied (MobileNet's 7x7 layers at batch 32, forward and dx: 1.09-1.37x).
 // The weight gradient reduces over the pixels and keeps grouping them (alone it ran 0.9x).
@@ -130,9 +136,8 @@ Shape shape_of(const Conv2dParams& p, Pass pass) {
                 p.pad_w == 0;
   const int64_t cols = std::max(kMinTileCols, kColBytes / int64_t(sizeof(T)) / std::max<int64_t>(1, s.ckk));
   const int64_t rows = pass == Pass::forward ? s.kg : s.ckk;  // of the usual product, channels x pixels
-  const bool alone = s.pointwise && (s.ohw >= kPointwiseAlone ||
-                                     (pass != Pass::weight && gemm_computes_transposed(rows, s.ohw, T(0))));
-  s.imgs = s.ohw >= cols || alone
+  s.by_pixels = s.pointwise && pass != Pass::weight && gemm_computes_transposed(rows, s.ohw, T(0));
+  s.imgs = s.ohw >= cols || (s.pointwise && s.ohw >= kPointwiseAlone) || s.by_pixels
                ? 1
                : std::clamp<int64_t>(cols / std::max<int64_t>(1, s.ohw), 1, std::max<int64_t>(1, p.n));
   s.blocks = (p.n + s.imgs - 1) / s.imgs;
@@ -462,38 +467,27 @@ bool pack_weights_once(const Shape& s, bool reused) {
   return reused && (!s.pointwise || s.kg * s.ckk * int64_t(sizeof(T)) >= kPackPointwiseBytes);
 }
 
-// A pointwise image is one GEMM, weights x pixels. Where the GEMM's register tiles fit it better
-// as pixels x weights (gemm_computes_transposed: 196 pixels are 14 rows of 14 exactly, while 196
-// columns leave a 4-column panel), it is multiplied that way, y^T = x^T w^T (dx^T = dy^T w), and
-// stored transposed: the weights are then the GEMM's B. Only for whole pointwise images (imgs == 1),
-// whose column matrix is the image itself.
-template <class T>
-bool pixel_rows(const Shape& s, bool transposed) {
-  const int64_t m = transposed ? s.ckk : s.kg;  // rows of the usual product
-  return s.pointwise && s.imgs == 1 && gemm_computes_transposed(m, s.ohw, T(0));
-}
-
 // The weights of every group packed for the GEMM, thread tid of nt taking its share of the panels:
 // w[g] (kg x ckk) for the forward, or its transpose (ckk x kg) for dx, as the GEMM's A
-// (gemm_pack_a); or with as_b, the transpose of that as its B (gemm_pack_b: see pixel_rows). The
-// caller synchronises before the GEMMs read it. packed_group_size: the values of one group.
+// (gemm_pack_a); or, where the images are multiplied pixels x channels (Shape::by_pixels), the
+// transpose of that as its B (gemm_pack_b). The caller synchronises before the GEMMs read it.
+// packed_group_size: the values of one group.
 template <class T>
-int64_t packed_group_size(const Shape& s, bool transposed, bool as_b) {
+int64_t packed_group_size(const Shape& s, bool transposed) {
   const int64_t m = transposed ? s.ckk : s.kg, k = transposed ? s.kg : s.ckk;
-  return as_b ? gemm_packed_b_size(k, m, T(0)) : gemm_packed_a_size(m, k, T(0));
+  return s.by_pixels ? gemm_packed_b_size(k, m, T(0)) : gemm_packed_a_size(m, k, T(0));
 }
 
 template <class T>
-void pack_group_weights(T* pack, const T* w, const Shape& s, int64_t groups, bool transposed, bool as_b, int tid,
-                        int nt) {
+void pack_group_weights(T* pack, const T* w, const Shape& s, int64_t groups, bool transposed, int tid, int nt) {
   const int64_t m = transposed ? s.ckk : s.kg, k = transposed ? s.kg : s.ckk;
-  const int64_t panels = as_b ? gemm_b_panels(m, T(0)) : gemm_a_panels(m, T(0));
-  const int64_t size = packed_group_size<T>(s, transposed, as_b);
+  const int64_t panels = s.by_pixels ? gemm_b_panels(m, T(0)) : gemm_a_panels(m, T(0));
+  const int64_t size = packed_group_size<T>(s, transposed);
   const parallel::Range q = parallel::split(groups * panels, tid, nt);
   for (int64_t i = q.begin; i < q.end; ++i) {
     const int64_t g = i / panels, panel = i % panels;
     const T* wg = w + g * s.kg * s.ckk;
-    if (as_b)  // op(B) = the m x k matrix's transpose, k x m
+    if (s.by_pixels)  // op(B) = the m x k matrix's transpose, k x m
       gemm_pack_b(pack + g * size, wg, s.ckk, !transposed, k, m, panel, panel + 1);
     else
       gemm_pack_a(pack + g * size, wg, s.ckk, transposed, m, k, panel, panel + 1);
@@ -539,10 +533,9 @@ void forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p)
   // Output channels [k0, k1) of block b from its column matrix `col` (row stride ldb): straight
   // into y for a single image, else into the staging block `stage` and scattered from there.
   // `packed`: the group weights packed for the GEMM (whole groups only, k0 == 0), or null.
-  // (as the GEMM's B where the images are multiplied pixels x channels: pixel_rows).
+  // (as the GEMM's B where the images are multiplied pixels x channels: Shape::by_pixels).
   const T* packed = nullptr;
-  const bool by_pixels = pixel_rows<T>(s, false);
-  const int64_t packed_group = packed_group_size<T>(s, false, by_pixels);
+  const int64_t packed_group = packed_group_size<T>(s, false);
   // `col` is row-major with row stride ldb, or (ldb == 0) in the GEMM's packed-B layout.
   auto multiply = [&](const Block& b, const T* col, int64_t ldb, T* stage, int64_t k0, int64_t k1) {
     if (k1 <= k0) return;
@@ -552,14 +545,10 @@ void forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p)
     const T* whole = packed && k0 == 0 && k1 == s.kg ? packed + b.g * packed_group : nullptr;
     // cb: the bias of c's rows (output channels k0..), added by the GEMM as it stores them, or null.
     auto product = [&](T* c, const T* cb) {
-      if (by_pixels && whole) {  // c^T = col^T w^T: col is the image (pixel_rows)
-        GemmParams gt;
-        gt.m = gp.n, gt.n = gp.m, gt.k = gp.k, gt.trans_a = true, gt.lda = gp.ldb, gt.trans_c = true,
-        gt.ldc = gp.ldc, gt.threads = 1;
-        gemm_prepacked(c, col, nullptr, nullptr, whole, gt, cb);
-      } else {  // unpacked weights leave the orientation to the GEMM
-        gemm_prepacked(c, wk, by_pixels ? nullptr : whole, ldb ? col : nullptr, ldb ? nullptr : col, gp, cb);
-      }
+      if (s.by_pixels && whole)  // c^T = col^T w^T: col is the image
+        gemm_prepacked(c, col, nullptr, nullptr, whole, transposed_product(gp), cb);
+      else  // unpacked weights leave the orientation to the GEMM
+        gemm_prepacked(c, wk, s.by_pixels ? nullptr : whole, ldb ? col : nullptr, ldb ? nullptr : col, gp, cb);
     };
     if (b.single()) {
       T* yt = y + (b.n0 * p.k + b.g * s.kg + k0) * s.ohw + b.oh0 * p.ow;
@@ -588,7 +577,7 @@ void forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p)
     packed = pack;
     parallel::region(threads, [&](int tid, int nt) {
       if (pack) {
-        pack_group_weights(pack, w, s, p.groups, false, by_pixels, tid, nt);
+        pack_group_weights(pack, w, s, p.groups, false, tid, nt);
         parallel::barrier(nt);  // every panel packed
       }
       const parallel::Range mine = parallel::split(items, tid, nt);
@@ -664,10 +653,9 @@ void backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p) {
   const int64_t items = p.groups * s.blocks;
 
   // w[g]^T packed once per call for the GEMMs of whole groups (see forward), or null; as the GEMM's
-  // B where the images are multiplied pixels x channels (pixel_rows).
+  // B where the images are multiplied pixels x channels (Shape::by_pixels).
   const T* packed = nullptr;
-  const bool by_pixels = pixel_rows<T>(s, true);
-  const int64_t packed_group = packed_group_size<T>(s, true, by_pixels);
+  const int64_t packed_group = packed_group_size<T>(s, true);
 
   // Input channels [c0, c1) of image block `ib` of group g, on the calling thread.
   auto channels = [&](int64_t g, int64_t ib, int64_t c0, int64_t c1) {
@@ -690,18 +678,14 @@ void backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p) {
         src = stage, gp.ldb = b.cols();
       }
       const T* whole = packed && c0 == 0 && c1 == s.cg ? packed + g * packed_group : nullptr;
-      const T* a_packed = by_pixels ? nullptr : whole;
+      const T* a_packed = s.by_pixels ? nullptr : whole;
       if (s.pointwise && b.single()) {
         gp.ldc = s.hw;
         T* dxc = dx + (b.n0 * p.c + g * s.cg + c0) * s.hw;
-        if (by_pixels && whole) {  // dx^T = dy^T w (pixel_rows)
-          GemmParams gt;
-          gt.m = gp.n, gt.n = gp.m, gt.k = gp.k, gt.trans_a = true, gt.lda = gp.ldb, gt.trans_c = true,
-          gt.ldc = gp.ldc, gt.threads = 1;
-          gemm_prepacked(dxc, src, nullptr, nullptr, whole, gt);
-        } else {
+        if (s.by_pixels && whole)  // dx^T = dy^T w
+          gemm_prepacked(dxc, src, nullptr, nullptr, whole, transposed_product(gp));
+        else
           gemm_prepacked(dxc, wc, a_packed, src, nullptr, gp);
-        }
         continue;
       }
       T* dcol = workspace_as<T>(kColSlot, gp.m * b.cols());
@@ -721,7 +705,7 @@ void backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p) {
     packed = pack;
     parallel::region(threads, [&](int tid, int nt) {
       if (pack) {
-        pack_group_weights(pack, w, s, p.groups, true, by_pixels, tid, nt);
+        pack_group_weights(pack, w, s, p.groups, true, tid, nt);
         parallel::barrier(nt);  // every panel packed
       }
       const parallel::Range mine = parallel::split(items, tid, nt);

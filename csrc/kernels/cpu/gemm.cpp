@@ -457,16 +457,6 @@ bool computes_transposed(int64_t m, int64_t n, double ratio) {
   return product_cycles<T>(n, m) < ratio * product_cycles<T>(m, n);
 }
 
-// The same product as its transpose: C^T (n x m) = op(B)^T op(A)^T, with the operands swapped.
-inline GemmParams transposed(const GemmParams& p) {
-  GemmParams q = p;
-  q.m = p.n, q.n = p.m;
-  q.trans_a = !p.trans_b, q.lda = p.ldb;
-  q.trans_b = !p.trans_a, q.ldb = p.lda;
-  q.trans_c = !p.trans_c;
-  return q;
-}
-
 // row_bias: null, or one value per stored row of C (row i, or column j with trans_c), added to the
 // row's elements after alpha and beta, on the last k block: a convolution's bias, with no pass of its
 // own over the output (MobileNet's 14x14 512 -> 512 pointwise forward: 11% of its time).
@@ -476,7 +466,7 @@ void gemm_blocked(T* c, const T* a, const T* b, const GemmParams& p, const T* a_
   // Each C element still sums the same products in the same order, so the bits do not change; the
   // stored rows are the same, so is row_bias.
   if (!a_packed && !b_packed && computes_transposed<T>(p.m, p.n, kOwnTileRatio))
-    return gemm_blocked<T>(c, b, a, transposed(p), nullptr, nullptr, row_bias);
+    return gemm_blocked<T>(c, b, a, transposed_product(p), nullptr, nullptr, row_bias);
   using B = Blocking<T>;
   constexpr int MR = B::MR, NV = B::NV, NR = B::NR;
   static constexpr std::array<TileFn<T>, MR> tiles = make_tiles<T, MR, NV>(std::make_index_sequence<MR>());
