@@ -533,9 +533,13 @@ def test_no_access_outside_arrays():
 
 @pytest.mark.parametrize("m,n,k,trans_a,trans_b", [(300, 500, 700, False, False),
                                                    (197, 65, 1000, True, True),
-                                                   (600, 10, 900, False, True)])
+                                                   (600, 10, 900, False, True),
+                                                   (520, 300, 400, True, False)])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_bitwise_identical_for_any_thread_count(isa, dtype, m, n, k, trans_a, trans_b, restore_threads):
+    """The threads share the tiles of each A block, or take rows of C each (gemm.cpp, split_m: a B
+    that is narrow, 65 and 10 columns, or small enough for L2, 520 x 300 x 400 on 2 and 3 threads
+    but not 7). Every element sums the same products in the same order either way."""
     a, b, out = problem(12, m, n, k, dtype, trans_a, trans_b)
     kwargs = dict(trans_a=trans_a, trans_b=trans_b, alpha=-0.5, beta=2.5)
     results = []
