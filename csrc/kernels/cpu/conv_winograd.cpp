@@ -466,9 +466,12 @@ void backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
 // faster than the direct kernels (2 threads, float32, AVX-512). The transforms run W tiles of one
 // tile row at a time, so rows of fewer than 7 tiles leave most lanes idle (3x3: 256x8x8 at batch 64
 // 1.04x; 512x4x4 0.72x). 3x3: the weight transform and its 16 packed copies cost as much as the
-// products below ~500 tiles (512x14x14 at batch 1: 10.9 ms against 2.8 ms direct); where chosen
-// 1.3-1.8x the direct kernels (64x32x32 at batch 64 16.9 -> 9.4 ms, 512x14x14 at batch 32 76 -> 56
-// ms). 5x5 saves more multiplies but its 36 products of K x C by C x tiles run short reductions and
+// products at about 100 tiles (512x14x14 at batch 1, 49 tiles: 3.5 ms against 2.6 ms direct; at
+// batch 2, 98 tiles: 1.0x; 128x20x20 at batch 1, 100 tiles: 0.86x). From 144 tiles with at least
+// 64 channels on either side it wins: 96 -> 96 at 24x24 batch 1 1.22x, GoogLeNet's 3a 3x3 (96 ->
+// 128 at 28x28, 196 tiles) 1.07x, 128 -> 192 1.13x, 512x14x14 at batch 3-4 1.4-1.6x; with 32
+// channels it waits for 512 tiles (32x28x28 at batch 1: 0.85x). Where chosen 1.3-1.8x the direct
+// kernels (64x32x32 at batch 64 16.9 -> 9.4 ms, 512x14x14 at batch 32 76 -> 56 ms). 5x5 saves more multiplies but its 36 products of K x C by C x tiles run short reductions and
 // transform 9 values per output: it wins where both channel counts are at least 64 (AlexNet's
 // conv2, 96 -> 256 at 27x27: batch 1 2.5 -> 1.9 ms, batch 32 75 -> 50 ms; 64 -> 64 at 56x56 1.1-1.3x)
 // and loses with 32 or fewer on either side (16 -> 32 at 28x28 0.76x, 128 -> 32 at 14x14 0.5-0.8x).
@@ -479,7 +482,7 @@ bool winograd_fits(const Conv2dParams& p, bool force) {
     return false;
   if (force) return true;
   const int64_t tw = (p.ow + 1) / 2, tiles = tile_count(p);
-  if (p.kh == 3) return p.c >= 32 && p.k >= 32 && tw >= 7 && tiles >= 512;
+  if (p.kh == 3) return p.c >= 32 && p.k >= 32 && tw >= 7 && (tiles >= 512 || (tiles >= 144 && p.c >= 64 && p.k >= 64));
   return p.c >= 64 && p.k >= 64 && tw >= 7 && tiles >= 196;
 }
 
@@ -519,7 +522,12 @@ void winograd_backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams
 template <class T>
 bool winograd_fits_backward_input(const Conv2dParams& p, bool force) {
   if (p.pad_h > p.kh - 1 || p.pad_w > p.kw - 1) return false;
-  return winograd_fits<T>(p, true) && winograd_fits<T>(transposed_of(p), force);
+  const Conv2dParams t = transposed_of(p);
+  if (!winograd_fits<T>(p, true) || !winograd_fits<T>(t, force)) return false;
+  // By choice, a 3x3 input gradient also waits for 512 tiles: from 144 it ran 0.91-0.97x the direct
+  // kernels at batch 1 (96 -> 96 at 24x24, 64 -> 128 and 128 -> 128 at 28x28), where the forward
+  // gains 1.03-1.19x (it also flips a copy of the weights first).
+  return force || t.kh != 3 || tile_count(t) >= 512;
 }
 
 template <class T>
