@@ -471,7 +471,8 @@ void backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
 // 64 channels on either side it wins: 96 -> 96 at 24x24 batch 1 1.22x, GoogLeNet's 3a 3x3 (96 ->
 // 128 at 28x28, 196 tiles) 1.07x, 128 -> 192 1.13x, 512x14x14 at batch 3-4 1.4-1.6x; with 32
 // channels it waits for 512 tiles (32x28x28 at batch 1: 0.85x). Where chosen 1.3-1.8x the direct
-// kernels (64x32x32 at batch 64 16.9 -> 9.4 ms, 512x14x14 at batch 32 76 -> 56 ms). 5x5 saves more multiplies but its 36 products of K x C by C x tiles run short reductions and
+// kernels (64x32x32 at batch 64 16.9 -> 9.4 ms, 512x14x14 at batch 32 76 -> 56 ms). 5x5 saves
+// more multiplies but its 36 products of K x C by C x tiles run short reductions and
 // transform 9 values per output: it wins where both channel counts are at least 64 (AlexNet's
 // conv2, 96 -> 256 at 27x27: batch 1 2.5 -> 1.9 ms, batch 32 75 -> 50 ms; 64 -> 64 at 56x56 1.1-1.3x)
 // and loses with 32 or fewer on either side (16 -> 32 at 28x28 0.76x, 128 -> 32 at 14x14 0.5-0.8x).
@@ -482,7 +483,8 @@ bool winograd_fits(const Conv2dParams& p, bool force) {
     return false;
   if (force) return true;
   const int64_t tw = (p.ow + 1) / 2, tiles = tile_count(p);
-  if (p.kh == 3) return p.c >= 32 && p.k >= 32 && tw >= 7 && (tiles >= 512 || (tiles >= 144 && p.c >= 64 && p.k >= 64));
+  if (p.kh == 3)
+    return p.c >= 32 && p.k >= 32 && tw >= 7 && (tiles >= 512 || (tiles >= 144 && p.c >= 64 && p.k >= 64));
   return p.c >= 64 && p.k >= 64 && tw >= 7 && tiles >= 196;
 }
 

@@ -237,10 +237,6 @@ CNNX_INLINE void micro_kernel(int64_t kc, const T* __restrict ap, const T* __res
     for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
 
   const int64_t ahead = (bs <= 64 ? 8 : 32) * bs;
-  // Stored transposed, the tile writes `cols` runs of MR values, ldc apart: each starts or ends
-  // inside a cache line, and a partly written line must first be read (a full-line store need not).
-  // So those lines are fetched during the k loop, one every kCLineSteps steps (spread out, not
-  // all at once, where they would queue behind the A and B streams).
   auto steps = [&](int64_t n) __attribute__((always_inline)) {
 #pragma GCC unroll 4
     for (int64_t q = 0; q < n; ++q) {
