@@ -476,16 +476,29 @@ void backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
 // transform 9 values per output: it wins where both channel counts are at least 64 (AlexNet's
 // conv2, 96 -> 256 at 27x27: batch 1 2.5 -> 1.9 ms, batch 32 75 -> 50 ms; 64 -> 64 at 56x56 1.1-1.3x)
 // and loses with 32 or fewer on either side (16 -> 32 at 28x28 0.76x, 128 -> 32 at 14x14 0.5-0.8x).
+namespace {
+bool winograd_runs(const Conv2dParams& p) {
+  return p.kh == p.kw && (p.kh == 3 || p.kh == 5) && p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 &&
+         p.dil_w == 1 && p.groups == 1;
+}
+
+// input_gradient: p is the input gradient's forward pass of dy (transposed_of). With 3x3 it waits
+// for 512 tiles whatever its channels: from 144 it ran 0.91-0.97x the direct kernels at batch 1
+// (96 -> 96 at 24x24, 64 -> 128 and 128 -> 128 at 28x28), where the forward gains 1.03-1.19x (it
+// also flips a copy of the weights first).
+bool winograd_chosen(const Conv2dParams& p, bool input_gradient) {
+  const int64_t tw = (p.ow + 1) / 2, tiles = tile_count(p);
+  if (p.kh == 3) {
+    const bool wide = !input_gradient && tiles >= 144 && p.c >= 64 && p.k >= 64;
+    return p.c >= 32 && p.k >= 32 && tw >= 7 && (tiles >= 512 || wide);
+  }
+  return p.c >= 64 && p.k >= 64 && tw >= 7 && tiles >= 196;
+}
+}  // namespace
+
 template <class T>
 bool winograd_fits(const Conv2dParams& p, bool force) {
-  if (p.kh != p.kw || (p.kh != 3 && p.kh != 5) || p.stride_h != 1 || p.stride_w != 1 || p.dil_h != 1 ||
-      p.dil_w != 1 || p.groups != 1)
-    return false;
-  if (force) return true;
-  const int64_t tw = (p.ow + 1) / 2, tiles = tile_count(p);
-  if (p.kh == 3)
-    return p.c >= 32 && p.k >= 32 && tw >= 7 && (tiles >= 512 || (tiles >= 144 && p.c >= 64 && p.k >= 64));
-  return p.c >= 64 && p.k >= 64 && tw >= 7 && tiles >= 196;
+  return winograd_runs(p) && (force || winograd_chosen(p, false));
 }
 
 template <class T>
@@ -506,7 +519,7 @@ void winograd_forward(T* y, const T* x, const T* w, const T* bias, const ConvEpi
 // 0.96-0.98x).
 template <class T>
 bool winograd_fits_backward_weight(const Conv2dParams& p, bool force) {
-  if (p.h < p.kh - p.pad_h || p.w < p.kw - p.pad_w || !winograd_fits<T>(p, true)) return false;
+  if (p.h < p.kh - p.pad_h || p.w < p.kw - p.pad_w || !winograd_runs(p)) return false;
   const int64_t tw = (p.ow + 1) / 2, tiles = tile_count(p);
   return force || (p.c >= 96 && p.k >= 96 && tw >= 7 && tiles >= 49);
 }
@@ -525,11 +538,7 @@ template <class T>
 bool winograd_fits_backward_input(const Conv2dParams& p, bool force) {
   if (p.pad_h > p.kh - 1 || p.pad_w > p.kw - 1) return false;
   const Conv2dParams t = transposed_of(p);
-  if (!winograd_fits<T>(p, true) || !winograd_fits<T>(t, force)) return false;
-  // By choice, a 3x3 input gradient also waits for 512 tiles: from 144 it ran 0.91-0.97x the direct
-  // kernels at batch 1 (96 -> 96 at 24x24, 64 -> 128 and 128 -> 128 at 28x28), where the forward
-  // gains 1.03-1.19x (it also flips a copy of the weights first).
-  return force || t.kh != 3 || tile_count(t) >= 512;
+  return winograd_runs(p) && winograd_runs(t) && (force || winograd_chosen(t, true));
 }
 
 template <class T>

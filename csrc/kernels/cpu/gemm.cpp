@@ -267,9 +267,9 @@ CNNX_INLINE void micro_kernel(int64_t kc, const T* __restrict ap, const T* __res
     // out: all at once, they would queue behind the A and B streams). MobileNet's 14x14 512 -> 512
     // pointwise layer at batch 32 (196 x 512 products stored as 512 x 196): 1.05-1.07x on one
     // thread, 1.02-1.05x on two; skipping the store altogether would gain 1.08-1.12x.
-    const int64_t lines = 2 * cols;
-    for (int64_t q0 = 0, line = 0; q0 < kc; q0 += kCLineSteps, ++line) {
-      if (line < lines) __builtin_prefetch(c + (line >> 1) * ldc + (line & 1) * (MR - 1), 1);
+    const int64_t c_lines = 2 * cols;  // the first and the last value of each run
+    for (int64_t q0 = 0, c_line = 0; q0 < kc; q0 += kCLineSteps, ++c_line) {
+      if (c_line < c_lines) __builtin_prefetch(c + (c_line >> 1) * ldc + (c_line & 1) * (MR - 1), 1);
       steps(std::min(kCLineSteps, kc - q0));
     }
   }
