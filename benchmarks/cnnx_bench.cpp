@@ -5,8 +5,9 @@
 //
 // gemm (the default): for every case it first validates the result (64 random output elements
 // against float64 dot products), then times the kernel: 2 warm-up calls, then R timed calls, and
-// prints the median, GFLOP/s and the share of the machine's measured peak (--peak, default 535
-// GFLOP/s: 2 Zen 5 cores).
+// prints the median, GFLOP/s and the share of the machine's peak: --peak GFLOPS, or by default the
+// rate of register-only FMA chains measured at the start (cnnx::fma_peak, cnnx/peak.h), with the
+// same ISA, threads and dtype.
 // elementwise: ReLU (forward, in place, backward), the residual add, tanh and sigmoid (forward,
 // backward) on ResNet-18's 64x64x32x32 activations; each result must equal the reference kernel's bit
 // for bit (the tanh and sigmoid forwards, which approximate on their own: be within 4 ulp of it,
@@ -27,6 +28,7 @@
 #include "cnnx/dispatch.h"
 #include "cnnx/elementwise.h"
 #include "cnnx/gemm.h"
+#include "cnnx/peak.h"
 #include "cnnx/runtime.h"
 
 namespace {
@@ -218,7 +220,7 @@ void usage() {
 
 int main(int argc, char** argv) {
   int repeat = 21;
-  double peak = 535.0;
+  double peak = 0;  // measured unless given
   bool use_double = false;
   std::string filter, suite = "gemm";
   for (int i = 1; i < argc; ++i) {
@@ -249,6 +251,10 @@ int main(int argc, char** argv) {
       repeat = std::max(1, std::atoi(value("--repeat")));
     } else if (arg == "--peak") {
       peak = std::atof(value("--peak"));
+      if (!(peak > 0)) {
+        std::fprintf(stderr, "--peak must be > 0 GFLOP/s\n");
+        return 2;
+      }
     } else if (arg == "--case") {
       filter = value("--case");
     } else if (arg == "--double") {
@@ -260,7 +266,13 @@ int main(int argc, char** argv) {
   }
   std::printf("cnnx %s  isa %s  threads %d  %s", cnnx::version(), cnnx::active_isa(), cnnx::get_num_threads(),
               use_double ? "float64" : "float32");
-  if (suite == "gemm") std::printf("  peak %.0f GFLOP/s", peak);
+  if (suite == "gemm") {
+    const bool measure = peak == 0;
+    if (measure)
+      peak = use_double ? cnnx::fma_peak<double>(cnnx::get_num_threads(), 0.3)
+                        : cnnx::fma_peak<float>(cnnx::get_num_threads(), 0.3);
+    std::printf("  peak %.0f GFLOP/s%s", peak, measure ? " (measured)" : "");
+  }
   std::printf("\n");
   int failures;
   if (suite == "elementwise")

@@ -252,6 +252,12 @@ void adam_step(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, T* max_exp_av
   pick<T>(k.adam_step_f32, k.adam_step_f64)(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, n, p);
 }
 
+template <class T>
+double fma_peak(int threads, double seconds) {
+  const KernelTable& k = active_kernels();
+  return pick<T>(k.fma_peak_f32, k.fma_peak_f64)(threads, seconds);
+}
+
 #define CNNX_LAYER_ENTRIES(T)                                                                            \
   template void max_pool2d_forward<T>(T*, std::int64_t*, const T*, const Pool2dParams&);               \
   template bool max_pool2d_backward<T>(T*, const T*, const std::int64_t*, const Pool2dParams&);         \
@@ -273,7 +279,8 @@ void adam_step(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, T* max_exp_av
   template void sigmoid_forward<T>(T*, const T*, std::int64_t);                                         \
   template void sigmoid_backward<T>(T*, const T*, const T*, std::int64_t);                              \
   template void sgd_step<T>(T*, const T*, T*, std::int64_t, const SgdParams&);                          \
-  template void adam_step<T>(T*, const T*, T*, T*, T*, std::int64_t, const AdamParams&);
+  template void adam_step<T>(T*, const T*, T*, T*, T*, std::int64_t, const AdamParams&);              \
+  template double fma_peak<T>(int, double);
 CNNX_LAYER_ENTRIES(float)
 CNNX_LAYER_ENTRIES(double)
 #undef CNNX_LAYER_ENTRIES

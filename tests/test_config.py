@@ -11,7 +11,7 @@ import pytest
 
 import cnnx
 from cnnx import _C
-from conftest import ISAS
+from conftest import ISAS, using_isa
 
 # Child interpreters start outside the checkout, so they import the installed cnnx and not the
 # source folder (which has no compiled _C in a non-editable install).
@@ -121,3 +121,53 @@ def test_cnnx_isa_env_unknown_warns_and_falls_back():
     category, message = result["warnings"][0]
     assert category == "RuntimeWarning"
     assert "bogus" in message and ISAS[0] in message
+
+
+# The arithmetic-peak probe behind `cnnx bench`'s % peak column (cnnx/peak.h).
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fma_peak_is_a_rate(isa, dtype):
+    for threads in (1, 2):
+        gflops = _C.fma_peak(threads, 0.02, dtype)
+        assert np.isfinite(gflops) and gflops > 0.1, (isa, threads, gflops)
+
+
+def test_fma_peak_vector_isas_beat_scalar_code(fast_isa):
+    fast = _C.fma_peak(1, 0.05)
+    with using_isa("ref"):
+        scalar = _C.fma_peak(1, 0.05)
+    assert fast > 1.5 * scalar, (fast_isa, fast, scalar)  # measured: avx512 247, avx2 124, generic 42, ref 18
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(threads=0), "threads"), (dict(threads=-2), "threads"),
+    (dict(seconds=0.0), "seconds"), (dict(seconds=-1.0), "seconds"), (dict(seconds=61.0), "seconds"),
+    (dict(seconds=float("nan")), "seconds"), (dict(dtype="int32"), "dtype"),
+])
+def test_fma_peak_rejects_bad_arguments(kwargs, name):
+    args = dict(threads=1, seconds=0.01, dtype="float32") | kwargs
+    with pytest.raises(ValueError, match=name):
+        _C.fma_peak(**args)
+
+
+def test_bench_peak_option(capsys):
+    import argparse
+    from cnnx import bench
+
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    for bad in ("0", "-5", "fast"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["conv", "--peak", bad])
+    assert "--peak" in capsys.readouterr().err
+    assert parser.parse_args(["conv", "--peak", "400"]).peak == 400.0
+    args = parser.parse_args(["conv", "--case", "lenet5_c1", "--rounds", "1", "--threads", "1"])
+    assert args.peak is None  # measured in the run
+    bench.main(args)
+    out = capsys.readouterr().out
+    (line,) = [s for s in out.splitlines() if s.startswith("% peak of ")]
+    start, end = map(float, re.findall(r"([0-9.]+) GFLOP/s, measured at the start \(([0-9.]+) at the end\)", line)[0])
+    assert start > 0 and end > 0 and "1 threads" in line
+    # the % column divides by the measured start figure (GFLOP/s printed rounded: within 1 point)
+    row = [s for s in out.splitlines() if s.split()[:3] == ["lenet5_c1", "fwd", "1"]][0].split()
+    pct = next(i for i, token in enumerate(row) if token.endswith("%"))
+    assert abs(float(row[pct][:-1]) - 100 * float(row[pct - 1]) / args.peak) <= 1

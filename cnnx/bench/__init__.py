@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from ._timing import PEAK_GFLOPS, environment_line
+from ._timing import environment_line, measure_peak
 
 SUITES = {
     "gemm": "cnnx.bench.gemm",
@@ -23,6 +23,20 @@ SUITES = {
     "threads": "cnnx.bench.threads",
     "optim": "cnnx.bench.optim",
 }
+PEAK_SUITES = ("conv", "gemm")  # the suites with a % peak column
+
+
+def _peak(text: str) -> float | None:
+    """--peak: GFLOP/s, or 'measure' (None) to measure it in the run."""
+    if text == "measure":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected GFLOP/s or 'measure', got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=7, help="alternating timing rounds (default 7)")
     parser.add_argument("--case", default="", help="only cases whose name contains this")
     parser.add_argument("--double", action="store_true", help="float64 instead of float32")
-    parser.add_argument("--peak", type=float, default=PEAK_GFLOPS, help="peak GFLOP/s for the %% column")
+    parser.add_argument("--peak", type=_peak, default=None, metavar="GFLOPS|measure",
+                        help="peak GFLOP/s for the %% column (default: measure it at the start of the run, "
+                             "with register-only FMA chains on --threads threads)")
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
     for module in SUITES.values():  # suite-specific options
         extra = getattr(importlib.import_module(module), "add_arguments", None)
@@ -43,5 +59,12 @@ def main(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise SystemExit("cnnx bench: --threads must be >= 1")
     print(environment_line(args.threads))
+    measured = args.suite in PEAK_SUITES and args.peak is None
+    if measured:
+        args.peak = measure_peak(args.threads, args.double)
     print(importlib.import_module(SUITES[args.suite]).run(args))
+    if measured:  # again at the end: a figure that moved says the machine's state moved during the run
+        end = measure_peak(args.threads, args.double)
+        print(f"% peak of {args.peak:.0f} GFLOP/s, measured at the start ({end:.0f} at the end): "
+              f"{'float64' if args.double else 'float32'} FMA chains, {args.threads} threads")
     return 0

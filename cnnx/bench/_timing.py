@@ -18,7 +18,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-PEAK_GFLOPS = 535.0  # 2 Zen 5 cores, FP32 FMA (PERFORMANCE.md); override with --peak
 PEAK_GBS = 77.0      # STREAM triad, 2 threads (PERFORMANCE.md)
 
 
@@ -63,6 +62,17 @@ def torch_or_none(threads: int):
         return None
     torch.set_num_threads(threads)
     return torch
+
+
+def measure_peak(threads: int, double: bool = False, seconds: float = 0.3) -> float:
+    """GFLOP/s of register-only FMA chains of the active ISA on `threads` threads, right now.
+
+    The ceiling for the % peak columns: on a shared VM it moves from minute to minute (77-98% of the
+    nominal figure has been seen on one core), so it is measured in the run it describes.
+    """
+    from .. import _C
+
+    return _C.fma_peak(threads, seconds, "float64" if double else "float32")
 
 
 def environment_line(threads: int) -> str:

@@ -52,6 +52,20 @@ void bind_runtime(py::module_& m) {
         cnnx::set_num_threads(n);
       },
       py::arg("n"), "Set the threads each kernel may use (n >= 1).");
+  m.def(
+      "fma_peak",
+      [](int threads, double seconds, const std::string& dtype) {
+        if (threads < 1) throw py::value_error("fma_peak(): threads must be >= 1, got " + std::to_string(threads));
+        if (!(seconds > 0 && seconds <= 60))
+          throw py::value_error("fma_peak(): seconds must be in (0, 60], got " + std::to_string(seconds));
+        if (dtype != "float32" && dtype != "float64")
+          throw py::value_error("fma_peak(): dtype must be 'float32' or 'float64', got '" + dtype + "'");
+        py::gil_scoped_release release;
+        return dtype == "float32" ? cnnx::fma_peak<float>(threads, seconds) : cnnx::fma_peak<double>(threads, seconds);
+      },
+      py::arg("threads"), py::arg("seconds") = 0.2, py::arg("dtype") = "float32",
+      "GFLOP/s of register-only fused multiply-add chains of the active ISA on `threads` threads, run "
+      "for about `seconds`: this machine's arithmetic ceiling right now (cnnx bench uses it for % peak).");
   m.def("isa", &cnnx::active_isa, "The instruction-set path in use.");
   m.def("isa_note", &cnnx::isa_note, "Why CNNX_ISA was not honoured (empty when it was or is unset).");
   m.def("built_isas", &cnnx::built_isas, "Instruction-set paths compiled into this build, best first.");

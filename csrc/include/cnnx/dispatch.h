@@ -15,6 +15,7 @@
 #include "cnnx/gemm.h"
 #include "cnnx/lrn.h"
 #include "cnnx/optim.h"
+#include "cnnx/peak.h"
 #include "cnnx/pool.h"
 
 namespace cnnx {
@@ -78,6 +79,9 @@ struct KernelTable {
   void (*sgd_step_f64)(double*, const double*, double*, std::int64_t, const SgdParams&);
   void (*adam_step_f32)(float*, const float*, float*, float*, float*, std::int64_t, const AdamParams&);
   void (*adam_step_f64)(double*, const double*, double*, double*, double*, std::int64_t, const AdamParams&);
+  // The arithmetic-peak probe (peak.h).
+  double (*fma_peak_f32)(int, double);
+  double (*fma_peak_f64)(int, double);
 };
 
 // One entry per ISA this binary was built with, best first; `supported` says whether this CPU runs it.

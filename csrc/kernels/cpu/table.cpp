@@ -59,6 +59,8 @@ void sgd_step_f32(float*, const float*, float*, std::int64_t, const SgdParams&);
 void sgd_step_f64(double*, const double*, double*, std::int64_t, const SgdParams&);
 void adam_step_f32(float*, const float*, float*, float*, float*, std::int64_t, const AdamParams&);
 void adam_step_f64(double*, const double*, double*, double*, double*, std::int64_t, const AdamParams&);
+template <class T>
+double fma_peak(int, double);
 
 const KernelTable& kernel_table() {
   static const KernelTable table = {
@@ -111,6 +113,8 @@ const KernelTable& kernel_table() {
       &sgd_step_f64,
       &adam_step_f32,
       &adam_step_f64,
+      &fma_peak<float>,
+      &fma_peak<double>,
   };
   return table;
 }

@@ -55,6 +55,8 @@ const KernelTable& kernel_table() {
       &ref::sgd_step<double>,
       &ref::adam_step<float>,
       &ref::adam_step<double>,
+      &ref::fma_peak<float>,
+      &ref::fma_peak<double>,
   };
   return table;
 }
