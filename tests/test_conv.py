@@ -247,6 +247,38 @@ def test_fast_paths_match_reference(fast_isa, conv_algorithm, name, dtype):
         assert np.all(err <= 2 * bound), f"{what}: max error {err.max()} over bound"
 
 
+# 3x3 layers on small maps (tile rows of fewer than 7 tiles) take Winograd where they carry enough
+# work (conv_winograd.cpp, narrow_chosen): 512 channels from 128 tiles (forward), 256 tiles (dx) and
+# 64 (dw); 256 channels on even maps with 4 tiles a row. The pick shows in the bits: `auto` gives
+# what the forced algorithm gives. (Correctness of both on small maps: the grid, every algorithm forced.)
+@pytest.mark.parametrize("n, c, hw, forward, dx, dw", [
+    (8, 512, 8, "winograd", "direct", "winograd"),   # 128 tiles
+    (16, 512, 8, "winograd", "winograd", "winograd"),  # 256 tiles
+    (4, 512, 8, "direct", "direct", "winograd"),     # 64 tiles
+    (2, 512, 8, "direct", "direct", "direct"),       # 32 tiles
+    (8, 256, 8, "winograd", "direct", "winograd"),   # even, 4 tiles a row
+    (16, 256, 7, "direct", "direct", "direct"),      # odd: partial tiles
+    (32, 256, 4, "direct", "direct", "direct"),      # 2 tiles a row
+    (16, 128, 8, "direct", "direct", "direct"),      # 128 channels
+], ids=["512x8x8_b8", "512x8x8_b16", "512x8x8_b4", "512x8x8_b2", "256x8x8_b8", "256x7x7_b16", "256x4x4_b32",
+        "128x8x8_b16"])
+def test_small_maps_choose_winograd_by_work(n, c, hw, forward, dx, dw):
+    from conftest import using_conv_algorithm
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (n, c, hw, hw)).astype(np.float32)
+    wt = rng.uniform(-1, 1, (c, c, 3, 3)).astype(np.float32)
+    dy = rng.uniform(-1, 1, (n, c, hw, hw)).astype(np.float32)
+    passes = {"forward": lambda: kernels.conv2d_forward(x, wt, padding=1),
+              "dx": lambda: kernels.conv2d_backward_input(dy, wt, (hw, hw), padding=1),
+              "dw": lambda: kernels.conv2d_backward_weight(x, dy, 3, padding=1)[0]}
+    for name, expect in (("forward", forward), ("dx", dx), ("dw", dw)):
+        auto = passes[name]()
+        for algorithm in ("winograd", "direct"):
+            with using_conv_algorithm(algorithm):
+                forced = passes[name]()
+            assert np.array_equal(auto, forced) == (algorithm == expect), (name, algorithm)
+
+
 @pytest.mark.parametrize("algorithm", ["auto", "gemm", "direct", "rows"])
 @pytest.mark.parametrize("groups", [2, 1], ids=["depthwise", "dense"])
 @pytest.mark.parametrize("h, w, stride", [(7, 7, 1), (14, 14, 1), (14, 14, 2), (7, 7, 2), (4, 4, 1), (28, 28, 2),

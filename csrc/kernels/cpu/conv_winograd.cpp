@@ -486,8 +486,26 @@ bool winograd_runs(const Conv2dParams& p) {
 // for 512 tiles whatever its channels: from 144 it ran 0.91-0.97x the direct kernels at batch 1
 // (96 -> 96 at 24x24, 64 -> 128 and 128 -> 128 at 28x28), where the forward gains 1.03-1.19x (it
 // also flips a copy of the weights first).
+// Narrow tile rows (fewer than 7 tiles: 3x3 layers on maps of at most 12 columns, the deep layers
+// of small-input networks) fill few lanes of the transforms, whose vectors run along a tile row, so
+// there the products must carry more work per tile: at least 256 channels on both sides, and with
+// fewer than 512 an even map (no partial tiles) of at least 4 tiles a row. Then from `least` tiles
+// (the forward 128, the input gradient 256, the weight gradient 64 with 512 channels, 128 with 256).
+// Measured against the direct kernels, 2 threads, forward / dx / dw: 512x8x8 at batch 8 1.34 / 1.10
+// / 1.42x, at batch 64 1.48 / 1.43 / 1.50x; 512x4x4 at batch 64 1.25 / 1.08 / 1.23x; 512x7x7 at
+// batch 16 1.23 / 1.06 / 1.12x; 256x8x8 at batch 64 1.21 / 1.14 / 1.16x; 256x10x10 at batch 16
+// 1.30x forward. Left out: 256x4x4 (2 tiles a row: 0.87-0.99x), 256x7x7 (a quarter of its tiles
+// partial: 0.82-0.97x), 128 channels (0.82-0.92x at 8x8 and 12x12), and fewer tiles (512x8x8 at
+// batch 4, 64 tiles: forward 0.98x).
+bool narrow_chosen(const Conv2dParams& p, int64_t tiles, int64_t least_512, int64_t least_256) {
+  const int64_t least = std::min(p.c, p.k), tw = (p.ow + 1) / 2;
+  const bool even = p.oh % 2 == 0 && p.ow % 2 == 0;
+  return (least >= 512 && tiles >= least_512) || (least >= 256 && even && tw >= 4 && tiles >= least_256);
+}
+
 bool winograd_chosen(const Conv2dParams& p, bool input_gradient) {
   const int64_t tw = (p.ow + 1) / 2, tiles = tile_count(p);
+  if (p.kh == 3 && tw < 7) return input_gradient ? narrow_chosen(p, tiles, 256, 256) : narrow_chosen(p, tiles, 128, 128);
   if (p.kh == 3) {
     const bool wide = !input_gradient && tiles >= 144 && p.c >= 64 && p.k >= 64;
     return p.c >= 32 && p.k >= 32 && tw >= 7 && (tiles >= 512 || wide);
@@ -512,7 +530,8 @@ void winograd_forward(T* y, const T* x, const T* w, const T* bias, const ConvEpi
 // The weight gradient: only where every tap meets the input (a tap that reads padding alone has a
 // gradient of exactly zero, which the transforms would turn into rounding noise: a 1x1 map under a
 // 5x5 kernel padded by 2), and by choice where measured faster than the direct kernels (2 threads,
-// float32, AVX-512): both channel counts at least 96, tile rows of at least 7 tiles, 49 tiles in all.
+// float32, AVX-512): both channel counts at least 96, tile rows of at least 7 tiles, 49 tiles in all;
+// 3x3 layers with narrower tile rows as narrow_chosen says.
 // Its products (K x tiles by tiles x C) are longer than the forward's, so it pays at fewer tiles
 // (512x14x14 at batch 1: 1.21x; VGG16's conv5_1 at batch 32 1.83x, conv3_2 1.56x; AlexNet's conv2
 // 1.33-1.45x), but its 32 or 64 output channels make small products (32x32x32 0.7x; 64x56x56
@@ -521,7 +540,9 @@ template <class T>
 bool winograd_fits_backward_weight(const Conv2dParams& p, bool force) {
   if (p.h < p.kh - p.pad_h || p.w < p.kw - p.pad_w || !winograd_runs(p)) return false;
   const int64_t tw = (p.ow + 1) / 2, tiles = tile_count(p);
-  return force || (p.c >= 96 && p.k >= 96 && tw >= 7 && tiles >= 49);
+  if (force) return true;
+  if (p.kh == 3 && tw < 7) return narrow_chosen(p, tiles, 64, 128);
+  return p.c >= 96 && p.k >= 96 && tw >= 7 && tiles >= 49;
 }
 
 template <class T>
