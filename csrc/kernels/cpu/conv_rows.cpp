@@ -138,12 +138,14 @@ bool rows_run(const Conv2dParams& p) {
 // 32x32, batch 64 (a CIFAR network's first layer) 0.80 ms against 0.96 direct, 1.96 column matrix;
 // 1 -> 32 at 28x28 1.35-2.1x; 3 -> 128 at 32x32 1.9-2.3x; 64 -> 16 at 28x28 1.6-1.8x; 32 -> 16 5x5
 // at 28x28 1.8x; 256 -> 16 at 7x7 1.17x. At batch 1 (one thread) it ran 0.8-1.0x. Rows of 5 values
-// under long reductions ran 11x slower than the column matrix (LeNet's C5, as an input gradient).
+// under long reductions ran 11x slower than the column matrix (LeNet's C5, as an input gradient),
+// and 1x1 layers, which the GEMM multiplies in place, 0.4-0.5x (GoogLeNet's 192 -> 16 at 28x28).
 template <class T>
 bool rows_fits(const Conv2dParams& p, bool force) {
   if (!rows_run<T>(p)) return false;
   const int64_t reduction = p.c * p.kh * p.kw;
-  return force || (p.k <= 16 && reduction <= 150) || (p.n >= 2 && p.ow >= 7 && (p.k <= 16 || reduction < 32));
+  return force || (p.k <= 16 && reduction <= 150) ||
+         (p.n >= 2 && p.ow >= 7 && p.kh * p.kw > 1 && (p.k <= 16 || reduction < 32));
 }
 
 template <class T>
