@@ -247,10 +247,11 @@ def test_fast_paths_match_reference(fast_isa, conv_algorithm, name, dtype):
         assert np.all(err <= 2 * bound), f"{what}: max error {err.max()} over bound"
 
 
-# 3x3 layers on small maps (tile rows of fewer than 7 tiles) take Winograd where they carry enough
-# work (conv_winograd.cpp, narrow_chosen): 512 channels from 128 tiles (forward), 256 tiles (dx) and
-# 64 (dw); 256 channels on even maps with 4 tiles a row. The pick shows in the bits: `auto` gives
-# what the forced algorithm gives. (Correctness of both on small maps: the grid, every algorithm forced.)
+# 3x3 layers take Winograd where they carry enough work (conv_winograd.cpp, winograd_chosen). On
+# small maps (tile rows of fewer than 7 tiles, narrow_chosen): 512 channels from 128 tiles (forward),
+# 256 tiles (dx) and 64 (dw); 256 channels on even maps with 4 tiles a row. The pick shows in the
+# bits: `auto` gives what the forced algorithm gives, and Winograd's bits differ from the direct
+# sums'. (Correctness of both on these maps: the grid, every algorithm forced.)
 @pytest.mark.parametrize("n, c, hw, forward, dx, dw", [
     (8, 512, 8, "winograd", "direct", "winograd"),   # 128 tiles
     (16, 512, 8, "winograd", "winograd", "winograd"),  # 256 tiles
@@ -260,8 +261,14 @@ def test_fast_paths_match_reference(fast_isa, conv_algorithm, name, dtype):
     (16, 256, 7, "direct", "direct", "direct"),      # odd: partial tiles
     (32, 256, 4, "direct", "direct", "direct"),      # 2 tiles a row
     (16, 128, 8, "direct", "direct", "direct"),      # 128 channels
+    # 14x14 maps (7 tiles a row): the input gradient's thresholds, 196 tiles with 512 channels and
+    # 384 with 128 (the forward's: 144 tiles with 64 channels; the weight gradient's: 49 with 96)
+    (4, 512, 14, "winograd", "winograd", "winograd"),
+    (2, 512, 14, "direct", "direct", "winograd"),
+    (8, 128, 14, "winograd", "winograd", "winograd"),
+    (4, 128, 14, "winograd", "direct", "winograd"),
 ], ids=["512x8x8_b8", "512x8x8_b16", "512x8x8_b4", "512x8x8_b2", "256x8x8_b8", "256x7x7_b16", "256x4x4_b32",
-        "128x8x8_b16"])
+        "128x8x8_b16", "512x14x14_b4", "512x14x14_b2", "128x14x14_b8", "128x14x14_b4"])
 def test_small_maps_choose_winograd_by_work(n, c, hw, forward, dx, dw):
     from conftest import using_conv_algorithm
     rng = np.random.default_rng(0)
