@@ -118,9 +118,6 @@ RowFn<T> pick(int kb, int nr) {
   return nr == 1 ? pick_kb<T, 1>(kb) : nr == 2 ? pick_kb<T, 2>(kb) : pick_kb<T, 3>(kb);
 }
 
-}  // namespace
-
-namespace {
 // Whether the row kernels can compute p at all: unit stride and dilation, one group, output rows of
 // at most 3 vectors.
 template <class T>
@@ -128,6 +125,7 @@ bool rows_run(const Conv2dParams& p) {
   constexpr int64_t W = simd::Vec<T>::width;
   return p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 && p.dil_w == 1 && p.groups == 1 && p.ow <= kMaxNR * W;
 }
+
 }  // namespace
 
 // The forward, by choice (not force): where the column matrix would dwarf the product, a reduction

@@ -465,8 +465,8 @@ void backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
 // 3x3 and 5x5, stride 1, dilation 1, one group. By choice (not force) only where it is measured
 // faster than the direct kernels (2 threads, float32, AVX-512). The transforms run W tiles of one
 // tile row at a time, so rows of fewer than 7 tiles leave most lanes idle: those take it only with
-// many channels (narrow_chosen below). 3x3: the weight transform and its 16 packed copies cost as much as the
-// products at about 100 tiles (512x14x14 at batch 1, 49 tiles: 3.5 ms against 2.6 ms direct; at
+// many channels (narrow_chosen below). 3x3: the weight transform and its 16 packed copies cost as
+// much as the products at about 100 tiles (512x14x14 at batch 1, 49 tiles: 3.5 ms against 2.6 ms direct; at
 // batch 2, 98 tiles: 1.0x; 128x20x20 at batch 1, 100 tiles: 0.86x). From 144 tiles with at least
 // 64 channels on either side it wins: 96 -> 96 at 24x24 batch 1 1.22x, GoogLeNet's 3a 3x3 (96 ->
 // 128 at 28x28, 196 tiles) 1.07x, 128 -> 192 1.13x, 512x14x14 at batch 3-4 1.4-1.6x; with 32
@@ -482,13 +482,6 @@ bool winograd_runs(const Conv2dParams& p) {
          p.dil_w == 1 && p.groups == 1;
 }
 
-// input_gradient: p is the input gradient's forward pass of dy (transposed_of). With 3x3 it needs
-// more tiles than the forward (it also flips a copy of the weights first): from 144 it ran
-// 0.91-0.97x the direct kernels at batch 1 (96 -> 96 at 24x24, 64 -> 128 and 128 -> 128 at 28x28),
-// where the forward gains 1.03-1.19x. It takes 512 tiles with 32 channels or more on both sides,
-// 384 with 64 (64-128 channels at 28x28 batch 2 and 14x14 batch 8: 1.05-1.10x; AlexNet's 13x13
-// layers at batch 8 1.25-1.35x), 288 with 256 (256x14x14 at batch 6 1.17x), 196 with 512 (512x14x14
-// at batch 4 1.18x; at 98 tiles 0.78x).
 // Narrow tile rows (fewer than 7 tiles: 3x3 layers on maps of at most 12 columns, the deep layers
 // of small-input networks) fill few lanes of the transforms, whose vectors run along a tile row, so
 // there the products must carry more work per tile: at least 256 channels on both sides, and with
@@ -506,9 +499,17 @@ bool narrow_chosen(const Conv2dParams& p, int64_t tiles, int64_t least_512, int6
   return (least >= 512 && tiles >= least_512) || (least >= 256 && even && tw >= 4 && tiles >= least_256);
 }
 
+// input_gradient: p is the input gradient's forward pass of dy (transposed_of). With 3x3 it needs
+// more tiles than the forward (it also flips a copy of the weights first): from 144 it ran
+// 0.91-0.97x the direct kernels at batch 1 (96 -> 96 at 24x24, 64 -> 128 and 128 -> 128 at 28x28),
+// where the forward gains 1.03-1.19x. It takes 512 tiles with 32 channels or more on both sides,
+// 384 with 64 (64-128 channels at 28x28 batch 2 and 14x14 batch 8: 1.05-1.10x; AlexNet's 13x13
+// layers at batch 8 1.25-1.35x), 288 with 256 (256x14x14 at batch 6 1.17x), 196 with 512 (512x14x14
+// at batch 4 1.18x; at 98 tiles 0.78x).
 bool winograd_chosen(const Conv2dParams& p, bool input_gradient) {
   const int64_t tw = (p.ow + 1) / 2, tiles = tile_count(p);
-  if (p.kh == 3 && tw < 7) return input_gradient ? narrow_chosen(p, tiles, 256, 256) : narrow_chosen(p, tiles, 128, 128);
+  if (p.kh == 3 && tw < 7)
+    return input_gradient ? narrow_chosen(p, tiles, 256, 256) : narrow_chosen(p, tiles, 128, 128);
   if (p.kh == 3) {
     const int64_t least = std::min(p.c, p.k);
     const bool wide = input_gradient ? (least >= 64 && tiles >= 384) || (least >= 256 && tiles >= 288) ||
