@@ -167,7 +167,8 @@ def test_bench_peak_option(capsys):
     (line,) = [s for s in out.splitlines() if s.startswith("% peak of ")]
     start, end = map(float, re.findall(r"([0-9.]+) GFLOP/s, measured at the start \(([0-9.]+) at the end\)", line)[0])
     assert start > 0 and end > 0 and "1 threads" in line
-    # the % column divides by the measured start figure (GFLOP/s printed rounded: within 1 point)
+    # the % column divides by the measured start figure (both columns printed rounded to units: the
+    # GFLOP/s by up to 0.5, the percentage by up to 0.5 points)
     row = [s for s in out.splitlines() if s.split()[:3] == ["lenet5_c1", "fwd", "1"]][0].split()
     pct = next(i for i, token in enumerate(row) if token.endswith("%"))
-    assert abs(float(row[pct][:-1]) - 100 * float(row[pct - 1]) / args.peak) <= 1
+    assert abs(float(row[pct][:-1]) - 100 * float(row[pct - 1]) / args.peak) <= 0.5 + 50 / args.peak + 1e-9
