@@ -15,7 +15,7 @@ from . import _C
 
 __all__ = [
     "gemm",
-    "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
+    "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "conv2d_algorithm",
     "max_pool2d_forward", "max_pool2d_backward",
     "avg_pool2d_forward", "avg_pool2d_backward",
     "adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward",
@@ -161,6 +161,36 @@ def conv2d_backward_weight(input: np.ndarray, grad_output: np.ndarray, kernel_si
     size = _pair(fn, "kernel_size", kernel_size, minimum=1)
     return _C.conv2d_backward_weight(input, grad_output, size, *_conv_args(fn, stride, padding, dilation, groups),
                                      _flag(fn, "bias", bias))
+
+
+def conv2d_algorithm(input_shape, weight_shape, *, stride=1, padding=0, dilation=1, groups: int = 1,
+                     dtype="float32", pass_: str = "forward") -> str:
+    """Which algorithm the convolution kernels run for one pass of a layer, under the current ISA and
+    ``cnnx._C.set_conv_algorithm`` setting: ``"gemm"`` (im2col, or the image itself for 1x1, on the
+    GEMM), ``"direct"``, ``"winograd"``, ``"rows"``, ``"depthwise"``, or ``"ref"`` on the reference ISA.
+
+    ``input_shape`` ``(N, C, H, W)`` and ``weight_shape`` ``(K, C // groups, KH, KW)`` describe the layer
+    as ``conv2d_forward`` takes it, whatever the pass; ``pass_`` is ``"forward"``, ``"backward_input"``
+    or ``"backward_weight"``; ``dtype`` is ``"float32"``/``"float64"`` or a numpy dtype. Computes
+    nothing: it asks the rules the kernels follow (a forced algorithm that cannot compute the layer
+    reports the one that runs instead).
+    """
+    fn = "conv2d_algorithm"
+    shapes = []
+    for name, shape in (("input_shape", input_shape), ("weight_shape", weight_shape)):
+        if not isinstance(shape, (tuple, list)) or len(shape) != 4:
+            raise ValueError(f"{fn}(): argument '{name}' must be 4 ints, got {shape!r}")
+        shapes.append(tuple(_int(fn, name, v) for v in shape))
+    if not isinstance(pass_, str):
+        raise TypeError(f"{fn}(): argument 'pass_' must be a str, got {type(pass_).__name__}")
+    try:
+        kind = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{fn}(): argument 'dtype' must be a dtype, got {dtype!r}") from None
+    if kind not in (np.float32, np.float64):
+        raise ValueError(f"{fn}(): argument 'dtype' must be float32 or float64, got {kind}")
+    return _C.conv2d_algorithm(pass_, shapes[0], shapes[1], *_conv_args(fn, stride, padding, dilation, groups),
+                               kind.name)
 
 
 # ---------------------------------------------------------------------------------------------

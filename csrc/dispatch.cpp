@@ -137,6 +137,14 @@ void conv2d_backward_weight<double>(double* dw, double* db, const double* x, con
                                     const Conv2dParams& p) {
   active_kernels().conv2d_backward_weight_f64(dw, db, x, dy, p);
 }
+template <>
+const char* conv2d_algorithm<float>(const Conv2dParams& p, ConvPass pass) {
+  return active_kernels().conv2d_algorithm_f32(p, pass);
+}
+template <>
+const char* conv2d_algorithm<double>(const Conv2dParams& p, ConvPass pass) {
+  return active_kernels().conv2d_algorithm_f64(p, pass);
+}
 
 // Layers: one generic entry point per op; the dtype picks the table field (f32 or f64).
 namespace {

@@ -286,6 +286,88 @@ def test_small_maps_choose_winograd_by_work(n, c, hw, forward, dx, dw):
             assert np.array_equal(auto, forced) == (algorithm == expect), (name, algorithm)
 
 
+# kernels.conv2d_algorithm reports the algorithm each pass runs (conv.cpp: the choice functions the
+# kernels themselves dispatch on). Cross-check on the grid: forcing the reported algorithm gives
+# `auto`'s bits, pass by pass.
+@pytest.mark.parametrize("name", GRID_IDS)
+def test_reported_algorithm_is_the_one_that_runs(name):
+    from conftest import using_conv_algorithm
+    case = GRID[name]
+    n, c, h, w, k, kh, kw, *_ = case
+    x, wt, b, args = make(case, np.float32)
+    dy = random_dy(case, np.float32)
+    passes = {"forward": lambda: kernels.conv2d_forward(x, wt, b, **args),
+              "backward_input": lambda: kernels.conv2d_backward_input(dy, wt, (h, w), **args),
+              "backward_weight": lambda: kernels.conv2d_backward_weight(x, dy, (kh, kw), **args)[0]}
+    for pass_, run in passes.items():
+        reported = kernels.conv2d_algorithm(x.shape, wt.shape, pass_=pass_, **args)
+        assert reported in ("gemm", "direct", "winograd", "rows", "depthwise"), reported
+        if reported == "depthwise":
+            assert args["groups"] == c and c > 1
+            continue
+        auto = run()
+        with using_conv_algorithm(reported):
+            assert kernels.conv2d_algorithm(x.shape, wt.shape, pass_=pass_, **args) == reported
+            assert np.array_equal(run(), auto), (pass_, reported)
+
+
+# The few-channel rules (conv_rows.cpp rows_fits, conv_direct.h preferred, conv_direct_weight.cpp).
+@pytest.mark.parametrize("shape, weight, stride, expect", [
+    ((2, 3, 32, 32), (64, 3, 3, 3), 1, ("rows", "direct")),     # a CIFAR network's first layer
+    ((1, 3, 32, 32), (64, 3, 3, 3), 1, ("gemm", "direct")),     # one image: rows would use one thread
+    ((2, 64, 28, 28), (16, 64, 3, 3), 1, ("rows", "direct")),   # 16 output channels, long reduction
+    ((2, 192, 28, 28), (16, 192, 1, 1), 1, ("gemm", "gemm")),   # 1x1: the GEMM on the image itself
+    ((2, 3, 5, 5), (64, 3, 3, 3), 1, ("gemm", "direct")),       # rows of 5 values
+    ((8, 3, 224, 224), (64, 3, 3, 3), 1, ("gemm", "direct")),   # VGG16's conv1_1: 224-wide rows
+    ((8, 3, 224, 224), (32, 3, 3, 3), 2, ("direct", "direct")), # MobileNet's conv1
+    ((2, 32, 28, 28), (8, 32, 3, 3), 1, ("rows", "gemm")),      # 8 of 32 lanes: not direct for dw
+], ids=["3to64", "3to64_b1", "64to16", "192to16_1x1", "3to64_5x5map", "vgg_conv1_1", "mobilenet_conv1", "32to8"])
+def test_few_channel_layers_choose_rows_and_direct(shape, weight, stride, expect):
+    from conftest import FAST_ISAS
+    if "avx512" not in FAST_ISAS:
+        pytest.skip("the rules are stated for AVX-512's 32-channel float tiles")
+    pad = weight[2] // 2
+    with using_isa("avx512"):
+        got = tuple(kernels.conv2d_algorithm(shape, weight, stride=stride, padding=pad, pass_=p)
+                    for p in ("forward", "backward_weight"))
+    assert got == expect
+
+
+def test_conv2d_algorithm_settings_and_isas():
+    from conftest import using_conv_algorithm
+    layer = dict(input_shape=(8, 512, 8, 8), weight_shape=(512, 512, 3, 3), padding=1)
+    with using_conv_algorithm("gemm"):
+        assert kernels.conv2d_algorithm(**layer) == "gemm"
+    with using_conv_algorithm("rows"):  # forced, the row kernels take any unit-stride layer they fit
+        assert kernels.conv2d_algorithm(**layer) == "rows"
+        assert kernels.conv2d_algorithm(**layer, stride=2) == "gemm"  # ... but not stride 2
+    with using_conv_algorithm("winograd"):  # cannot run 1x1: the column matrix instead
+        assert kernels.conv2d_algorithm((8, 512, 8, 8), (512, 512, 1, 1)) == "gemm"
+    with using_isa("ref"):
+        assert kernels.conv2d_algorithm(**layer) == "ref"
+    assert kernels.conv2d_algorithm((4, 6, 9, 9), (6, 1, 3, 3), groups=6, pass_="backward_weight") == "depthwise"
+    assert kernels.conv2d_algorithm(**layer, dtype=np.float64) in ("winograd", "direct", "gemm")
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(input_shape=(1, 3, 8)), ValueError, "input_shape"),
+    (dict(input_shape=(1, 3, 8, -8)), ValueError, "input_shape"),
+    (dict(weight_shape=(4, 3, 3, 3.0)), TypeError, "weight_shape"),
+    (dict(weight_shape=(4, 2, 3, 3)), ValueError, "input channels"),
+    (dict(pass_="backward"), ValueError, "pass_"),
+    (dict(pass_=1), TypeError, "pass_"),
+    (dict(dtype="int32"), ValueError, "dtype"),
+    (dict(dtype="nonsense"), TypeError, "dtype"),
+    (dict(stride=0), ValueError, "stride"),
+    (dict(groups=2), ValueError, "groups"),
+    (dict(weight_shape=(4, 3, 11, 11)), ValueError, "larger than the padded input"),
+])
+def test_conv2d_algorithm_rejects_bad_arguments(kwargs, error, match):
+    args = dict(input_shape=(1, 3, 8, 8), weight_shape=(4, 3, 3, 3)) | kwargs
+    with pytest.raises(error, match=match):
+        kernels.conv2d_algorithm(**args)
+
+
 @pytest.mark.parametrize("algorithm", ["auto", "gemm", "direct", "rows"])
 @pytest.mark.parametrize("groups", [2, 1], ids=["depthwise", "dense"])
 @pytest.mark.parametrize("h, w, stride", [(7, 7, 1), (14, 14, 1), (14, 14, 2), (7, 7, 2), (4, 4, 1), (28, 28, 2),

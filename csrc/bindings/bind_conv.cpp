@@ -184,6 +184,34 @@ py::tuple backward_weight_py(py::handle x_obj, py::handle dy_obj, Pair kernel_si
   return py::make_tuple(dw, db);
 }
 
+// Shapes only (no arrays): the checks of the passes themselves, through make_params.
+std::string algorithm_py(const std::string& pass, std::array<std::int64_t, 4> in, Shape4 ws, Pair stride,
+                         Pair padding, Pair dilation, std::int64_t groups, const std::string& dtype) {
+  const char* fn = "conv2d_algorithm";
+  ConvPass which;
+  if (pass == "forward")
+    which = ConvPass::kForward;
+  else if (pass == "backward_input")
+    which = ConvPass::kBackwardInput;
+  else if (pass == "backward_weight")
+    which = ConvPass::kBackwardWeight;
+  else
+    throw py::value_error(std::string(fn) + "(): argument 'pass_' must be 'forward', 'backward_input' or " +
+                          "'backward_weight', got '" + pass + "'");
+  if (dtype != "float32" && dtype != "float64")
+    throw py::value_error(std::string(fn) + "(): argument 'dtype' must be 'float32' or 'float64', got '" + dtype + "'");
+  for (int i = 0; i < 4; ++i) {
+    if (in[i] < 0)
+      throw py::value_error(std::string(fn) + "(): argument 'input_shape' must not be negative, got " +
+                            tuple_str({in[0], in[1], in[2], in[3]}));
+    if (ws[i] < 0)
+      throw py::value_error(std::string(fn) + "(): argument 'weight_shape' must not be negative, got " +
+                            weight_str(ws));
+  }
+  const Conv2dParams p = make_params(fn, in[0], in[1], in[2], in[3], ws, stride, padding, dilation, groups);
+  return dtype == "float32" ? conv2d_algorithm<float>(p, which) : conv2d_algorithm<double>(p, which);
+}
+
 }  // namespace
 
 void bind_conv(py::module_& m) {
@@ -196,6 +224,9 @@ void bind_conv(py::module_& m) {
   m.def("conv2d_backward_weight", &backward_weight_py, py::arg("input"), py::arg("grad_output"),
         py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
         py::arg("bias"), "See cnnx.kernels.conv2d_backward_weight.");
+  m.def("conv2d_algorithm", &algorithm_py, py::arg("pass_"), py::arg("input_shape"), py::arg("weight_shape"),
+        py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("dtype"),
+        "See cnnx.kernels.conv2d_algorithm.");
 }
 
 }  // namespace bind

@@ -65,6 +65,14 @@ void conv2d_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p
 template <class T>
 void conv2d_backward_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dParams& p);
 
+// Which algorithm the active implementation runs for one pass of p under the current setting
+// (runtime.h, set_conv_algorithm): "gemm", "direct", "winograd", "rows" or "depthwise" ("ref" on the
+// reference table). A forced algorithm that cannot compute p reports the one that runs instead.
+// Asks the same rules the kernels follow, and computes nothing.
+enum class ConvPass { kForward, kBackwardInput, kBackwardWeight };
+template <class T>
+const char* conv2d_algorithm(const Conv2dParams& p, ConvPass pass);
+
 namespace ref {
 // Direct loops over the definition: the oracle for the fast paths and the CNNX_ISA=ref path.
 template <class T>
@@ -76,6 +84,8 @@ template <class T>
 void conv2d_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p);
 template <class T>
 void conv2d_backward_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dParams& p);
+template <class T>
+const char* conv2d_algorithm(const Conv2dParams& p, ConvPass pass);  // "ref"
 }  // namespace ref
 
 }  // namespace cnnx

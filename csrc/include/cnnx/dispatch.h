@@ -34,6 +34,8 @@ struct KernelTable {
   void (*conv2d_backward_input_f64)(double*, const double*, const double*, const Conv2dParams&);
   void (*conv2d_backward_weight_f32)(float*, float*, const float*, const float*, const Conv2dParams&);
   void (*conv2d_backward_weight_f64)(double*, double*, const double*, const double*, const Conv2dParams&);
+  const char* (*conv2d_algorithm_f32)(const Conv2dParams&, ConvPass);
+  const char* (*conv2d_algorithm_f64)(const Conv2dParams&, ConvPass);
   // Layers (pool.h, lrn.h, batch_norm.h).
   void (*max_pool2d_forward_f32)(float*, std::int64_t*, const float*, const Pool2dParams&);
   void (*max_pool2d_forward_f64)(double*, std::int64_t*, const double*, const Pool2dParams&);

@@ -855,27 +855,55 @@ bool chosen(ConvAlgorithm algo, ConvAlgorithm which, Fits fits, const Conv2dPara
   return (algo == ConvAlgorithm::kAuto || algo == which) && fits(p, algo == which);
 }
 
-// A dense (not depthwise) forward by the configured algorithm: the row kernels for layers with few
-// output channels, Winograd for the 3x3 stride-1 layers it suits, else the direct kernels, else the
-// column matrix. Returns whether the tail e (may be null) was applied; the row kernels and the
-// column matrix leave it to the caller.
+// The algorithm each pass of a dense (not depthwise) layer runs under the configured setting: the
+// row kernels for layers with few output channels, Winograd for the stride-1 layers it suits, else
+// the direct kernels, else the column matrix (kGemm). The kernels below dispatch on these, and
+// conv2d_algorithm reports them, so the two cannot disagree.
+template <class T>
+ConvAlgorithm forward_choice(const Conv2dParams& p) {
+  const ConvAlgorithm algo = conv_algorithm();
+  if (chosen(algo, ConvAlgorithm::kRows, rows_fits<T>, p)) return ConvAlgorithm::kRows;
+  if (chosen(algo, ConvAlgorithm::kWinograd, winograd_fits<T>, p)) return ConvAlgorithm::kWinograd;
+  if (chosen(algo, ConvAlgorithm::kDirect, direct_fits_forward<T>, p)) return ConvAlgorithm::kDirect;
+  return ConvAlgorithm::kGemm;
+}
+
+template <class T>
+ConvAlgorithm backward_input_choice(const Conv2dParams& p) {
+  const ConvAlgorithm algo = conv_algorithm();
+  if (chosen(algo, ConvAlgorithm::kRows, rows_fits_backward_input<T>, p)) return ConvAlgorithm::kRows;
+  if (chosen(algo, ConvAlgorithm::kWinograd, winograd_fits_backward_input<T>, p)) return ConvAlgorithm::kWinograd;
+  if (chosen(algo, ConvAlgorithm::kDirect, direct_fits_backward_input<T>, p)) return ConvAlgorithm::kDirect;
+  return ConvAlgorithm::kGemm;
+}
+
+template <class T>
+ConvAlgorithm backward_weight_choice(const Conv2dParams& p) {
+  const ConvAlgorithm algo = conv_algorithm();
+  if (chosen(algo, ConvAlgorithm::kRows, rows_fits_backward_weight<T>, p)) return ConvAlgorithm::kRows;
+  if (chosen(algo, ConvAlgorithm::kWinograd, winograd_fits_backward_weight<T>, p)) return ConvAlgorithm::kWinograd;
+  if (chosen(algo, ConvAlgorithm::kDirect, direct_fits_backward_weight<T>, p)) return ConvAlgorithm::kDirect;
+  return ConvAlgorithm::kGemm;
+}
+
+// A dense forward by forward_choice. Returns whether the tail e (may be null) was applied; the row
+// kernels and the column matrix leave it to the caller.
 template <class T>
 bool dense_forward(T* y, const T* x, const T* w, const T* bias, const ConvEpilogue<T>* e, const Conv2dParams& p) {
-  const ConvAlgorithm algo = conv_algorithm();
-  if (chosen(algo, ConvAlgorithm::kRows, rows_fits<T>, p)) {
-    rows_forward(y, x, w, bias, p);
-    return false;
+  switch (forward_choice<T>(p)) {
+    case ConvAlgorithm::kRows:
+      rows_forward(y, x, w, bias, p);
+      return false;
+    case ConvAlgorithm::kWinograd:
+      winograd_forward(y, x, w, bias, e, p);
+      return true;
+    case ConvAlgorithm::kDirect:
+      direct_forward(y, x, w, bias, e, p);
+      return true;
+    default:
+      forward(y, x, w, bias, p);
+      return false;
   }
-  if (chosen(algo, ConvAlgorithm::kWinograd, winograd_fits<T>, p)) {
-    winograd_forward(y, x, w, bias, e, p);
-    return true;
-  }
-  if (chosen(algo, ConvAlgorithm::kDirect, direct_fits_forward<T>, p)) {
-    direct_forward(y, x, w, bias, e, p);
-    return true;
-  }
-  forward(y, x, w, bias, p);
-  return false;
 }
 
 }  // namespace
@@ -921,32 +949,45 @@ template <class T>
 void conv2d_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p) {
   if (p.n == 0 || p.c == 0) return;
   if (is_depthwise(p)) return depthwise_backward_input(dx, dy, w, p);
-  const ConvAlgorithm algo = conv_algorithm();
-  if (chosen(algo, ConvAlgorithm::kRows, rows_fits_backward_input<T>, p)) return rows_backward_input(dx, dy, w, p);
-  if (chosen(algo, ConvAlgorithm::kWinograd, winograd_fits_backward_input<T>, p))
-    return winograd_backward_input(dx, dy, w, p);
-  if (chosen(algo, ConvAlgorithm::kDirect, direct_fits_backward_input<T>, p))
-    return direct_backward_input(dx, dy, w, p);
-  backward_input(dx, dy, w, p);
+  switch (backward_input_choice<T>(p)) {
+    case ConvAlgorithm::kRows: return rows_backward_input(dx, dy, w, p);
+    case ConvAlgorithm::kWinograd: return winograd_backward_input(dx, dy, w, p);
+    case ConvAlgorithm::kDirect: return direct_backward_input(dx, dy, w, p);
+    default: return backward_input(dx, dy, w, p);
+  }
 }
 
 template <class T>
 void conv2d_backward_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dParams& p) {
-  const ConvAlgorithm algo = conv_algorithm();
   if (is_depthwise(p)) {
     if (depthwise_backward_weight(dw, db, x, dy, p)) return;  // db summed on the way
-  } else if (chosen(algo, ConvAlgorithm::kRows, rows_fits_backward_weight<T>, p))
-    rows_backward_weight(dw, x, dy, p);
-  else if (chosen(algo, ConvAlgorithm::kWinograd, winograd_fits_backward_weight<T>, p))
-    winograd_backward_weight(dw, x, dy, p);
-  else if (chosen(algo, ConvAlgorithm::kDirect, direct_fits_backward_weight<T>, p))
-    direct_backward_weight(dw, x, dy, p);
-  else
-    backward_weight(dw, x, dy, p);
+  } else {
+    switch (backward_weight_choice<T>(p)) {
+      case ConvAlgorithm::kRows: rows_backward_weight(dw, x, dy, p); break;
+      case ConvAlgorithm::kWinograd: winograd_backward_weight(dw, x, dy, p); break;
+      case ConvAlgorithm::kDirect: direct_backward_weight(dw, x, dy, p); break;
+      default: backward_weight(dw, x, dy, p);
+    }
+  }
   if (db) backward_bias(db, dy, p);
 }
 
+template <class T>
+const char* conv2d_algorithm(const Conv2dParams& p, ConvPass pass) {
+  if (is_depthwise(p)) return "depthwise";
+  const ConvAlgorithm a = pass == ConvPass::kForward         ? forward_choice<T>(p)
+                          : pass == ConvPass::kBackwardInput ? backward_input_choice<T>(p)
+                                                             : backward_weight_choice<T>(p);
+  switch (a) {
+    case ConvAlgorithm::kRows: return "rows";
+    case ConvAlgorithm::kWinograd: return "winograd";
+    case ConvAlgorithm::kDirect: return "direct";
+    default: return "gemm";
+  }
+}
+
 #define CNNX_INSTANTIATE(T)                                                                     \
+  template const char* conv2d_algorithm<T>(const Conv2dParams&, ConvPass);                     \
   template void conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dParams&);       \
   template void conv2d_forward_fused<T>(T*, const T*, const T*, const T*, const ConvEpilogue<T>&, \
                                         const Conv2dParams&);                                   \

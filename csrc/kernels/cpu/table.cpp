@@ -17,6 +17,8 @@ template <class T>
 void conv2d_backward_input(T*, const T*, const T*, const Conv2dParams&);
 template <class T>
 void conv2d_backward_weight(T*, T*, const T*, const T*, const Conv2dParams&);
+template <class T>
+const char* conv2d_algorithm(const Conv2dParams&, ConvPass);
 void max_pool2d_forward_f32(float*, std::int64_t*, const float*, const Pool2dParams&);
 void max_pool2d_forward_f64(double*, std::int64_t*, const double*, const Pool2dParams&);
 bool max_pool2d_backward_f32(float*, const float*, const std::int64_t*, const Pool2dParams&);
@@ -75,6 +77,8 @@ const KernelTable& kernel_table() {
       &conv2d_backward_input<double>,
       &conv2d_backward_weight<float>,
       &conv2d_backward_weight<double>,
+      &conv2d_algorithm<float>,
+      &conv2d_algorithm<double>,
       &max_pool2d_forward_f32,
       &max_pool2d_forward_f64,
       &max_pool2d_backward_f32,

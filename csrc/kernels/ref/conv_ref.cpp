@@ -162,7 +162,14 @@ void conv2d_forward_fused(T* y, const T* x, const T* w, const T* bias, const Con
     }
 }
 
+// One algorithm for every shape and pass: the loops above.
+template <class T>
+const char* conv2d_algorithm(const Conv2dParams&, ConvPass) {
+  return "ref";
+}
+
 #define CNNX_INSTANTIATE(T)                                                                     \
+  template const char* conv2d_algorithm<T>(const Conv2dParams&, ConvPass);                     \
   template void conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dParams&);       \
   template void conv2d_forward_fused<T>(T*, const T*, const T*, const T*, const ConvEpilogue<T>&, \
                                         const Conv2dParams&);                                   \

@@ -17,6 +17,8 @@ const KernelTable& kernel_table() {
       &ref::conv2d_backward_input<double>,
       &ref::conv2d_backward_weight<float>,
       &ref::conv2d_backward_weight<double>,
+      &ref::conv2d_algorithm<float>,
+      &ref::conv2d_algorithm<double>,
       &ref::max_pool2d_forward<float>,
       &ref::max_pool2d_forward<double>,
       &ref::max_pool2d_backward<float>,
