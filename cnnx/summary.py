@@ -165,14 +165,14 @@ class Summary:
         head = ["layer", "type", "output shape", "kernel", "params", "MACs", "activations"]
         align = "llllrrr"
         if prof:
-            head += ["fwd ms", "bwd ms"]
-            align += "rr"
+            head += ["fwd ms", "bwd ms", "algorithm fwd/dx/dw"]
+            align += "rrl"
         body = []
         for r in rows:
             cells = [r.name, r.type, _shape(r.output_shape), r.window, _table.count(r.params),
                      _table.count(r.macs), _table.count(r.activations) if r.activations else "-"]
             if prof:
-                cells += [_ms(r.forward_ms), _ms(r.backward_ms)]
+                cells += [_ms(r.forward_ms), _ms(r.backward_ms), _algorithms(r, self.itemsize)]
             body.append(cells)
         return head, body, align, rows
 
@@ -270,6 +270,22 @@ def _shape(shape) -> str:
 
 def _ms(v) -> str:
     return "-" if v is None else f"{v:.3f}"
+
+
+def _algorithms(r: Row, itemsize: int) -> str:
+    """"winograd/direct/winograd": the algorithms a convolution row's forward, input gradient and weight
+    gradient run (kernels.conv2d_algorithm, under the current ISA and setting); "-" for other rows."""
+    if r.kinds != ("conv",) or r.kernel_size is None or r.input_shape is None or r.output_shape is None:
+        return "-"
+    from . import kernels
+    weight = (r.output_shape[1], r.input_shape[1] // (r.groups or 1), *r.kernel_size)
+    try:
+        return "/".join(kernels.conv2d_algorithm(r.input_shape, weight, stride=r.stride, padding=r.padding,
+                                                 dilation=r.dilation or 1, groups=r.groups or 1,
+                                                 dtype=np.float32 if itemsize == 4 else np.float64, pass_=p)
+                        for p in ("forward", "backward_input", "backward_weight"))
+    except (TypeError, ValueError):  # a row merged from several calls (depth grouping)
+        return "-"
 
 
 def _window(call: KernelCall | None) -> str:

@@ -400,21 +400,24 @@ struct MaxPool {
     }
   }
 
-  // Flat (rows narrower than a register, no padding): a register holds `width` consecutive outputs
-  // of the flattened plane and each tap is one gather (FlatAvg's forward tables). Without padding
-  // every window's first tap lies inside the input, so it seeds the running maximum as the
-  // reference's first comparison does; taps outside the input (ceil mode) gather -inf and never
-  // win. The position register holds the flat input index, exact in T on these small planes.
-  static void flat_plane(T* y, int64_t* idx, const T* x, const FlatAvg& F, const T* base_t) {
+  // Flat (rows narrower than a register): a register holds `width` consecutive outputs of the
+  // flattened plane and each tap is one gather (FlatAvg's forward tables). Each lane's first tap
+  // inside the input (seed: its flat index; -inf at -1 for a dilated window that misses the input)
+  // seeds the running maximum, as the reference's first comparison does; then every tap is absorbed
+  // in scan order, those outside the input (padding, ceil mode) gathering -inf, which never wins,
+  // and the seed itself again, which changes nothing.
+  // The position register holds the flat input index, exact in T on these small planes.
+  static void flat_plane(T* y, int64_t* idx, const T* x, const FlatAvg& F, const T* base_t,
+                         const std::int32_t* seed, const T* seed_t, const std::uint32_t* seeded) {
     const reg minus_inf = V::set1(-std::numeric_limits<T>::infinity());
     alignas(64) int64_t tail[W];
     for (int64_t v = 0; v < F.vecs; ++v) {
       const std::int32_t* bases = F.base.data() + v * W;
       const std::uint32_t* m = F.mask.data() + v * F.taps;
       const reg corner = V::load(base_t + v * W);
-      reg best = V::gather_lanes(x + F.off[0], bases, m[0], minus_inf);
-      reg pos = V::add(corner, V::set1(static_cast<T>(F.off[0])));
-      for (int64_t q = 1; q < F.taps; ++q)
+      reg best = V::gather_lanes(x, seed + v * W, seeded[v], minus_inf);
+      reg pos = V::load(seed_t + v * W);
+      for (int64_t q = 0; q < F.taps; ++q)
         absorb(best, pos, V::gather_lanes(x + F.off[q], bases, m[q], minus_inf),
                V::add(corner, V::set1(static_cast<T>(F.off[q]))));
       const int64_t at = v * W;
@@ -435,12 +438,28 @@ struct MaxPool {
     const int64_t max_offset = (p.kh - 1) * p.dh * p.w + (p.kw - 1) * p.dw;
     const bool exact = max_offset < (int64_t(1) << std::min(std::numeric_limits<T>::digits, 31));
     const Interior in = exact ? interior_columns(p) : Interior{0, 0};
-    if (p.ph == 0 && p.pw == 0 && in.hi - in.lo < W && in_plane <= kFlatPoolMaxPlane) {
+    if (in.hi - in.lo < W && in_plane <= kFlatPoolMaxPlane) {
       const FlatAvg& F = flat_avg<T>(p, false);
-      std::vector<T> base_t(static_cast<size_t>(F.vecs * W));
+      std::vector<T> base_t(static_cast<size_t>(F.vecs * W)), seed_t(base_t.size());
+      std::vector<std::int32_t> seed(base_t.size(), 0);
+      std::vector<std::uint32_t> seeded(static_cast<size_t>(F.vecs), 0u);  // lanes with a tap inside
       for (size_t i = 0; i < base_t.size(); ++i) base_t[i] = static_cast<T>(F.base[i]);
+      // A dilated window can miss the input altogether: the reference's -inf at index -1.
+      for (int64_t o = 0; o < F.hw; ++o) {
+        const std::uint32_t* m = F.mask.data() + (o / W) * F.taps;
+        int64_t q = 0;
+        while (q < F.taps && !(m[q] >> (o % W) & 1u)) ++q;
+        if (q == F.taps) {
+          seed_t[o] = T(-1);
+          continue;
+        }
+        seed[o] = F.base[o] + F.off[q];
+        seed_t[o] = static_cast<T>(seed[o]);
+        seeded[o / W] |= 1u << (o % W);
+      }
       for_each_plane(p.n * p.c, p.n * p.c * in_plane, [&](int64_t q) {
-        flat_plane(y + q * out_plane, idx + q * out_plane, x + q * in_plane, F, base_t.data());
+        flat_plane(y + q * out_plane, idx + q * out_plane, x + q * in_plane, F, base_t.data(), seed.data(),
+                   seed_t.data(), seeded.data());
       });
       return;
     }
