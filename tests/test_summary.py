@@ -517,6 +517,20 @@ def test_profile_times_every_layer_and_restores_state():
     assert {cls: cls.__dict__.get("backward") for cls in _all_functions()} == backward
 
 
+def test_profile_names_each_convolutions_algorithms():
+    from cnnx import kernels
+    model = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1, groups=64),
+                          nn.Flatten(), nn.Linear(64 * 64, 2))
+    s = cnnx.summary(model, (3, 8, 8), batch_size=2, profile=True, profile_runs=1)
+    text = str(s)
+    assert "algorithm fwd/dx/dw" in text
+    want = "/".join(kernels.conv2d_algorithm((2, 3, 8, 8), (64, 3, 3, 3), padding=1, pass_=p)
+                    for p in ("forward", "backward_input", "backward_weight"))
+    rows = {line.split()[0]: line.split()[-1] for line in text.splitlines()
+            if line.split()[1:2] in (["Conv2d"], ["Linear"])}
+    assert rows == {"0": want, "2": "depthwise/depthwise/depthwise", "4": "-"}
+
+
 def _all_functions():
     out, todo = set(), [cnnx.autograd.Function]
     while todo:
