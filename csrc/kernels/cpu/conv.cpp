@@ -859,31 +859,29 @@ bool chosen(ConvAlgorithm algo, ConvAlgorithm which, Fits fits, const Conv2dPara
 // row kernels for layers with few output channels, Winograd for the stride-1 layers it suits, else
 // the direct kernels, else the column matrix (kGemm). The kernels below dispatch on these, and
 // conv2d_algorithm reports them, so the two cannot disagree.
+// The rules in their order: each `fits(p, force)` of the algorithm it names.
+template <class Rows, class Winograd, class Direct>
+ConvAlgorithm choice(const Conv2dParams& p, Rows rows, Winograd winograd, Direct direct) {
+  const ConvAlgorithm algo = conv_algorithm();
+  if (chosen(algo, ConvAlgorithm::kRows, rows, p)) return ConvAlgorithm::kRows;
+  if (chosen(algo, ConvAlgorithm::kWinograd, winograd, p)) return ConvAlgorithm::kWinograd;
+  if (chosen(algo, ConvAlgorithm::kDirect, direct, p)) return ConvAlgorithm::kDirect;
+  return ConvAlgorithm::kGemm;
+}
+
 template <class T>
 ConvAlgorithm forward_choice(const Conv2dParams& p) {
-  const ConvAlgorithm algo = conv_algorithm();
-  if (chosen(algo, ConvAlgorithm::kRows, rows_fits<T>, p)) return ConvAlgorithm::kRows;
-  if (chosen(algo, ConvAlgorithm::kWinograd, winograd_fits<T>, p)) return ConvAlgorithm::kWinograd;
-  if (chosen(algo, ConvAlgorithm::kDirect, direct_fits_forward<T>, p)) return ConvAlgorithm::kDirect;
-  return ConvAlgorithm::kGemm;
+  return choice(p, rows_fits<T>, winograd_fits<T>, direct_fits_forward<T>);
 }
 
 template <class T>
 ConvAlgorithm backward_input_choice(const Conv2dParams& p) {
-  const ConvAlgorithm algo = conv_algorithm();
-  if (chosen(algo, ConvAlgorithm::kRows, rows_fits_backward_input<T>, p)) return ConvAlgorithm::kRows;
-  if (chosen(algo, ConvAlgorithm::kWinograd, winograd_fits_backward_input<T>, p)) return ConvAlgorithm::kWinograd;
-  if (chosen(algo, ConvAlgorithm::kDirect, direct_fits_backward_input<T>, p)) return ConvAlgorithm::kDirect;
-  return ConvAlgorithm::kGemm;
+  return choice(p, rows_fits_backward_input<T>, winograd_fits_backward_input<T>, direct_fits_backward_input<T>);
 }
 
 template <class T>
 ConvAlgorithm backward_weight_choice(const Conv2dParams& p) {
-  const ConvAlgorithm algo = conv_algorithm();
-  if (chosen(algo, ConvAlgorithm::kRows, rows_fits_backward_weight<T>, p)) return ConvAlgorithm::kRows;
-  if (chosen(algo, ConvAlgorithm::kWinograd, winograd_fits_backward_weight<T>, p)) return ConvAlgorithm::kWinograd;
-  if (chosen(algo, ConvAlgorithm::kDirect, direct_fits_backward_weight<T>, p)) return ConvAlgorithm::kDirect;
-  return ConvAlgorithm::kGemm;
+  return choice(p, rows_fits_backward_weight<T>, winograd_fits_backward_weight<T>, direct_fits_backward_weight<T>);
 }
 
 // A dense forward by forward_choice. Returns whether the tail e (may be null) was applied; the row
