@@ -859,7 +859,7 @@ bool chosen(ConvAlgorithm algo, ConvAlgorithm which, Fits fits, const Conv2dPara
 // row kernels for layers with few output channels, Winograd for the stride-1 layers it suits, else
 // the direct kernels, else the column matrix (kGemm). The kernels below dispatch on these, and
 // conv2d_algorithm reports them, so the two cannot disagree.
-// The rules in their order: each `fits(p, force)` of the algorithm it names.
+// choice() walks the rules in that order; each argument is the `fits(p, force)` of the algorithm it names.
 template <class Rows, class Winograd, class Direct>
 ConvAlgorithm choice(const Conv2dParams& p, Rows rows, Winograd winograd, Direct direct) {
   const ConvAlgorithm algo = conv_algorithm();
