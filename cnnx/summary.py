@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import _table
+from . import _table, kernels
 from ._trace import KernelCall, intercept
 from .autograd import no_grad
 from .creation import from_numpy
@@ -275,17 +275,14 @@ def _ms(v) -> str:
 def _algorithms(r: Row, itemsize: int) -> str:
     """"winograd/direct/winograd": the algorithms a convolution row's forward, input gradient and weight
     gradient run (kernels.conv2d_algorithm, under the current ISA and setting); "-" for other rows."""
+    # One convolution's own shapes: a row of several calls (depth grouping) has no kernel_size.
     if r.kinds != ("conv",) or r.kernel_size is None or r.input_shape is None or r.output_shape is None:
         return "-"
-    from . import kernels
     weight = (r.output_shape[1], r.input_shape[1] // (r.groups or 1), *r.kernel_size)
-    try:
-        return "/".join(kernels.conv2d_algorithm(r.input_shape, weight, stride=r.stride, padding=r.padding,
-                                                 dilation=r.dilation or 1, groups=r.groups or 1,
-                                                 dtype=np.float32 if itemsize == 4 else np.float64, pass_=p)
-                        for p in ("forward", "backward_input", "backward_weight"))
-    except (TypeError, ValueError):  # a row merged from several calls (depth grouping)
-        return "-"
+    return "/".join(kernels.conv2d_algorithm(r.input_shape, weight, stride=r.stride, padding=r.padding,
+                                             dilation=r.dilation or 1, groups=r.groups or 1,
+                                             dtype=np.float32 if itemsize == 4 else np.float64, pass_=p)
+                    for p in ("forward", "backward_input", "backward_weight"))
 
 
 def _window(call: KernelCall | None) -> str:

@@ -186,11 +186,17 @@ void transpose_into(T* dst, int64_t ldd, int64_t width, const T* src, int64_t ld
 // column matrix: MobileNet's conv1 (3 -> 32, stride 2, 224x224) 1.35-1.52x at batch 1-32; 3 -> 16
 // and 3 -> 24 at stride 2 1.26-1.80x; 1 -> 32 at 64x64 2.4x; 3 -> 32 at 112x112 1.09x. With 64
 // output channels at stride 1 the GEMM is wide enough: VGG16's conv1_1 0.89x, so it stays there.
+// A group's kg output channels rounded up to whole OB-channel vector groups: the lanes its tiles run.
+template <class T>
+int64_t lanes_of(int64_t kg) {
+  constexpr int OB = Tiling<T>::OB;
+  return (kg + OB - 1) / OB * OB;
+}
+
 template <class T>
 bool preferred(const Conv2dParams& p) {
-  constexpr int OB = Tiling<T>::OB;
   const int64_t kg = p.k / p.groups, cg = p.c / p.groups;
-  const int64_t padded = (kg + OB - 1) / OB * OB;
+  const int64_t padded = lanes_of<T>(kg);
   if (p.kh * p.kw == 1) return false;
   if (cg * p.kh * p.kw >= 32) return 4 * kg >= 3 * padded;
   return 2 * kg >= padded && (kg <= 32 || p.stride_w > 1);

@@ -248,9 +248,8 @@ void backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
 template <class T>
 bool direct_fits_backward_weight(const Conv2dParams& p, bool force) {
   if (p.dil_w != 1) return false;
-  constexpr int OB = Tiling<T>::OB;
-  const int64_t kg = p.k / p.groups, padded = (kg + OB - 1) / OB * OB;
-  return force || (p.kh * p.kw > 1 && 2 * kg >= padded);
+  const int64_t kg = p.k / p.groups;
+  return force || (p.kh * p.kw > 1 && 2 * kg >= lanes_of<T>(kg));
 }
 
 template <class T>

@@ -191,6 +191,10 @@ struct FlatAvg {  // (max pooling's forward uses the forward tables too)
   std::vector<std::int32_t> base;      // per lane (vecs * width)
   std::vector<std::uint32_t> mask;     // per vector and tap
   std::vector<double> divisor;         // per output of the plane
+  // Forward only, for max pooling: each output's first tap inside the input (its flat index), and
+  // per vector the lanes that have one (a dilated window can miss the input altogether).
+  std::vector<std::int32_t> seed;      // per lane
+  std::vector<std::uint32_t> seeded;   // per vector
 };
 
 inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
@@ -211,6 +215,10 @@ FlatAvg make_flat_avg(const Pool2dParams& p, bool backward) {
       F.off.push_back(static_cast<std::int32_t>(backward ? a * p.ow + b : a * p.dh * p.w + b * p.dw));
   F.base.assign(static_cast<size_t>(F.vecs * W), 0);
   F.mask.assign(static_cast<size_t>(F.vecs * F.taps), 0u);
+  if (!backward) {
+    F.seed.assign(F.base.size(), 0);
+    F.seeded.assign(static_cast<size_t>(F.vecs), 0u);
+  }
   for (int64_t o = 0; o < F.hw; ++o) {
     const std::uint32_t bit = 1u << (o % W);
     std::uint32_t* m = F.mask.data() + (o / W) * F.taps;
@@ -220,7 +228,9 @@ FlatAvg make_flat_avg(const Pool2dParams& p, bool backward) {
       for (int64_t i = 0; i < p.kh; ++i)
         for (int64_t j = 0; j < p.kw; ++j) {
           const int64_t r = r0 + i * p.dh, c = c0 + j * p.dw;
-          if (r >= 0 && r < p.h && c >= 0 && c < p.w) m[i * p.kw + j] |= bit;
+          if (r < 0 || r >= p.h || c < 0 || c >= p.w) continue;
+          m[i * p.kw + j] |= bit;
+          if (!(F.seeded[o / W] & bit)) F.seed[o] = static_cast<std::int32_t>(r * p.w + c), F.seeded[o / W] |= bit;
         }
       continue;
     }
@@ -407,15 +417,14 @@ struct MaxPool {
   // in scan order, those outside the input (padding, ceil mode) gathering -inf, which never wins,
   // and the seed itself again, which changes nothing.
   // The position register holds the flat input index, exact in T on these small planes.
-  static void flat_plane(T* y, int64_t* idx, const T* x, const FlatAvg& F, const T* base_t,
-                         const std::int32_t* seed, const T* seed_t, const std::uint32_t* seeded) {
+  static void flat_plane(T* y, int64_t* idx, const T* x, const FlatAvg& F, const T* base_t, const T* seed_t) {
     const reg minus_inf = V::set1(-std::numeric_limits<T>::infinity());
     alignas(64) int64_t tail[W];
     for (int64_t v = 0; v < F.vecs; ++v) {
       const std::int32_t* bases = F.base.data() + v * W;
       const std::uint32_t* m = F.mask.data() + v * F.taps;
       const reg corner = V::load(base_t + v * W);
-      reg best = V::gather_lanes(x, seed + v * W, seeded[v], minus_inf);
+      reg best = V::gather_lanes(x, F.seed.data() + v * W, F.seeded[v], minus_inf);
       reg pos = V::load(seed_t + v * W);
       for (int64_t q = 0; q < F.taps; ++q)
         absorb(best, pos, V::gather_lanes(x + F.off[q], bases, m[q], minus_inf),
@@ -440,26 +449,15 @@ struct MaxPool {
     const Interior in = exact ? interior_columns(p) : Interior{0, 0};
     if (in.hi - in.lo < W && in_plane <= kFlatPoolMaxPlane) {
       const FlatAvg& F = flat_avg<T>(p, false);
+      // Positions as T for the argmax register; a window that misses the input starts (and stays)
+      // at the reference's index -1.
       std::vector<T> base_t(static_cast<size_t>(F.vecs * W)), seed_t(base_t.size());
-      std::vector<std::int32_t> seed(base_t.size(), 0);
-      std::vector<std::uint32_t> seeded(static_cast<size_t>(F.vecs), 0u);  // lanes with a tap inside
-      for (size_t i = 0; i < base_t.size(); ++i) base_t[i] = static_cast<T>(F.base[i]);
-      // A dilated window can miss the input altogether: the reference's -inf at index -1.
-      for (int64_t o = 0; o < F.hw; ++o) {
-        const std::uint32_t* m = F.mask.data() + (o / W) * F.taps;
-        int64_t q = 0;
-        while (q < F.taps && !(m[q] >> (o % W) & 1u)) ++q;
-        if (q == F.taps) {
-          seed_t[o] = T(-1);
-          continue;
-        }
-        seed[o] = F.base[o] + F.off[q];
-        seed_t[o] = static_cast<T>(seed[o]);
-        seeded[o / W] |= 1u << (o % W);
+      for (size_t i = 0; i < base_t.size(); ++i) {
+        base_t[i] = static_cast<T>(F.base[i]);
+        seed_t[i] = F.seeded[i / W] >> (i % W) & 1u ? static_cast<T>(F.seed[i]) : T(-1);
       }
       for_each_plane(p.n * p.c, p.n * p.c * in_plane, [&](int64_t q) {
-        flat_plane(y + q * out_plane, idx + q * out_plane, x + q * in_plane, F, base_t.data(), seed.data(),
-                   seed_t.data(), seeded.data());
+        flat_plane(y + q * out_plane, idx + q * out_plane, x + q * in_plane, F, base_t.data(), seed_t.data());
       });
       return;
     }
