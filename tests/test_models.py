@@ -83,8 +83,8 @@ def built(request):
     del model
 
 
-def batch(case, n=2, seed=0):
-    shape = CASES[case][3]
+def batch(case, n=2, seed=0, size=None):
+    shape = CASES[case][3] if size is None else CASES[case][3][:1] + (size, size)
     return cnnx.tensor(np.random.default_rng(seed).standard_normal((n,) + shape).astype(np.float32))
 
 
@@ -594,11 +594,15 @@ def test_one_sgd_step_lowers_the_loss(built):
     # value per channel: VGG's last maps are 1 x 1 at 32 x 32). Defined after the other tests of
     # ``built``: pytest keeps that order within a case, so they see the weights as built (restoring VGG's
     # 138 M parameters would cost seconds).
+    # ResNets take 64 x 64: at 32 x 32 their last maps are 1 x 1, so each batch-norm channel there sees
+    # two values and normalises them to +-1. That loss is nearly a step function (gradients of 1e8-1e11
+    # for ResNet-50 and deeper, and PyTorch's float64 gradients differ from cnnx's in the fourth digit),
+    # so whether a step of 0.01 lowers it depends on rounding, not on the gradients being right.
     case, model = built
     model.__dict__["_stepped"] = True  # see test_eval_output_matches_pytorch
     model.train()
     try:
-        x = batch(case, n=2, seed=1)
+        x = batch(case, n=2, seed=1, size=64 if CASES[case][0].startswith("resnet") else None)
         target = cnnx.tensor(np.array([1, 3]))
         cnnx.manual_seed(5)  # the same dropout masks for both evaluations
         loss = loss_of(case, model, x, target)
