@@ -59,7 +59,7 @@ def test_shared_code_uses_no_isa_instructions():
         pytest.skip("needs binutils (readelf, objdump)")
     path = cnnx._C.__file__
     if ".symtab" not in subprocess.run(["readelf", "-SW", path], capture_output=True, text=True).stdout:
-        pytest.skip("the module is stripped: CMakeLists.txt keeps its symbol table, this build did not")
+        pytest.skip("the module is stripped (CMakeLists.txt and pyproject.toml keep its symbol table; this build did not)")
     funcs = shareable_functions(path)
     assert any(name == "_ZN4cnnx6avx51212kernel_tableEv" for _, _, name in funcs), \
         "cnnx::avx512::kernel_table() should be the AVX-512 objects' one global function"
