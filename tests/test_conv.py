@@ -335,6 +335,23 @@ def test_few_channel_layers_choose_rows_and_direct(shape, weight, stride, expect
     assert got == expect
 
 
+# The same rules with AVX2's 16 vector registers, where the row kernels' sums spill: few-channel
+# layers go to the direct tiles from a third of their 16 lanes (measured on an AMD EPYC).
+@pytest.mark.parametrize("shape, weight, expect", [
+    ((256, 1, 32, 32), (6, 1, 5, 5), ("direct", "gemm", "direct")),    # LeNet C1
+    ((256, 6, 14, 14), (16, 6, 5, 5), ("direct", "rows", "direct")),   # LeNet C3: dx keeps the rows
+    ((2, 32, 28, 28), (4, 32, 3, 3), ("gemm", "direct", "gemm")),      # 4 of 16 lanes (dx: 32 of 32)
+], ids=["lenet_c1", "lenet_c3", "32to4"])
+def test_few_channel_layers_on_avx2(shape, weight, expect):
+    from conftest import FAST_ISAS
+    if "avx2" not in FAST_ISAS:
+        pytest.skip("needs a CPU with AVX2")
+    with using_isa("avx2"):
+        got = tuple(kernels.conv2d_algorithm(shape, weight, pass_=p)
+                    for p in ("forward", "backward_input", "backward_weight"))
+    assert got == expect
+
+
 def test_conv2d_algorithm_settings_and_isas():
     from conftest import using_conv_algorithm
     layer = dict(input_shape=(8, 512, 8, 8), weight_shape=(512, 512, 3, 3), padding=1)

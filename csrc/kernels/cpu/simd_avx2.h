@@ -8,6 +8,9 @@ namespace cnnx {
 namespace CNNX_ISA_NS {
 namespace simd {
 
+// Vector registers: the kernels' choices between algorithms weigh how many accumulators fit.
+constexpr int kVectorRegisters = 16;
+
 // Gathers take 32-bit lane offsets: strides beyond this fall back to scalar loads.
 constexpr std::int64_t kMaxGatherStride = 1 << 27;
 

@@ -9,6 +9,9 @@ namespace cnnx {
 namespace CNNX_ISA_NS {
 namespace simd {
 
+// Vector registers: the kernels' choices between algorithms weigh how many accumulators fit.
+constexpr int kVectorRegisters = 16;
+
 template <class T>
 struct Vec {
   typedef T reg __attribute__((vector_size(16)));
