@@ -588,8 +588,8 @@ CNNX_INLINE void row_vector_group(T* const* out, const T* const* in, const T* co
     for (int i = 0; i < K; ++i)
       for (int j = 0; j < K; ++j) acc = V::fmadd(wv[i * K + j], tap(i, j), acc);
     acc = V::add(acc, bias);
-    // One plane: a whole vector that ends inside the plane spills only into later rows, which are
-    // stored after this one and overwrite it. A masked store is microcoded on AMD's Zen 2/3, and
+    // One plane: a whole vector that ends inside the plane spills only into later rows, which walk()
+    // stores after this one (it visits the rows in order), overwriting the spill. A masked store is microcoded on AMD's Zen 2/3, and
     // 7x7 planes on AVX2 (7 of 8 lanes) ran 1.4x faster this way.
     if (G == 1 && oh * w + V::width <= p.h * w)
       V::store(o[0] + oh * w, acc);
@@ -924,6 +924,8 @@ struct S2Strip {
 // columns, so that many lines of the next input plane are fetched per row (and one of the next
 // output or dy plane, RW2 as there). Measured on AVX2 (AMD EPYC, 2 threads): the loads from memory
 // had been two thirds of the time; 112x112x64 at batch 32 forward 3.3x, weight gradient 3.0x.
+// (PlaneAhead itself keeps one offset for both planes: a second one cost the stride-1 strips' weight
+// gradient, short of registers on AVX2, 3-10%.)
 template <class T, int RW2>
 struct S2Ahead {
   static constexpr int LINES = std::max<int>(1, int(4 * simd::Vec<T>::width * sizeof(T) / 64));
