@@ -73,14 +73,19 @@ bool openmp_enabled() {
 
 std::string compiler_description() {
 #if defined(__clang__)
-  return std::string("clang ") + __clang_version__;
+  std::string d = std::string("clang ") + __clang_version__;
 #elif defined(__GNUC__)
-  return std::string("gcc ") + __VERSION__;
+  std::string d = std::string("gcc ") + __VERSION__;
 #elif defined(_MSC_VER)
-  return "msvc " + std::to_string(_MSC_VER);
+  std::string d = "msvc " + std::to_string(_MSC_VER);
 #else
-  return "unknown";
+  std::string d = "unknown";
 #endif
+#if defined(__AVX__)
+  // Baseline code itself built for AVX (CNNX_NATIVE=ON's -march=native): runs on this CPU family only.
+  d += " (baseline code with AVX)";
+#endif
+  return d;
 }
 
 const char* version() { return CNNX_VERSION; }

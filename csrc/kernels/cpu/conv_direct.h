@@ -178,6 +178,22 @@ void transpose_into(T* dst, int64_t ldd, int64_t width, const T* src, int64_t ld
   }
 }
 
+// A group's kg output channels rounded up to whole OB-channel vector groups: the lanes its tiles run.
+template <class T>
+int64_t lanes_of(int64_t kg) {
+  constexpr int OB = Tiling<T>::OB;
+  return (kg + OB - 1) / OB * OB;
+}
+
+// With 16 vector registers (AVX2), where the row kernels' sums spill, the direct tiles take groups
+// of at most 16 output channels from a third of their lanes (measured on an AMD EPYC, batch 256:
+// LeNet's C1, 1 -> 6 at 32x32, forward 1.6x the column matrix and weight gradient 2.08 against
+// 7.16 ms; C3 forward 2.0x the row kernels). preferred() adds a short-reduction bound.
+template <class T>
+bool few_channels_on_16_registers(int64_t kg) {
+  return simd::kVectorRegisters < 32 && kg <= 16 && 3 * kg >= lanes_of<T>(kg);
+}
+
 // Where the direct kernels beat the column matrix by choice (measured): not 1x1 (conv.cpp multiplies
 // those in place, with no copy at all), and most of each OB-channel group live with a reduction long
 // enough to amortise a tile's start and end. Shorter reductions (a network's first layer: 3 x 3 x 3)
@@ -186,23 +202,14 @@ void transpose_into(T* dst, int64_t ldd, int64_t width, const T* src, int64_t ld
 // column matrix: MobileNet's conv1 (3 -> 32, stride 2, 224x224) 1.35-1.52x at batch 1-32; 3 -> 16
 // and 3 -> 24 at stride 2 1.26-1.80x; 1 -> 32 at 64x64 2.4x; 3 -> 32 at 112x112 1.09x. With 64
 // output channels at stride 1 the GEMM is wide enough: VGG16's conv1_1 0.89x, so it stays there.
-// A group's kg output channels rounded up to whole OB-channel vector groups: the lanes its tiles run.
-template <class T>
-int64_t lanes_of(int64_t kg) {
-  constexpr int OB = Tiling<T>::OB;
-  return (kg + OB - 1) / OB * OB;
-}
-
+// On 16-register ISAs, few channels on reductions of at most 150 (few_channels_on_16_registers).
 template <class T>
 bool preferred(const Conv2dParams& p) {
   const int64_t kg = p.k / p.groups, cg = p.c / p.groups;
-  const int64_t padded = lanes_of<T>(kg);
+  const int64_t padded = lanes_of<T>(kg), reduction = cg * p.kh * p.kw;
   if (p.kh * p.kw == 1) return false;
-  // 16 vector registers (AVX2), where the row kernels spill: few output channels on a short
-  // reduction run here even a third full (LeNet's C1, 1 -> 6 at 32x32, batch 256, on an AMD EPYC:
-  // 1.6x the column matrix; C3 2.0x the row kernels).
-  if (simd::kVectorRegisters < 32 && kg <= 16 && 3 * kg >= padded && cg * p.kh * p.kw <= 150) return true;
-  if (cg * p.kh * p.kw >= 32) return 4 * kg >= 3 * padded;
+  if (few_channels_on_16_registers<T>(kg) && reduction <= 150) return true;
+  if (reduction >= 32) return 4 * kg >= 3 * padded;
   return 2 * kg >= padded && (kg <= 32 || p.stride_w > 1);
 }
 

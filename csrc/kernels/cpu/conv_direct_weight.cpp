@@ -244,15 +244,13 @@ void backward_weight(T* dw, const T* x, const T* dy, const Conv2dParams& p) {
 // matrix it replaces is as large as the forward's. Measured, 2 threads, against the column matrix:
 // 3 -> 64 at 32x32, batch 64, 1.22 against 3.91 ms (VGG16's conv1_1 at 224x224: 6.8 against 17.5 at
 // batch 8); LeNet's C3 (6 -> 16, 5x5) at batch 256 1.53 against 2.58; 64 -> 16 at 28x28 1.35x;
-// 24 -> 40 at 14x14 1.3x. With 8 output channels of 32 lanes it ran 0.96-1.2x: left out. With 16
-// vector registers (AVX2), where the row kernels spill, a group of at most 16 channels takes it from
-// a third of its lanes: LeNet's C1 (6 of 16) at batch 256 on an AMD EPYC 2.08 against 7.16 ms.
+// 24 -> 40 at 14x14 1.3x. With 8 output channels of 32 lanes it ran 0.96-1.2x: left out. On
+// 16-register ISAs, few channels from a third of the lanes (few_channels_on_16_registers).
 template <class T>
 bool direct_fits_backward_weight(const Conv2dParams& p, bool force) {
   if (p.dil_w != 1) return false;
   const int64_t kg = p.k / p.groups;
-  const bool few = simd::kVectorRegisters < 32 && kg <= 16 && 3 * kg >= lanes_of<T>(kg);
-  return force || (p.kh * p.kw > 1 && (few || 2 * kg >= lanes_of<T>(kg)));
+  return force || (p.kh * p.kw > 1 && (few_channels_on_16_registers<T>(kg) || 2 * kg >= lanes_of<T>(kg)));
 }
 
 template <class T>

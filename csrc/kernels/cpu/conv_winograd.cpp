@@ -515,7 +515,7 @@ bool winograd_chosen(const Conv2dParams& p, bool input_gradient) {
     const bool wide = input_gradient ? (least >= 64 && tiles >= 384) || (least >= 256 && tiles >= 288) ||
                                            (least >= 512 && tiles >= 196)
                                      : least >= 64 && tiles >= 144;
-    return least >= 32 && tw >= 7 && (tiles >= 512 || wide);
+    return least >= 32 && (tiles >= 512 || wide);  // tw >= 7 here
   }
   return p.c >= 64 && p.k >= 64 && tw >= 7 && tiles >= 196;
 }
