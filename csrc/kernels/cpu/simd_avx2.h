@@ -50,10 +50,18 @@ struct Vec<float> {
   }
   // The inverse of zip: even = lo0 lo2 ... hi0 hi2 ..., odd = lo1 lo3 ... hi1 hi3 ...
   static CNNX_INLINE void unzip(reg lo, reg hi, reg& even, reg& odd) {
-    // Within 128-bit halves, then the halves' middle 64-bit pieces swapped.
-    even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0))), 0xd8));
-    odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1))), 0xd8));
+    unzip_unordered(lo, hi, even, odd);
+    even = unzip_order(even), odd = unzip_order(odd);
   }
+  // unzip's lanes in an order of the ISA's choosing, the same on every call, which unzip_order puts
+  // back: a kernel that only adds and multiplies unzipped vectors lane by lane orders its result once
+  // instead of every unzip (here a lane-crossing permute each). AVX2: within 128-bit halves, so
+  // unzip's lanes 0 1 4 5 2 3 6 7, and unzip_order swaps the halves' middle 64-bit pieces.
+  static CNNX_INLINE void unzip_unordered(reg lo, reg hi, reg& even, reg& odd) {
+    even = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
+    odd = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
+  }
+  static CNNX_INLINE reg unzip_order(reg v) { return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), 0xd8)); }
   template <int D>
   static CNNX_INLINE reg slide(reg v) {
     static_assert(D > -width && D < width, "slide by less than a vector");
@@ -170,9 +178,14 @@ struct Vec<double> {
     hi = _mm256_permute2f128_pd(l, h, 0x31);
   }
   static CNNX_INLINE void unzip(reg lo, reg hi, reg& even, reg& odd) {  // as Vec<float>::unzip
-    even = _mm256_permute4x64_pd(_mm256_unpacklo_pd(lo, hi), 0xd8);
-    odd = _mm256_permute4x64_pd(_mm256_unpackhi_pd(lo, hi), 0xd8);
+    unzip_unordered(lo, hi, even, odd);
+    even = unzip_order(even), odd = unzip_order(odd);
   }
+  static CNNX_INLINE void unzip_unordered(reg lo, reg hi, reg& even, reg& odd) {  // lanes 0 2 1 3 of unzip's
+    even = _mm256_unpacklo_pd(lo, hi);
+    odd = _mm256_unpackhi_pd(lo, hi);
+  }
+  static CNNX_INLINE reg unzip_order(reg v) { return _mm256_permute4x64_pd(v, 0xd8); }
   template <int D>
   static CNNX_INLINE reg slide(reg v) {
     static_assert(D > -width && D < width, "slide by less than a vector");

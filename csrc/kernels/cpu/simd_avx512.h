@@ -61,6 +61,9 @@ struct Vec<float> {
     even = _mm512_permutex2var_ps(lo, _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), hi);
     odd = _mm512_permutex2var_ps(lo, _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), hi);
   }
+  // unzip_unordered, unzip_order: see simd_avx2.h; here one two-source permute each, so unzip itself.
+  static CNNX_INLINE void unzip_unordered(reg lo, reg hi, reg& even, reg& odd) { unzip(lo, hi, even, odd); }
+  static CNNX_INLINE reg unzip_order(reg v) { return v; }
   template <int D>
   static CNNX_INLINE reg slide(reg v) {
     static_assert(D > -width && D < width, "slide by less than a vector");
@@ -168,6 +171,9 @@ struct Vec<double> {
     even = _mm512_permutex2var_pd(lo, _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), hi);
     odd = _mm512_permutex2var_pd(lo, _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15), hi);
   }
+  // unzip_unordered, unzip_order: see simd_avx2.h; here one two-source permute each, so unzip itself.
+  static CNNX_INLINE void unzip_unordered(reg lo, reg hi, reg& even, reg& odd) { unzip(lo, hi, even, odd); }
+  static CNNX_INLINE reg unzip_order(reg v) { return v; }
   template <int D>
   static CNNX_INLINE reg slide(reg v) {
     static_assert(D > -width && D < width, "slide by less than a vector");

@@ -59,6 +59,9 @@ struct Vec {
     }
     even = e, odd = o;
   }
+  // unzip_unordered, unzip_order: see simd_avx2.h; here unzip itself.
+  static CNNX_INLINE void unzip_unordered(reg lo, reg hi, reg& even, reg& odd) { unzip(lo, hi, even, odd); }
+  static CNNX_INLINE reg unzip_order(reg v) { return v; }
   template <int D>
   static CNNX_INLINE reg slide(reg v) {
     static_assert(D > -width && D < width, "slide by less than a vector");
