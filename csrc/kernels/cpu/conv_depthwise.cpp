@@ -19,6 +19,7 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -558,6 +559,116 @@ struct SlidRows {
   std::uint32_t lanes_[G], all_ = 0;
 };
 
+// The 3x3 stride-1 kernels' scatter form, for ISAs with 16 vector registers (AVX2). The window form
+// sums each output row in one chain of 9 FMAs from 9 window registers and 9 weights: on 16 registers
+// it keeps the weights and masks in memory, and its chains (36 cycles of latency each) left the FMA
+// units idle most of the time (14 cycles an output vector on Zen 3). Here each input row is still
+// loaded once per kernel column, but each load goes to the three outputs it belongs to: row r is
+// kernel row 2 of output r - 1 (which it completes), row 1 of output r and row 0 of output r + 1
+// (which it starts). 9 weights, 3 sums and the load fit in 16 registers, three chains are in flight,
+// and every sum still takes its taps in the reference's (i, j) order from zero, padding as zeros:
+// the window form's bits. Rows: load(r, j), copy j of input row r (its columns shifted by j - 1, zero
+// outside the plane); store(oh, sum), which adds the bias; step(), once per input row after the first.
+template <class T, class Rows>
+CNNX_INLINE void scatter_3x3(const typename simd::Vec<T>::reg (&wv)[9], int64_t h, Rows& rows) {
+  using V = simd::Vec<T>;
+  using R = typename V::reg;
+  R a, b = V::zero(), c = V::zero();  // output 0's kernel row 0 is padding: zero, exactly
+  for (int j = 0; j < 3; ++j) {
+    const R v = rows.load(0, j);
+    b = V::fmadd(wv[3 + j], v, b);
+    c = V::fmadd(wv[j], v, c);
+  }
+  a = b, b = c;  // before row r: a holds output r - 1 (kernel rows 0, 1 done), b output r (row 0 done)
+  for (int64_t r = 1; r < h; ++r) {
+    rows.step();
+    c = V::zero();
+    for (int j = 0; j < 3; ++j) {
+      const R v = rows.load(r, j);
+      a = V::fmadd(wv[6 + j], v, a);
+      b = V::fmadd(wv[3 + j], v, b);
+      c = V::fmadd(wv[j], v, c);
+    }
+    rows.store(r - 1, a);
+    a = b, b = c;
+  }
+  for (int j = 0; j < 3; ++j) a = V::fmadd(wv[6 + j], V::zero(), a);  // the padding row under the plane
+  rows.store(h - 1, a);
+}
+
+// The row-vector Rows for scatter_3x3 (G == 1): copy j of a row is a load one column before or after
+// it, the lanes that would read outside the row masked off (the same lanes as SlidRows' slides, so
+// the same values in every lane). The stores spill into the plane's next rows, stored later, as in
+// row_vector_group, and past the plane's last row into the next plane where that comes after this
+// one on the same thread (spill_end). For scatter_3x3_weight, m[j] also drops the lanes past the row.
+template <class T>
+std::uint32_t scatter_row_lanes(int64_t w, int j, bool clean) {  // lanes l with 0 <= l + j - 1 < w [and l < w]
+  const std::uint32_t row = slot_lanes<T, 1>(w, 0);
+  return (row << 1 >> j) & (clean ? row : (std::uint32_t(1) << simd::Vec<T>::width) - 1u);
+}
+
+template <class T>
+struct ScatterPlaneRows {
+  using V = simd::Vec<T>;
+  using R = typename V::reg;
+  const T* in;
+  T* out;
+  int64_t h, w;
+  std::uint32_t m[3], lanes;
+  R vb;
+  bool spill_end;
+
+  const T* g = nullptr;  // dy plane, for the weight gradient
+
+  CNNX_INLINE R load(int64_t r, int j) const { return V::load_lanes(shifted(in, r * w + j - 1), m[j]); }
+  CNNX_INLINE R grad(int64_t oh) const { return V::load_lanes(g + oh * w, lanes); }
+  CNNX_INLINE void store(int64_t oh, R sum) {
+    if (spill_end || oh * w + V::width <= h * w)
+      V::store(out + oh * w, V::add(sum, vb));
+    else
+      V::store_lanes(out + oh * w, V::add(sum, vb), lanes);
+  }
+  CNNX_INLINE void step() {}
+};
+
+// The weight gradient's scatter form (16 registers): tap (i, j) sums dy row oh times copy j of input
+// row oh + i - 1. Walked by input row, copy j of row r goes to taps (0, j), (1, j) and (2, j) times dy
+// rows r + 1, r and r - 1, which stay in registers: 9 sums, 3 dy rows and the load (the window
+// form's 9 sums and 9 window registers spilled). Each sum still adds its products with dy's rows in
+// order, the window form's bits; only the products with the padding rows (zeros) are left out: a sum
+// that starts at +0 never becomes -0, so adding +-0 changes no bit, and an Inf in dy no longer meets
+// a padding zero (NaN), as in the reference. Rows: load(r, j) as for scatter_3x3 but zero on every
+// lane outside the row; grad(oh), dy row oh, zero outside it; step() once per input row. Db: the dy
+// rows summed too, in order, into db (with Db).
+template <class T, bool Db, class Rows>
+CNNX_INLINE void scatter_3x3_weight(typename simd::Vec<T>::reg* acc, typename simd::Vec<T>::reg& db, int64_t h,
+                                    Rows& rows) {
+  using V = simd::Vec<T>;
+  using R = typename V::reg;
+  R before = V::zero(), here = rows.grad(0), after = V::zero();
+  if constexpr (Db) db = V::add(db, here);
+  auto row = [&](int64_t r, auto up, auto down) {  // up: dy row r - 1 exists; down: dy row r + 1
+    rows.step();
+    if constexpr (decltype(down)::value) {
+      after = rows.grad(r + 1);
+      if constexpr (Db) db = V::add(db, after);
+    }
+    for (int j = 0; j < 3; ++j) {
+      const R v = rows.load(r, j);
+      if constexpr (decltype(down)::value) acc[j] = V::fmadd(after, v, acc[j]);
+      acc[3 + j] = V::fmadd(here, v, acc[3 + j]);
+      if constexpr (decltype(up)::value) acc[6 + j] = V::fmadd(before, v, acc[6 + j]);
+    }
+    before = here, here = after;
+  };
+  using Yes = std::true_type;
+  using No = std::false_type;
+  if (h == 1) return row(0, No(), No());
+  row(0, No(), Yes());
+  for (int64_t r = 1; r + 1 < h; ++r) row(r, Yes(), Yes());
+  row(h - 1, Yes(), No());
+}
+
 // The G lanes-blocks of a vector: v0 on slot 0's lanes, v1 on slot 1's (G == 2).
 template <class T, int G>
 CNNX_INLINE typename simd::Vec<T>::reg per_slot(T v0, T v1) {
@@ -619,7 +730,16 @@ void row_vector_forward(T* y, const T* x, const T* w, const T* bias, const Conv2
       const T* in = x + nc * hw;
       const T* wk = w + c * K * K;
       const T b = bias ? bias[c] : T(0);
-      row_vector_group<T, K, 1>(&out, &in, &wk, &b, p);
+      if constexpr (K == 3 && simd::kVectorRegisters < 32) {
+        using V = simd::Vec<T>;
+        typename V::reg wv[9];
+        for (int q = 0; q < 9; ++q) wv[q] = V::set1(wk[q]);
+        ScatterPlaneRows<T> rows{in, out, p.h, p.w, {}, slot_lanes<T, 1>(p.w, 0), V::set1(b), nc + 1 < planes.end};
+        for (int j = 0; j < 3; ++j) rows.m[j] = scatter_row_lanes<T>(p.w, j, false);
+        scatter_3x3<T>(wv, p.h, rows);
+      } else {
+        row_vector_group<T, K, 1>(&out, &in, &wk, &b, p);
+      }
     }
   });
 }
@@ -646,10 +766,22 @@ void row_vector_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dParams
         const T* in[2] = {x + (n * p.c + c0) * hw, x + (n * p.c + c1) * hw};
         const T* g0 = dy + (n * p.c + c0) * hw;
         const T* g1 = dy + (n * p.c + c1) * hw;
-        Window<T, K, SlidRows<T, K, G, true>> win({in, p.h, p.w});
         T* s = sums + (m - mine.begin) * Q * W;
         typename V::reg acc[Q];
         for (int q = 0; q < Q; ++q) acc[q] = V::load(s + q * W);
+        if constexpr (K == 3 && G == 1 && simd::kVectorRegisters < 32) {
+          ScatterPlaneRows<T> rows{in[0], nullptr, p.h, w, {}, lanes0, V::zero(), false, g0};
+          for (int j = 0; j < 3; ++j) rows.m[j] = scatter_row_lanes<T>(w, j, true);
+          typename V::reg sum_db = acc[9];
+          if (db)
+            scatter_3x3_weight<T, true>(acc, sum_db, p.h, rows);
+          else
+            scatter_3x3_weight<T, false>(acc, sum_db, p.h, rows);
+          acc[9] = sum_db;
+          for (int q = 0; q < Q; ++q) V::store(s + q * W, acc[q]);
+          continue;
+        }
+        Window<T, K, SlidRows<T, K, G, true>> win({in, p.h, p.w});
         win.walk(p.h, [&](int64_t oh, const auto& tap) {
           typename V::reg gv = V::load_lanes(g0 + oh * w, lanes0);
           if constexpr (G == 2) gv = V::blend_lanes(gv, V::load_lanes(shifted(g1 + oh * w, -SLOT), lanes1), lanes1);
@@ -774,70 +906,60 @@ void strip_plane(T* out, const T* in, const T* wk, T bias, const std::vector<Str
   }
 }
 
-// The 3x3 forward strips on ISAs with 16 vector registers (AVX2). The window form above sums each
-// output row in one chain of 9 FMAs from 9 window registers and 9 weights: on 16 registers it keeps
-// the weights and masks in memory, and the chains (36 cycles of latency each) left the FMA units
-// idle most of the time (14 cycles a vector on Zen 3). Here each input row is still loaded once per
-// kernel column, but each load goes to the three outputs it belongs to: row r is kernel row 2 of
-// output r - 1 (which it completes), row 1 of output r and row 0 of output r + 1 (which it starts).
-// 9 weights, 3 sums and the load fit in 16 registers, three chains are in flight, and every sum
-// still takes its taps in the reference's (i, j) order from zero, padding as zeros: the window
-// form's bits. Mask: bit j on where kernel column j reaches past the plane's edge (only there is a
-// load masked). Strips overlap (strips_of), so every store is whole.
-template <class T, unsigned Mask>
-CNNX_INLINE void scatter_strip(T* out, const T* in, const typename simd::Vec<T>::reg (&wv)[9],
-                               typename simd::Vec<T>::reg vb, const Strip<T, 3>& st, int64_t h, int64_t w,
-                               PlaneAhead<T, 1>& ahead) {
+// The strips' Rows for scatter_3x3 and scatter_3x3_weight: the loads of kernel column j masked where
+// Mask has bit j (columns past the plane's edge, or past its last column), dy's where it has bit 3,
+// and the next planes fetched ahead as strip_plane does. The forward's strips overlap (strips_of), so
+// its stores are whole.
+template <class T, unsigned Mask, int RW2>
+struct ScatterStripRows {
   using V = simd::Vec<T>;
   using R = typename V::reg;
-  const T* row = in + st.c0 - 1;  // kernel column j of the strip reads row + j
-  T* o = out + st.c0;
-  auto load = [&st](const T* at, int j) -> R {
-    return (Mask >> j) & 1u ? V::load_lanes(at + j, st.in[j]) : V::load(at + j);
-  };
-  // Before row r: a holds output r - 1 (kernel rows 0, 1 done), b output r (row 0 done).
-  R a, b = V::zero(), c = V::zero();  // output 0's kernel row 0 is padding: zero, exactly
-  for (int j = 0; j < 3; ++j) {
-    const R v = load(row, j);
-    b = V::fmadd(wv[3 + j], v, b);
-    c = V::fmadd(wv[j], v, c);
+  const T* row0;  // kernel column j of input row r: row0 + r*w + j
+  int64_t w;
+  const Strip<T, 3>& st;
+  PlaneAhead<T, RW2>& ahead;
+  T* out = nullptr;  // the forward's
+  R vb{};
+  const T* g = nullptr;  // the weight gradient's dy
+
+  CNNX_INLINE R load(int64_t r, int j) const {
+    const T* at = shifted(row0, r * w + j);
+    return (Mask >> j) & 1u ? V::load_lanes(at, st.in[j]) : V::load(at);
   }
-  a = b, b = c;
-  for (int64_t r = 1; r < h; ++r) {
-    ahead.step();
-    row += w;
-    c = V::zero();
-    for (int j = 0; j < 3; ++j) {
-      const R v = load(row, j);
-      a = V::fmadd(wv[6 + j], v, a);
-      b = V::fmadd(wv[3 + j], v, b);
-      c = V::fmadd(wv[j], v, c);
-    }
-    V::store(o + (r - 1) * w, V::add(a, vb));
-    a = b, b = c;
+  CNNX_INLINE R grad(int64_t oh) const { return Mask & 8u ? V::load_lanes(g + oh * w, st.out) : V::load(g + oh * w); }
+  CNNX_INLINE void store(int64_t oh, R sum) { V::store(out + oh * w, V::add(sum, vb)); }
+  CNNX_INLINE void step() { ahead.step(); }
+};
+
+// Calls f(std::integral_constant<unsigned, Mask>) with the Mask of strip st (see ScatterStripRows);
+// column 1 is masked only together with dy (a partial last strip of the weight gradient).
+template <class T, class F>
+CNNX_INLINE void with_strip_mask(const Strip<T, 3>& st, F&& f) {
+  constexpr std::uint32_t all = (std::uint32_t(1) << simd::Vec<T>::width) - 1u;
+  if (st.out != all) return f(std::integral_constant<unsigned, 15>());
+  switch ((st.in[0] != all ? 1u : 0u) | (st.in[2] != all ? 4u : 0u)) {
+    case 0: return f(std::integral_constant<unsigned, 0>());
+    case 1: return f(std::integral_constant<unsigned, 1>());
+    case 4: return f(std::integral_constant<unsigned, 4>());
+    default: return f(std::integral_constant<unsigned, 5>());
   }
-  for (int j = 0; j < 3; ++j) a = V::fmadd(wv[6 + j], V::zero(), a);  // the padding row under the plane
-  V::store(o + (h - 1) * w, V::add(a, vb));
 }
 
 template <class T>
 void scatter_plane(T* out, const T* in, const T* wk, T bias, const std::vector<Strip<T, 3>>& strips, const Conv2dParams& p) {
   using V = simd::Vec<T>;
-  constexpr std::uint32_t all = (std::uint32_t(1) << V::width) - 1u;
   const int64_t hw = p.h * p.w;
   PlaneAhead<T, 1> ahead(in + hw, out + hw, hw);
   typename V::reg wv[9];
   for (int q = 0; q < 9; ++q) wv[q] = V::set1(wk[q]);
   const typename V::reg vb = V::set1(bias);
-  for (const Strip<T, 3>& st : strips) {
-    // Column 1 is always inside: strips overlap and the plane is at least a vector wide.
-    switch ((st.in[0] != all ? 1u : 0u) | (st.in[2] != all ? 4u : 0u)) {
-      case 0: scatter_strip<T, 0>(out, in, wv, vb, st, p.h, p.w, ahead); break;
-      case 1: scatter_strip<T, 1>(out, in, wv, vb, st, p.h, p.w, ahead); break;
-      case 4: scatter_strip<T, 4>(out, in, wv, vb, st, p.h, p.w, ahead); break;
-      default: scatter_strip<T, 5>(out, in, wv, vb, st, p.h, p.w, ahead); break;
-    }
-  }
+  for (const Strip<T, 3>& st : strips)
+    with_strip_mask(st, [&](auto mask) {
+      if constexpr (mask.value != 15) {  // the strips overlap: every output whole
+        ScatterStripRows<T, mask.value, 1> rows{shifted(in, st.c0 - 1), p.w, st, ahead, out + st.c0, vb};
+        scatter_3x3<T>(wv, p.h, rows);
+      }
+    });
 }
 
 template <class T, int K>
@@ -879,11 +1001,33 @@ void strip_weight_plane(T* sums, const T* x, const T* g, const std::vector<Strip
   for (int q = 0; q < K * K; ++q) V::store(sums + q * W, acc[q]);
 }
 
+// strip_weight_plane in scatter form (16 registers, K = 3).
+template <class T>
+void scatter_weight_plane(T* sums, const T* x, const T* g, const std::vector<Strip<T, 3>>& strips, const Conv2dParams& p) {
+  using V = simd::Vec<T>;
+  constexpr int64_t W = V::width;
+  typename V::reg acc[9];
+  for (int q = 0; q < 9; ++q) acc[q] = V::load(sums + q * W);
+  const int64_t hw = p.h * p.w;
+  PlaneAhead<T, 0> ahead(x + hw, g + hw, hw);
+  for (const Strip<T, 3>& st : strips)
+    with_strip_mask(st, [&](auto mask) {
+      ScatterStripRows<T, mask.value, 0> rows{shifted(x, st.c0 - 1), p.w, st, ahead};
+      rows.g = g + st.c0;
+      typename V::reg no_db;
+      scatter_3x3_weight<T, false>(acc, no_db, p.h, rows);
+    });
+  for (int q = 0; q < 9; ++q) V::store(sums + q * W, acc[q]);
+}
+
 template <class T, int K>
 void strip_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dParams& p) {
   const std::vector<Strip<T, K>> strips = strips_of<T, K>(p.w, false);
   weight_in_image_order<T, K * K>(dw, db, x, dy, p, [&](T* sums, const T* xp, const T* g) {
-    strip_weight_plane<T, K>(sums, xp, g, strips, p);
+    if constexpr (K == 3 && simd::kVectorRegisters < 32)
+      scatter_weight_plane<T>(sums, xp, g, strips, p);
+    else
+      strip_weight_plane<T, K>(sums, xp, g, strips, p);
   });
 }
 
