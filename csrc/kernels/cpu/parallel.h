@@ -3,6 +3,7 @@
 // code compiled with different instruction sets).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 #if defined(_OPENMP)
@@ -46,6 +47,30 @@ struct Range {
 static inline Range split(std::int64_t total, int tid, int nt) {
   return {total * tid / nt, total * (tid + 1) / nt};
 }
+
+// Hands out the items [0, n) in order, `chunk` at a time, to whichever thread of a region asks next.
+// For work whose items are independent (each computed whole by one thread, in an order of its own),
+// so that the results do not depend on which thread takes which: a thread slowed down by another
+// process (a shared VM's vCPUs, measured 20-40% apart) or running on a smaller core then takes fewer
+// items instead of holding the others at the region's end. Work that sums across items on one
+// thread must keep split(), whose shares are fixed by the shapes.
+class Dispenser {
+ public:
+  Dispenser(std::int64_t n, std::int64_t chunk) : n_(n), chunk_(chunk < 1 ? 1 : chunk) {}
+  // Calls body(item) for each item of each run this thread takes, until none is left.
+  template <class F>
+  void each(F&& body) {
+    for (;;) {
+      const std::int64_t b = next_.fetch_add(chunk_, std::memory_order_relaxed);
+      if (b >= n_) return;
+      for (std::int64_t i = b, e = b + chunk_ < n_ ? b + chunk_ : n_; i < e; ++i) body(i);
+    }
+  }
+
+ private:
+  std::atomic<std::int64_t> next_{0};
+  const std::int64_t n_, chunk_;
+};
 
 // Runs body(begin, end) over [0, n) on up to `threads` threads, one per `per_thread` items (n below
 // 2 * per_thread runs inline), each taking a contiguous run that starts at a multiple of `chunk`.
