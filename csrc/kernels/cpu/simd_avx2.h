@@ -54,9 +54,10 @@ struct Vec<float> {
     even = unzip_order(even), odd = unzip_order(odd);
   }
   // unzip's lanes in an order of the ISA's choosing, the same on every call, which unzip_order puts
-  // back: a kernel that only adds and multiplies unzipped vectors lane by lane orders its result once
-  // instead of every unzip (here a lane-crossing permute each). AVX2: within 128-bit halves, so
-  // unzip's lanes 0 1 4 5 2 3 6 7, and unzip_order swaps the halves' middle 64-bit pieces.
+  // back (and, its own inverse, puts a vector into): a kernel that only adds and multiplies unzipped
+  // vectors lane by lane orders its result once instead of every unzip (here a lane-crossing permute
+  // each). AVX2: within 128-bit halves, so unzip's lanes 0 1 4 5 2 3 6 7, and unzip_order swaps the
+  // halves' middle 64-bit pieces.
   static CNNX_INLINE void unzip_unordered(reg lo, reg hi, reg& even, reg& odd) {
     even = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
     odd = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
