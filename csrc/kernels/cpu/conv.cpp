@@ -575,29 +575,31 @@ void forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p)
     T* pack = pack_weights_once<T>(s, items >= 2 * p.groups) ? workspace_as<T>(kPackedWeightSlot, p.groups * packed_group)
                                                               : nullptr;
     packed = pack;
+    // Blocks are independent (each a GEMM of its own into its own outputs): threads take them as
+    // they come free (parallel::Dispenser).
+    parallel::Dispenser dispenser(items, threads, 1);
     parallel::region(threads, [&](int tid, int nt) {
       if (pack) {
         pack_group_weights(pack, w, s, p.groups, false, tid, nt);
         parallel::barrier(nt);  // every panel packed
       }
-      const parallel::Range mine = parallel::split(items, tid, nt);
-      for (int64_t it = mine.begin; it < mine.end; ++it) {
+      dispenser.each([&](int64_t it) {
         const Block b = block_of(it, s, p);
         T* stage = b.single() ? nullptr : workspace_as<T>(kStageSlot, s.kg * b.cols());
         if (direct(b)) {
           multiply(b, x + (b.n0 * p.c + b.g * s.cg) * s.hw, s.hw, stage, 0, s.kg);
-          continue;
+          return;
         }
         if (!pack_col(b)) {
           T* col = workspace_as<T>(kColSlot, s.ckk * b.cols());
           im2col_block(col, b.cols(), x, b, s, p, 0, s.ckk);
           multiply(b, col, b.cols(), stage, 0, s.kg);
-          continue;
+          return;
         }
         T* col = workspace_as<T>(kColSlot, gemm_packed_b_size(s.ckk, b.cols(), T(0)));
         im2col_packed(col, x, b, s, p, 0, s.ckk);
         multiply(b, col, 0, stage, 0, s.kg);
-      }
+      });
     });
     return;
   }
@@ -703,13 +705,13 @@ void backward_input(T* dx, const T* dy, const T* w, const Conv2dParams& p) {
     T* pack = pack_weights_once<T>(s, items * s.tiles >= 2 * p.groups)
                   ? workspace_as<T>(kPackedWeightSlot, p.groups * packed_group) : nullptr;
     packed = pack;
+    parallel::Dispenser dispenser(items, threads, 1);  // independent blocks, as the forward's
     parallel::region(threads, [&](int tid, int nt) {
       if (pack) {
         pack_group_weights(pack, w, s, p.groups, true, tid, nt);
         parallel::barrier(nt);  // every panel packed
       }
-      const parallel::Range mine = parallel::split(items, tid, nt);
-      for (int64_t it = mine.begin; it < mine.end; ++it) channels(it / s.blocks, it % s.blocks, 0, s.cg);
+      dispenser.each([&](int64_t it) { channels(it / s.blocks, it % s.blocks, 0, s.cg); });
     });
     return;
   }

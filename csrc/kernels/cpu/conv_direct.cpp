@@ -208,12 +208,10 @@ void run(T* y, const T* x, const Weights<T>& ws, const T* bias, const ConvEpilog
   const int64_t acc_size = q.imgs * q.band * p.ow * OB;
 
   // Items are independent (each writes its own outputs, summed in a fixed order), so threads take
-  // them as they come free, about 8 runs a thread: runs of whole blocks (the items that share a
-  // padded input) where there are enough blocks, single items where there are few (batch 1). Runs of
-  // one block each made neighbouring blocks alternate between threads, which then shared the lines
-  // at their borders in y (LeNet's C1 at batch 256 ran 0.83x).
-  const int64_t blocks = items / q.kbs;
-  parallel::Dispenser dispenser(items, blocks >= 8 * threads ? blocks / (8 * threads) * q.kbs : 1);
+  // them as they come free: runs of whole blocks (the items that share a padded input) where there
+  // are enough blocks, single items where there are few (batch 1).
+  parallel::Dispenser dispenser = items / q.kbs >= 8 * threads ? parallel::Dispenser(items, threads, q.kbs)
+                                                                : parallel::Dispenser(items, 1);
   parallel::region(threads, [&](int, int) {
     T* xp = workspace_as<T>(kInputSlot, in_size);
     T* acc = workspace_as<T>(kAccSlot, acc_size);

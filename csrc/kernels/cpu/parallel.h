@@ -57,6 +57,13 @@ static inline Range split(std::int64_t total, int tid, int nt) {
 class Dispenser {
  public:
   Dispenser(std::int64_t n, std::int64_t chunk) : n_(n), chunk_(chunk < 1 ? 1 : chunk) {}
+  // Runs of whole units (`unit` consecutive items that belong together), about 8 a thread: enough
+  // to even out threads that run at different speeds, few enough that neighbouring items mostly
+  // stay on one thread (alternating them shared the cache lines at their borders between threads:
+  // LeNet's C1 at batch 256, one block a run, ran 0.83x). With fewer units than 8 a thread, one
+  // unit a run.
+  Dispenser(std::int64_t n, int threads, std::int64_t unit)
+      : Dispenser(n, unit * (n / unit >= 8 * threads ? n / unit / (8 * threads) : 1)) {}
   // Calls body(item) for each item of each run this thread takes, until none is left.
   template <class F>
   void each(F&& body) {
