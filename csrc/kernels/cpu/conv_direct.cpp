@@ -208,10 +208,13 @@ void run(T* y, const T* x, const Weights<T>& ws, const T* bias, const ConvEpilog
   const int64_t acc_size = q.imgs * q.band * p.ow * OB;
 
   // Items are independent (each writes its own outputs, summed in a fixed order), so threads take
-  // them as they come free: runs of whole blocks (the items that share a padded input) where there
-  // are enough blocks, single items where there are few (batch 1).
-  parallel::Dispenser dispenser = items / q.kbs >= 8 * threads ? parallel::Dispenser(items, threads, q.kbs)
-                                                                : parallel::Dispenser(items, 1);
+  // them as they come free: runs of whole blocks (the items that share a padded input) where the
+  // blocks are many or divide between the threads, else single items (AlexNet's conv1 at batch 1:
+  // 7 bands of 6 channel groups on 2 threads), whose blocks two threads may then both pad.
+  const int64_t blocks = items / q.kbs;
+  parallel::Dispenser dispenser = blocks % threads == 0 || blocks >= 8 * threads
+                                      ? parallel::Dispenser(items, threads, q.kbs)
+                                      : parallel::Dispenser(items, 1);
   parallel::region(threads, [&](int, int) {
     T* xp = workspace_as<T>(kInputSlot, in_size);
     T* acc = workspace_as<T>(kAccSlot, acc_size);
