@@ -1188,30 +1188,7 @@ struct S2Ahead {
   }
 };
 
-template <class T>
-void s2_3x3_forward_strips(T* y, const T* x, const T* wk, T bias, const Conv2dParams& p) {
-  using V = simd::Vec<T>;
-  using R = typename V::reg;
-  constexpr int64_t W = V::width;
-  R wv[9];
-  for (int q = 0; q < 9; ++q) wv[q] = V::set1(wk[q]);
-  const R vb = V::set1(bias);
-  S2Ahead<T, 1> ahead(x + p.h * p.w, p.h * p.w, y + p.oh * p.ow, p.oh * p.ow);
-  for (int64_t s = 0; s * W < p.ow; ++s) {
-    const S2Strip<T> st(s, p);
-    R t[3][3];
-    for (int64_t oh = 0; oh < p.oh; ++oh) {
-      ahead.step();
-      st.rows(x, oh, p, t);
-      R acc = V::zero();
-      for (int i = 0; i < 3; ++i)
-        for (int j = 0; j < 3; ++j) acc = V::fmadd(wv[i * 3 + j], t[i][j], acc);
-      V::store_lanes(y + oh * p.ow + st.ow0, V::add(acc, vb), st.live);
-    }
-  }
-}
-
-// The same forward on ISAs with 16 vector registers (AVX2), where the form above took 38 cycles an
+// The forward on ISAs with 16 vector registers (AVX2), where the S2Strip form took 38 cycles an
 // output vector on Zen 3: each input row's taps were two masked loads (the masks rebuilt every row),
 // an unzip (two lane-crossing permutes), a slide, a broadcast and two blends. Here kernel column 0's
 // inputs come from two more loads two columns earlier, unzipped like the others (their odd lanes are
@@ -1287,7 +1264,7 @@ CNNX_INLINE void s2_scatter_strip(T* y, const T* x, const typename simd::Vec<T>:
 }
 
 template <class T>
-void s2_scatter_forward(T* y, const T* x, const T* wk, T bias, const Conv2dParams& p) {
+void s2_3x3_forward_strips(T* y, const T* x, const T* wk, T bias, const Conv2dParams& p) {
   using V = simd::Vec<T>;
   using R = typename V::reg;
   constexpr int64_t W = V::width;
@@ -1295,17 +1272,32 @@ void s2_scatter_forward(T* y, const T* x, const T* wk, T bias, const Conv2dParam
   for (int q = 0; q < 9; ++q) wv[q] = V::set1(wk[q]);
   const R vb = V::set1(bias);
   S2Ahead<T, 1> ahead(x + p.h * p.w, p.h * p.w, y + p.oh * p.ow, p.oh * p.ow);
-  for (int64_t ow0 = 0; ow0 < p.ow; ow0 += W) {
-    const S2Cols<T> st(std::min(ow0, p.ow - W), p.w);
-    if (st.edge)
-      s2_scatter_strip<T, true>(y, x, wv, vb, st, p, ahead);
-    else
-      s2_scatter_strip<T, false>(y, x, wv, vb, st, p, ahead);
+  if (simd::kVectorRegisters < 32 && p.ow >= W) {  // the form above
+    for (int64_t ow0 = 0; ow0 < p.ow; ow0 += W) {
+      const S2Cols<T> st(std::min(ow0, p.ow - W), p.w);
+      if (st.edge)
+        s2_scatter_strip<T, true>(y, x, wv, vb, st, p, ahead);
+      else
+        s2_scatter_strip<T, false>(y, x, wv, vb, st, p, ahead);
+    }
+    return;
+  }
+  for (int64_t s = 0; s * W < p.ow; ++s) {
+    const S2Strip<T> st(s, p);
+    R t[3][3];
+    for (int64_t oh = 0; oh < p.oh; ++oh) {
+      ahead.step();
+      st.rows(x, oh, p, t);
+      R acc = V::zero();
+      for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j) acc = V::fmadd(wv[i * 3 + j], t[i][j], acc);
+      V::store_lanes(y + oh * p.ow + st.ow0, V::add(acc, vb), st.live);
+    }
   }
 }
 
 // The weight gradient of the same layers on 16-register ISAs: each input row's taps made as
-// s2_scatter_forward makes them, dy's row put into their lane order (unzip_order is its own
+// s2_scatter_strip makes them, dy's row put into their lane order (unzip_order is its own
 // inverse), and the 9 sums kept in that order through the plane, so each lane sums what it summed
 // before: the bits of s2_3x3_weight_strips, but for the products with padding rows (zeros there),
 // which are left out as in scatter_3x3_weight. AMD EPYC, 2 threads: 112x112x64 at batch 1 1.2x.
@@ -1387,15 +1379,8 @@ void depthwise_forward(T* y, const T* x, const T* w, const T* bias, const Conv2d
   if (s2_3x3_rows_pay<T>(p)) {
     parallel::region(get_num_threads(), [&](int tid, int nt) {
       const parallel::Range planes = parallel::split(p.n * p.c, tid, nt);
-      for (int64_t nc = planes.begin; nc < planes.end; ++nc) {
-        T* out = y + nc * p.oh * p.ow;
-        const T* in = x + nc * p.h * p.w;
-        const T b = bias ? bias[nc % p.c] : T(0);
-        if (simd::kVectorRegisters < 32 && p.ow >= simd::Vec<T>::width)
-          s2_scatter_forward(out, in, w + nc % p.c * 9, b, p);
-        else
-          s2_3x3_forward_strips(out, in, w + nc % p.c * 9, b, p);
-      }
+      for (int64_t nc = planes.begin; nc < planes.end; ++nc)
+        s2_3x3_forward_strips(y + nc * p.oh * p.ow, x + nc * p.h * p.w, w + nc % p.c * 9, bias ? bias[nc % p.c] : T(0), p);
     });
     return;
   }
