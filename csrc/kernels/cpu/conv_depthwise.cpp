@@ -1300,7 +1300,7 @@ void s2_3x3_forward_strips(T* y, const T* x, const T* wk, T bias, const Conv2dPa
 // s2_scatter_strip makes them, dy's row put into their lane order (unzip_order is its own
 // inverse), and the 9 sums kept in that order through the plane, so each lane sums what it summed
 // before: the bits of s2_3x3_weight_strips, but for the products with padding rows (zeros there),
-// which are left out as in scatter_3x3_weight. AMD EPYC, 2 threads: 112x112x64 at batch 1 1.2x.
+// which are left out as in scatter_3x3_weight. AMD EPYC, 2 threads: 112x112x64 at batch 1 1.36x.
 template <class T, bool Edge>
 CNNX_INLINE void s2_cols_weight_strip(typename simd::Vec<T>::reg (&acc)[9], const T* x, const T* g,
                                       const S2Cols<T>& st, std::uint32_t live, const Conv2dParams& p,
