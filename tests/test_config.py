@@ -127,8 +127,12 @@ def test_cnnx_isa_env_unknown_warns_and_falls_back():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_fma_peak_is_a_rate(isa, dtype):
     for threads in (1, 2):
-        gflops = _C.fma_peak(threads, 0.02, dtype)
-        assert np.isfinite(gflops) and gflops > 0.1, (isa, threads, gflops)
+        # Every reading a positive rate, and the best of three a real one: a shared VM that stalls
+        # the thread for most of a 20 ms probe lowers one reading (seen once on an AMD EPYC VM:
+        # 0.095 GFLOP/s for code that runs at 40), never all three, while a broken probe fails all.
+        rates = [_C.fma_peak(threads, 0.02, dtype) for _ in range(3)]
+        assert all(np.isfinite(r) and r > 0 for r in rates), (isa, threads, rates)
+        assert max(rates) > 0.1, (isa, threads, rates)
 
 
 def test_fma_peak_vector_isas_beat_scalar_code(fast_isa):
