@@ -1205,11 +1205,12 @@ struct S2Cols {
   static constexpr int64_t kOff[4] = {0, W, -2, W - 2};  // the loads at column 2*ow0 + kOff[l]
   int64_t ow0;
   std::uint32_t lanes[4];  // of each load: inside the plane and under one of the strip's live outputs
+  std::uint32_t out;       // the live outputs' lanes
   bool edge = false;       // some load masked
 
   // Outputs [first_output, first_output + live) of the strip are live (the weight gradient's last
   // strip may be partial: its other lanes must read zeros, which times dy's zeros stay zero).
-  S2Cols(int64_t first_output, int64_t w, int64_t live = W) : ow0(first_output) {
+  S2Cols(int64_t first_output, int64_t w, int64_t live) : ow0(first_output), out((std::uint32_t(1) << live) - 1u) {
     for (int l = 0; l < 4; ++l) {
       lanes[l] = 0;
       for (int64_t i = 0; i < W; ++i) {
@@ -1233,6 +1234,18 @@ struct S2Cols {
     V::unzip_unordered(load(2), load(3), even_before, t[0]);
   }
 };
+
+// The strips of a call, made once (their masks take a loop over the lanes). Overlap (the forward):
+// a last strip that would be partial starts at ow - W, so every store is whole; otherwise (the weight
+// gradient, which sums) it is partial.
+template <class T>
+std::vector<S2Cols<T>> s2_cols_of(const Conv2dParams& p, bool overlap) {
+  constexpr int64_t W = simd::Vec<T>::width;
+  std::vector<S2Cols<T>> cols;
+  for (int64_t ow0 = 0; ow0 < p.ow; ow0 += W)
+    cols.emplace_back(overlap ? std::min(ow0, p.ow - W) : ow0, p.w, overlap ? W : std::min(W, p.ow - ow0));
+  return cols;
+}
 
 template <class T, bool Edge>
 CNNX_INLINE void s2_scatter_strip(T* y, const T* x, const typename simd::Vec<T>::reg (&wv)[9],
@@ -1263,8 +1276,10 @@ CNNX_INLINE void s2_scatter_strip(T* y, const T* x, const typename simd::Vec<T>:
   }
 }
 
+// cols: the 16-register form's strips (s2_cols_of), or none for the S2Strip form.
 template <class T>
-void s2_3x3_forward_strips(T* y, const T* x, const T* wk, T bias, const Conv2dParams& p) {
+void s2_3x3_forward_strips(T* y, const T* x, const T* wk, T bias, const Conv2dParams& p,
+                           const std::vector<S2Cols<T>>& cols) {
   using V = simd::Vec<T>;
   using R = typename V::reg;
   constexpr int64_t W = V::width;
@@ -1272,14 +1287,9 @@ void s2_3x3_forward_strips(T* y, const T* x, const T* wk, T bias, const Conv2dPa
   for (int q = 0; q < 9; ++q) wv[q] = V::set1(wk[q]);
   const R vb = V::set1(bias);
   S2Ahead<T, 1> ahead(x + p.h * p.w, p.h * p.w, y + p.oh * p.ow, p.oh * p.ow);
-  if (simd::kVectorRegisters < 32 && p.ow >= W) {  // the form above
-    for (int64_t ow0 = 0; ow0 < p.ow; ow0 += W) {
-      const S2Cols<T> st(std::min(ow0, p.ow - W), p.w);
-      if (st.edge)
-        s2_scatter_strip<T, true>(y, x, wv, vb, st, p, ahead);
-      else
-        s2_scatter_strip<T, false>(y, x, wv, vb, st, p, ahead);
-    }
+  if (!cols.empty()) {  // the form above
+    for (const S2Cols<T>& st : cols)
+      st.edge ? s2_scatter_strip<T, true>(y, x, wv, vb, st, p, ahead) : s2_scatter_strip<T, false>(y, x, wv, vb, st, p, ahead);
     return;
   }
   for (int64_t s = 0; s * W < p.ow; ++s) {
@@ -1303,8 +1313,7 @@ void s2_3x3_forward_strips(T* y, const T* x, const T* wk, T bias, const Conv2dPa
 // which are left out as in scatter_3x3_weight. AMD EPYC, 2 threads: 112x112x64 at batch 1 1.36x.
 template <class T, bool Edge>
 CNNX_INLINE void s2_cols_weight_strip(typename simd::Vec<T>::reg (&acc)[9], const T* x, const T* g,
-                                      const S2Cols<T>& st, std::uint32_t live, const Conv2dParams& p,
-                                      S2Ahead<T, 0>& ahead) {
+                                      const S2Cols<T>& st, const Conv2dParams& p, S2Ahead<T, 0>& ahead) {
   using V = simd::Vec<T>;
   using R = typename V::reg;
   R odd[3], t[3];  // odd: input row 2oh - 1's taps (kernel row 0 of output oh)
@@ -1312,7 +1321,7 @@ CNNX_INLINE void s2_cols_weight_strip(typename simd::Vec<T>::reg (&acc)[9], cons
   auto row = [&](int64_t oh, auto above, auto below) {
     ahead.step();
     const T* gr = g + oh * p.ow + st.ow0;
-    const R gv = V::unzip_order(Edge ? V::load_lanes(gr, live) : V::load(gr));
+    const R gv = V::unzip_order(Edge ? V::load_lanes(gr, st.out) : V::load(gr));
     const T* xr = x + 2 * oh * p.w;
     if constexpr (decltype(above)::value)
       for (int j = 0; j < 3; ++j) acc[j] = V::fmadd(gv, odd[j], acc[j]);
@@ -1332,21 +1341,14 @@ CNNX_INLINE void s2_cols_weight_strip(typename simd::Vec<T>::reg (&acc)[9], cons
 }
 
 template <class T>
-void s2_cols_weight(T* sums, const T* x, const T* g, const Conv2dParams& p) {
+void s2_cols_weight(T* sums, const T* x, const T* g, const Conv2dParams& p, const std::vector<S2Cols<T>>& cols) {
   using V = simd::Vec<T>;
   constexpr int64_t W = V::width;
   typename V::reg acc[9];
   for (int q = 0; q < 9; ++q) acc[q] = V::unzip_order(V::load(sums + q * W));
   S2Ahead<T, 0> ahead(x + p.h * p.w, p.h * p.w, g + p.oh * p.ow, p.oh * p.ow);
-  for (int64_t ow0 = 0; ow0 < p.ow; ow0 += W) {
-    const int64_t live = std::min(W, p.ow - ow0);
-    const S2Cols<T> st(ow0, p.w, live);
-    const std::uint32_t lanes = (std::uint32_t(1) << live) - 1u;
-    if (st.edge)
-      s2_cols_weight_strip<T, true>(acc, x, g, st, lanes, p, ahead);
-    else
-      s2_cols_weight_strip<T, false>(acc, x, g, st, lanes, p, ahead);
-  }
+  for (const S2Cols<T>& st : cols)
+    st.edge ? s2_cols_weight_strip<T, true>(acc, x, g, st, p, ahead) : s2_cols_weight_strip<T, false>(acc, x, g, st, p, ahead);
   for (int q = 0; q < 9; ++q) V::store(sums + q * W, V::unzip_order(acc[q]));
 }
 
@@ -1377,10 +1379,13 @@ void s2_3x3_weight_strips(T* sums, const T* x, const T* g, const Conv2dParams& p
 template <class T>
 void depthwise_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dParams& p) {
   if (s2_3x3_rows_pay<T>(p)) {
+    const bool sixteen = simd::kVectorRegisters < 32 && p.ow >= simd::Vec<T>::width;
+    const std::vector<S2Cols<T>> cols = sixteen ? s2_cols_of<T>(p, true) : std::vector<S2Cols<T>>();
     parallel::region(get_num_threads(), [&](int tid, int nt) {
       const parallel::Range planes = parallel::split(p.n * p.c, tid, nt);
       for (int64_t nc = planes.begin; nc < planes.end; ++nc)
-        s2_3x3_forward_strips(y + nc * p.oh * p.ow, x + nc * p.h * p.w, w + nc % p.c * 9, bias ? bias[nc % p.c] : T(0), p);
+        s2_3x3_forward_strips(y + nc * p.oh * p.ow, x + nc * p.h * p.w, w + nc % p.c * 9, bias ? bias[nc % p.c] : T(0), p,
+                              cols);
     });
     return;
   }
@@ -1487,9 +1492,10 @@ void depthwise_backward_input(T* dx, const T* dy, const T* w, const Conv2dParams
 template <class T>
 bool depthwise_backward_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dParams& p) {
   if (s2_3x3_rows_pay<T>(p)) {
+    const std::vector<S2Cols<T>> cols = simd::kVectorRegisters < 32 ? s2_cols_of<T>(p, false) : std::vector<S2Cols<T>>();
     weight_in_image_order<T, 9>(dw, db, x, dy, p, [&](T* sums, const T* xp, const T* g) {
-      if (simd::kVectorRegisters < 32)
-        s2_cols_weight(sums, xp, g, p);
+      if (!cols.empty())
+        s2_cols_weight(sums, xp, g, p, cols);
       else
         s2_3x3_weight_strips(sums, xp, g, p);
     });
