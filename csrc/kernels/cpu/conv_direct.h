@@ -162,16 +162,17 @@ void pad_block(T* xp, const T* x, const Block& bl, int64_t g, const Plan& q, con
 }
 
 // dst[j * ldd + i] = src[i * lds + j] for j < cols and i < rows, and zero for rows <= i < width: the
-// transposes between the kernels' channels-as-lanes layouts and NCHW / OIHW, 16 x 16 in registers
-// where the ISA has it (simd::Transpose), one value at a time elsewhere.
+// transposes between the kernels' channels-as-lanes layouts and NCHW / OIHW, in registers (blocks of
+// simd::transpose_size) where the ISA has it (simd::Transpose), one value at a time elsewhere.
 template <class T>
 void transpose_into(T* dst, int64_t ldd, int64_t width, const T* src, int64_t lds, int64_t rows, int64_t cols) {
   if constexpr (simd::Transpose<T>::available) {
-    for (int64_t j = 0; j < cols; j += 16)
-      for (int64_t i = 0; i < width; i += 16)
-        simd::Transpose<T>::block(src + i * lds + j, lds, int(std::clamp<int64_t>(rows - i, 0, 16)),
-                                  int(std::min<int64_t>(16, cols - j)), dst + j * ldd + i, ldd,
-                                  int(std::min<int64_t>(16, width - i)));
+    constexpr int S = simd::transpose_size<T>();
+    for (int64_t j = 0; j < cols; j += S)
+      for (int64_t i = 0; i < width; i += S)
+        simd::Transpose<T>::block(src + i * lds + j, lds, int(std::clamp<int64_t>(rows - i, 0, S)),
+                                  int(std::min<int64_t>(S, cols - j)), dst + j * ldd + i, ldd,
+                                  int(std::min<int64_t>(S, width - i)));
   } else {
     for (int64_t j = 0; j < cols; ++j)
       for (int64_t i = 0; i < width; ++i) dst[j * ldd + i] = i < rows ? src[i * lds + j] : T(0);

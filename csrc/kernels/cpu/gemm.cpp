@@ -75,10 +75,11 @@ void pack_a_panel(T* dst, const T* a, int64_t lda, bool trans, int64_t i, int64_
           V::store_partial(d + r0, v, span);
       }
     }
-  } else if constexpr (simd::Transpose<T>::available && MR <= 16) {
-    // op(A)[i][q] = a[i * lda + q]: a transpose, done 16 columns at a time in registers.
-    for (int64_t q0 = 0; q0 < kc; q0 += 16)
-      simd::Transpose<T>::block(a + i * lda + p0 + q0, lda, int(rows), int(std::min<int64_t>(16, kc - q0)),
+  } else if constexpr (simd::Transpose<T>::available && MR <= simd::transpose_size<T>()) {
+    // op(A)[i][q] = a[i * lda + q]: a transpose, done S columns at a time in registers.
+    constexpr int S = simd::transpose_size<T>();
+    for (int64_t q0 = 0; q0 < kc; q0 += S)
+      simd::Transpose<T>::block(a + i * lda + p0 + q0, lda, int(rows), int(std::min<int64_t>(S, kc - q0)),
                                 dst + q0 * MR, MR, MR);
   } else {  // the same transpose in scalar code, 16 columns at a time, so the rows are read a
             // cache line at a time and the destination chunk stays in L1.
@@ -121,13 +122,14 @@ void pack_b_panel(T* dst, const T* b, int64_t ldb, bool trans, int64_t p0, int64
       for (; c < cols; ++c) d[c] = src[c];
       for (; c < NR; ++c) d[c] = T(0);
     }
-  } else if constexpr (simd::Transpose<T>::available && NR % 16 == 0) {
-    // op(B)[q][j] = b[j * ldb + q]: a transpose, 16 x 16 blocks in registers.
-    for (int64_t q0 = 0; q0 < kc; q0 += 16)
-      for (int h = 0; h < NR; h += 16)
+  } else if constexpr (simd::Transpose<T>::available && NR % simd::transpose_size<T>() == 0) {
+    // op(B)[q][j] = b[j * ldb + q]: a transpose, S x S blocks in registers.
+    constexpr int S = simd::transpose_size<T>();
+    for (int64_t q0 = 0; q0 < kc; q0 += S)
+      for (int h = 0; h < NR; h += S)
         simd::Transpose<T>::block(b + (j + h) * ldb + p0 + q0, ldb,
-                                  int(std::max<int64_t>(0, std::min<int64_t>(16, cols - h))),
-                                  int(std::min<int64_t>(16, kc - q0)), dst + q0 * NR + h, NR, 16);
+                                  int(std::max<int64_t>(0, std::min<int64_t>(S, cols - h))),
+                                  int(std::min<int64_t>(S, kc - q0)), dst + q0 * NR + h, NR, S);
   } else {  // op(B)[q][j] = b[j * ldb + q]: each column is a contiguous stream
     int64_t c = 0;
     for (; c < cols; ++c) {
@@ -169,14 +171,14 @@ void pack_b_panels(T* b_pack, const T* b, int64_t ldb, bool trans, int64_t p0, i
 // A finished MR x `cols` tile stored transposed: row r of the tile, column j, to c[j * ldc + r], so
 // each column becomes MR consecutive values. The tile goes through L1 scratch in its own layout,
 // where it gets alpha and beta * C exactly as the row-major stores do (the same operations, so the
-// same bits), then out in 16-column slices, transposed in registers where the ISA has it (AVX-512
-// float). beta != 0 first brings C's values into the scratch the same way, transposed.
+// same bits), then out in slices of simd::transpose_size columns, transposed in registers where the
+// ISA has it (AVX-512 and AVX2 float). beta != 0 first brings C's values into the scratch the same way, transposed.
 template <class T, int MR, int NV>
 CNNX_INLINE void store_transposed(const typename simd::Vec<T>::reg (&acc)[MR][NV], T* c, int64_t ldc, int64_t cols,
                                   typename simd::Vec<T>::reg va, T beta, const T* bias) {
   using V = simd::Vec<T>;
-  constexpr int W = V::width, NR = NV * W, S = 16;
-  static_assert(NR % S == 0 || S % NR == 0, "slices of 16 columns");
+  constexpr int W = V::width, NR = NV * W, S = simd::transpose_size<T>();
+  static_assert(NR % S == 0 || S % NR == 0, "slices of S columns");
   constexpr bool in_registers = simd::Transpose<T>::available && MR <= S;
   alignas(64) T tile[MR][NR];
   if (beta != T(0)) {

@@ -34,6 +34,10 @@
 //   store_index(dst, off, base, step)   dst[l] = base + l*step + int64(off[l]), for whole-number lanes
 //                            in [0, 2^31)
 //   load_widen(const float*) on Vec<double>: `width` floats, widened
+// Transpose<T>: `available` where the ISA transposes blocks of `size` x `size` values in registers
+// (AVX-512 float: 16, AVX2 float: 8); block(src, ld, rows, cols, dst, dst_stride, width) writes
+// column j of the rows x cols block at src as the first `width` values at dst + j * dst_stride
+// (rows past `rows` as zeros). transpose_size<T>() is that size, or 16 (the scalar loops' chunk).
 // All loads and stores are unaligned. GemmTile<T> gives the GEMM register tile (MR rows x NV
 // vectors) and cache blocking.
 #pragma once
@@ -51,3 +55,17 @@
 #else
 #include "cpu/simd_portable.h"
 #endif
+
+namespace cnnx {
+namespace CNNX_ISA_NS {
+namespace simd {
+template <class T>
+constexpr int transpose_size() {
+  if constexpr (Transpose<T>::available)
+    return Transpose<T>::size;
+  else
+    return 16;
+}
+}  // namespace simd
+}  // namespace CNNX_ISA_NS
+}  // namespace cnnx

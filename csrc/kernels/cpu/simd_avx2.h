@@ -269,10 +269,63 @@ struct Vec<double> {
   static CNNX_INLINE reg load_widen(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
 };
 
-// No vector transpose here: packing uses its scalar loops.
+// Block transpose (the contract of simd_avx512.h's, on `size` = 8 x 8 blocks): reads `rows` x `cols`
+// floats (both <= 8; row stride ld; missing rows and columns read as zero), and writes column j
+// (j < cols) as the first `width` lanes at dst + j * dst_stride. Unpack 32-bit, shuffle 64-bit, then
+// swap 128-bit halves. Loads of short rows are masked (cheap on loads); short outputs go out as
+// 4-, 2- and 1-lane plain stores, since masked stores (vmaskmovps) are slow on AMD's cores.
 template <class T>
 struct Transpose {
   static constexpr bool available = false;
+};
+template <>
+struct Transpose<float> {
+  static constexpr bool available = true;
+  static constexpr int size = 8;
+  static inline void block(const float* src, std::int64_t ld, int rows, int cols, float* dst,
+                           std::int64_t dst_stride, int width) {
+    __m256 r[8], t[8];
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i load_mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols), lanes);
+    for (int i = 0; i < 8; ++i)
+      r[i] = i >= rows ? _mm256_setzero_ps() : cols == 8 ? _mm256_loadu_ps(src + i * ld)
+                                                          : _mm256_maskload_ps(src + i * ld, load_mask);
+    for (int i = 0; i < 4; ++i) {
+      t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);      // a0 b0 a1 b1 | a4 b4 a5 b5
+      t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);  // a2 b2 a3 b3 | a6 b6 a7 b7
+    }
+    for (int i = 0; i < 2; ++i) {  // rows 4i..4i+3, columns 0/1, 2/3 (and +4 in the high half)
+      const __m256 a = t[4 * i], b = t[4 * i + 1], c = t[4 * i + 2], d = t[4 * i + 3];
+      r[4 * i] = _mm256_shuffle_ps(a, c, 0x44);
+      r[4 * i + 1] = _mm256_shuffle_ps(a, c, 0xee);
+      r[4 * i + 2] = _mm256_shuffle_ps(b, d, 0x44);
+      r[4 * i + 3] = _mm256_shuffle_ps(b, d, 0xee);
+    }
+    for (int j = 0; j < 4; ++j) {  // column j: rows 0-3 from r[j]'s low half, 4-7 from r[4 + j]'s
+      t[j] = _mm256_permute2f128_ps(r[j], r[4 + j], 0x20);
+      t[4 + j] = _mm256_permute2f128_ps(r[j], r[4 + j], 0x31);
+    }
+    for (int j = 0; j < cols; ++j) {
+      float* d = dst + j * dst_stride;
+      if (width == 8) {
+        _mm256_storeu_ps(d, t[j]);
+        continue;
+      }
+      __m128 v = _mm256_castps256_ps128(t[j]);
+      int at = 0;
+      if (width & 4) {
+        _mm_storeu_ps(d, v);
+        v = _mm256_extractf128_ps(t[j], 1);
+        at = 4;
+      }
+      if (width & 2) {
+        _mm_storel_pi(reinterpret_cast<__m64*>(d + at), v);
+        v = _mm_movehl_ps(v, v);
+        at += 2;
+      }
+      if (width & 1) _mm_store_ss(d + at, v);
+    }
+  }
 };
 
 // Direct convolution tiles (conv_direct.cpp): 6 pixels x 2 vectors = 12 accumulators of 16 ymm,

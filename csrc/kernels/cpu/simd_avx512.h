@@ -251,7 +251,7 @@ struct Vec<double> {
   static CNNX_INLINE reg load_widen(const float* p) { return _mm512_cvtps_pd(_mm256_loadu_ps(p)); }
 };
 
-// Block transpose for packing: reads `rows` x `cols` floats (both <= 16; row stride ld; missing rows
+// Block transpose for packing: reads `rows` x `cols` floats (both <= `size` = 16; row stride ld; missing rows
 // and columns read as zero), and writes column j (j < cols) as the first `width` lanes at
 // dst + j * dst_stride. 16x16 in registers: unpack 32-bit, unpack 64-bit, then two 128-bit lane
 // shuffles; masked loads/stores keep every access inside the caller's bounds.
@@ -262,6 +262,7 @@ struct Transpose {
 template <>
 struct Transpose<float> {
   static constexpr bool available = true;
+  static constexpr int size = 16;
   static inline void block(const float* src, std::int64_t ld, int rows, int cols, float* dst,
                            std::int64_t dst_stride, int width) {
     const __mmask16 load_mask = static_cast<__mmask16>((1u << cols) - 1);
