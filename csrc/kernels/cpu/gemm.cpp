@@ -332,17 +332,21 @@ constexpr std::array<TileFn<T>, MR> make_tiles(std::index_sequence<Rs...>) {
 }
 
 // Whether an m x k by k x n product reads a row-major B (rows ldb apart) in place rather than packing
-// it. Packing B pays off when many A panels reuse it. With few (M = out channels of a convolution
-// over a small image), copying B costs as much as using it. Only where the micro-kernel's prefetch
+// it. Packing B pays off when many rows of A reuse it. With few (M = out channels of a convolution
+// over a small image), copying B costs as much as using it: up to kInPlaceRows rows, measured on
+// both ISAs (AVX-512: 8 panels of 14 rows; AVX2, 6-row panels: 64 rows 1.07-1.10x in place,
+// GoogLeNet's 3a 1x1 forward and a ResNet-18 3x3 column matrix, 19% of the former was the copy;
+// 128 rows 1.01-1.06x, within noise). Only where the micro-kernel's prefetch
 // (32 rows ahead) can hide the reads: a reduction of at least 128 rows (with K = 32 every B row of a
 // panel was a demand miss: MobileNet's 112x112 32 -> 64 pointwise layer ran 1.8x slower in place),
 // rows at most 8 KiB apart (wider strides touch a page or more per row, which the prefetchers follow
 // badly: ResNet-50's 1x1 dx at 56x56, 1.5x), and not a multiple of 2 KiB apart (the rows would
 // crowd a few cache sets).
+constexpr int64_t kInPlaceRows = 112;
 template <class T>
 bool reads_b_in_place(int64_t m, int64_t k, int64_t ldb) {
   const int64_t row_bytes = ldb * int64_t(sizeof(T));
-  return ceil_div(m, Blocking<T>::MR) <= 8 && k >= 128 && row_bytes <= 8192 && row_bytes % 2048 != 0;
+  return m <= kInPlaceRows && k >= 128 && row_bytes <= 8192 && row_bytes % 2048 != 0;
 }
 
 // C = beta * C (the k == 0 / alpha == 0 case).
