@@ -55,6 +55,18 @@ int64_t balanced_block(int64_t total, int64_t cap, int64_t unit) {
   return std::min(cap, ceil_div(ceil_div(total, blocks), unit) * unit);
 }
 
+// A transposing pack reads its panel's rows (columns of op(B)) a few values at a time, and rows
+// of a few hundred values (a pointwise layer's pixels) are too short for the hardware prefetchers
+// to follow: so while it packs one stretch of columns it fetches the same stretch of the next
+// panel's R rows (at `next`, ld apart), one cache line per row as the stretch enters a line.
+// (Prefetches never fault: past the matrix they only waste a fetch.)
+template <class T, int R>
+CNNX_INLINE void prefetch_next_rows(const T* next, int64_t ld) {
+  constexpr int S = simd::transpose_size<T>(), L = 64 / int(sizeof(T));
+  if ((reinterpret_cast<std::uintptr_t>(next) / sizeof(T)) % L >= S) return;
+  for (int r = 0; r < R; ++r) __builtin_prefetch(next + r * ld);
+}
+
 // Packs rows [i, i+rows) x columns [p0, p0+kc) of op(A) into one micro-panel: for each k, MR values
 // (one per row) side by side; rows >= `rows` are zero.
 template <class T, int MR>
@@ -78,9 +90,11 @@ void pack_a_panel(T* dst, const T* a, int64_t lda, bool trans, int64_t i, int64_
   } else if constexpr (simd::Transpose<T>::available && MR <= simd::transpose_size<T>()) {
     // op(A)[i][q] = a[i * lda + q]: a transpose, done S columns at a time in registers.
     constexpr int S = simd::transpose_size<T>();
-    for (int64_t q0 = 0; q0 < kc; q0 += S)
+    for (int64_t q0 = 0; q0 < kc; q0 += S) {
+      prefetch_next_rows<T, MR>(a + (i + MR) * lda + p0 + q0, lda);
       simd::Transpose<T>::block(a + i * lda + p0 + q0, lda, int(rows), int(std::min<int64_t>(S, kc - q0)),
                                 dst + q0 * MR, MR, MR);
+    }
   } else {  // the same transpose in scalar code, 16 columns at a time, so the rows are read a
             // cache line at a time and the destination chunk stays in L1.
     constexpr int64_t Q = 16;
@@ -125,11 +139,13 @@ void pack_b_panel(T* dst, const T* b, int64_t ldb, bool trans, int64_t p0, int64
   } else if constexpr (simd::Transpose<T>::available && NR % simd::transpose_size<T>() == 0) {
     // op(B)[q][j] = b[j * ldb + q]: a transpose, S x S blocks in registers.
     constexpr int S = simd::transpose_size<T>();
-    for (int64_t q0 = 0; q0 < kc; q0 += S)
+    for (int64_t q0 = 0; q0 < kc; q0 += S) {
+      prefetch_next_rows<T, NR>(b + (j + NR) * ldb + p0 + q0, ldb);
       for (int h = 0; h < NR; h += S)
         simd::Transpose<T>::block(b + (j + h) * ldb + p0 + q0, ldb,
                                   int(std::max<int64_t>(0, std::min<int64_t>(S, cols - h))),
                                   int(std::min<int64_t>(S, kc - q0)), dst + q0 * NR + h, NR, S);
+    }
   } else {  // op(B)[q][j] = b[j * ldb + q]: each column is a contiguous stream
     int64_t c = 0;
     for (; c < cols; ++c) {
