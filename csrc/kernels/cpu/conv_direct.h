@@ -160,7 +160,8 @@ void pad_block(T* xp, const T* x, const Block& bl, int64_t g, const Plan& q, con
         // late (waiting on those reads was 7% of GoogLeNet's 5x5 forward at batch 32, 3% after;
         // 1.02-1.06x forward, AMD EPYC). Past the last plane it fetches in vain, never faults.
         if (inside)
-          for (int64_t l = 0; l < p.w; l += 64 / int64_t(sizeof(T))) __builtin_prefetch(plane + p.h * p.w + ih * p.w + l);
+          for (int64_t l = 0; l < p.w; l += 64 / int64_t(sizeof(T)))
+            __builtin_prefetch(plane + p.h * p.w + ih * p.w + l);
         copy_window_row(dst, shifted(plane + (inside ? ih : 0) * p.w, -p.pad_w), q.wp, p.pad_w,
                         inside ? p.pad_w + p.w : p.pad_w);
       }

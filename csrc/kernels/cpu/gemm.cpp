@@ -188,7 +188,8 @@ void pack_b_panels(T* b_pack, const T* b, int64_t ldb, bool trans, int64_t p0, i
 // each column becomes MR consecutive values. The tile goes through L1 scratch in its own layout,
 // where it gets alpha and beta * C exactly as the row-major stores do (the same operations, so the
 // same bits), then out in slices of simd::transpose_size columns, transposed in registers where the
-// ISA has it (AVX-512 and AVX2 float). beta != 0 first brings C's values into the scratch the same way, transposed.
+// ISA has it (AVX-512 and AVX2 float). beta != 0 first brings C's values into the scratch the same
+// way, transposed.
 template <class T, int MR, int NV>
 CNNX_INLINE void store_transposed(const typename simd::Vec<T>::reg (&acc)[MR][NV], T* c, int64_t ldc, int64_t cols,
                                   typename simd::Vec<T>::reg va, T beta, const T* bias) {
@@ -352,8 +353,8 @@ constexpr std::array<TileFn<T>, MR> make_tiles(std::index_sequence<Rs...>) {
 // over a small image), copying B costs as much as using it: up to kInPlaceRows rows, measured on
 // both ISAs (AVX-512: 8 panels of 14 rows; AVX2, 6-row panels: 64 rows 1.07-1.10x in place,
 // GoogLeNet's 3a 1x1 forward and a ResNet-18 3x3 column matrix, 19% of the former was the copy;
-// 128 rows 1.01-1.06x, within noise). Only where the micro-kernel's prefetch
-// (32 rows ahead) can hide the reads: a reduction of at least 128 rows (with K = 32 every B row of a
+// 128 rows 1.01-1.06x, within noise). Only where the micro-kernel's prefetch (32 rows ahead) can
+// hide the reads: a reduction of at least 128 rows (with K = 32 every B row of a
 // panel was a demand miss: MobileNet's 112x112 32 -> 64 pointwise layer ran 1.8x slower in place),
 // rows at most 8 KiB apart (wider strides touch a page or more per row, which the prefetchers follow
 // badly: ResNet-50's 1x1 dx at 56x56, 1.5x), and not a multiple of 2 KiB apart (the rows would
