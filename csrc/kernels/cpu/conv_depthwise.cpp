@@ -1042,6 +1042,18 @@ inline bool s2_3x3_applies(const Conv2dParams& p) {
          p.pad_w == 1 && p.dil_h == 1 && p.dil_w == 1;
 }
 
+// One dy row's share of a block of dx columns: a = dy[b] and b1 = dy[b + 1] under kernel row k add
+// k[1] * a to even column 2b, k[0] * b1 + k[2] * a to odd column 2b + 1.
+template <class T>
+CNNX_INLINE void s2_3x3_taps(typename simd::Vec<T>::reg& e, typename simd::Vec<T>::reg& o,
+                             const typename simd::Vec<T>::reg* k, typename simd::Vec<T>::reg a,
+                             typename simd::Vec<T>::reg b1) {
+  using V = simd::Vec<T>;
+  e = V::fmadd(k[1], a, e);
+  o = V::fmadd(k[0], b1, o);
+  o = V::fmadd(k[2], a, o);
+}
+
 // Columns [c0, c0 + 2W) of dx row `out` from NR dy rows d[r] (kernel rows k[r], in kernel-row order):
 // the whole vectors of the interior, with no bounds to check.
 template <class T, int NR>
@@ -1049,12 +1061,7 @@ CNNX_INLINE void s2_3x3_block(T* out, const T* const* d, const typename simd::Ve
   using V = simd::Vec<T>;
   constexpr int64_t W = V::width;
   typename V::reg e = V::zero(), o = V::zero();
-  for (int r = 0; r < NR; ++r) {
-    const typename V::reg a = V::load(d[r] + b0), b = V::load(d[r] + b0 + 1);  // dy[b], dy[b + 1]
-    e = V::fmadd(k[r][1], a, e);
-    o = V::fmadd(k[r][0], b, o);
-    o = V::fmadd(k[r][2], a, o);
-  }
+  for (int r = 0; r < NR; ++r) s2_3x3_taps<T>(e, o, k[r], V::load(d[r] + b0), V::load(d[r] + b0 + 1));
   typename V::reg lo, hi;
   V::zip(e, o, lo, hi);
   V::store(out + 2 * b0, lo);
@@ -1097,9 +1104,7 @@ void s2_3x3_plane(T* dx, const T* dy, const T* wk, const Conv2dParams& p) {
       for (int r = 0; r < nr; ++r) {
         const R a = load_first(d[r] + b0, even - b0);          // dy[b]
         const R b = load_first(d[r] + b0 + 1, p.ow - 1 - b0);  // dy[b + 1], where b + 1 < OW
-        e = V::fmadd(k[r][1], a, e);
-        o = V::fmadd(k[r][0], b, o);
-        o = V::fmadd(k[r][2], a, o);
+        s2_3x3_taps<T>(e, o, k[r], a, b);
       }
       R lo, hi;
       V::zip(e, o, lo, hi);

@@ -285,11 +285,9 @@ struct Transpose<float> {
   static inline void block(const float* src, std::int64_t ld, int rows, int cols, float* dst,
                            std::int64_t dst_stride, int width) {
     __m256 r[8], t[8];
-    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i load_mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols), lanes);
     for (int i = 0; i < 8; ++i)
       r[i] = i >= rows ? _mm256_setzero_ps() : cols == 8 ? _mm256_loadu_ps(src + i * ld)
-                                                          : _mm256_maskload_ps(src + i * ld, load_mask);
+                                                          : Vec<float>::load_partial(src + i * ld, cols);
     for (int i = 0; i < 4; ++i) {
       t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);      // a0 b0 a1 b1 | a4 b4 a5 b5
       t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);  // a2 b2 a3 b3 | a6 b6 a7 b7
