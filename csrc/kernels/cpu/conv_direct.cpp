@@ -287,7 +287,7 @@ void run(T* y, const T* x, const Weights<T>& ws, const T* bias, const ConvEpilog
 // into up to 3 more bands if that makes them divide.
 template <class T>
 Plan balanced_plan(const Conv2dParams& p) {
-  Plan q = plan_of<T>(p);
+  Plan q = plan_of<T>(p, forward_input_bytes());
   const int64_t threads = get_num_threads();
   if (q.imgs != 1 || threads < 2 || (p.groups * q.blocks * q.kbs) % threads == 0) return q;
   for (int64_t more = 1; more <= 3; ++more) {

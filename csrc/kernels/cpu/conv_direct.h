@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <utility>
 
+#include <unistd.h>
+
 #include "cnnx/conv.h"
 #include "cpu/conv_geometry.h"
 #include "cpu/simd.h"
@@ -32,6 +34,24 @@ constexpr int64_t kPixels = 512;
 // pad to 72 KiB per image. Measured, 2 threads, 512x4x4 3x3 at batch 64: blocks of 32 images
 // (2.4 MB) 14.7 ms, of 14 images (1 MB) 14.3 ms.
 constexpr int64_t kInputBytes = 1 << 20;
+
+// The forward's budget for the same block: half of this core's L2 as the system reports it, within
+// [kMinInputBytes, kInputBytes]. A forward output sums the same products in the same order whatever
+// the blocking, so its blocks may follow the machine (the weight gradient's sums run over a block's
+// pixels, so its blocks depend on the shapes alone and keep kInputBytes). On AMD's Zen 3 (512 KiB
+// of L2), ResNet-50's 3x3 stride-2 layer (128 channels of 58-value padded rows, 30 KiB a row)
+// padded 29 rows, 860 KiB, per block, which every channel group then read from L3.
+constexpr int64_t kMinInputBytes = 128 << 10;
+inline int64_t forward_input_bytes() {
+  static const int64_t bytes = [] {
+    long l2 = -1;
+#ifdef _SC_LEVEL2_CACHE_SIZE
+    l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+    return l2 > 0 ? std::clamp<int64_t>(l2 / 2, kMinInputBytes, kInputBytes) : kInputBytes;
+  }();
+  return bytes;
+}
 // Weights of one reduction chunk (cc x KH x KW x OB values), swept in order by every tile of a
 // block: a chunk larger than L1 (48 KiB here) streams from L2 behind the hardware prefetcher, and
 // fewer chunks mean fewer round trips of the partial sums. Measured, 1 thread, batch 32 3x3 layers:
@@ -91,8 +111,9 @@ inline int64_t even_band(const Conv2dParams& p, int64_t bands, int64_t tile_rows
   return std::min(p.oh, ((p.oh + bands - 1) / bands + tile_rows - 1) / tile_rows * tile_rows);
 }
 
+// input_bytes: the padded input block's budget (kInputBytes, or forward_input_bytes()).
 template <class T>
-Plan plan_of(const Conv2dParams& p) {
+Plan plan_of(const Conv2dParams& p, int64_t input_bytes = kInputBytes) {
   constexpr int R = Tiling<T>::R, OB = Tiling<T>::OB;
   Plan q{};
   q.cg = p.c / p.groups;
@@ -111,14 +132,14 @@ Plan plan_of(const Conv2dParams& p) {
   const int64_t row_bytes = q.cg * q.wp * int64_t(sizeof(T));  // one padded row of every channel
   // Both are then evened out (27 rows in bands of at most 18 become 14 + 13, not 18 + 9), so the
   // blocks, and the threads that take them, get equal work.
-  if (ohw >= kPixels || input_rows(p, p.oh) * row_bytes * 2 > kInputBytes) {
+  if (ohw >= kPixels || input_rows(p, p.oh) * row_bytes * 2 > input_bytes) {
     q.imgs = 1;
     int64_t band = std::max<int64_t>(1, kPixels / p.ow / q.tile_rows) * q.tile_rows;
-    while (band > q.tile_rows && input_rows(p, band) * row_bytes > kInputBytes) band -= q.tile_rows;
+    while (band > q.tile_rows && input_rows(p, band) * row_bytes > input_bytes) band -= q.tile_rows;
     const int64_t bands = (p.oh + band - 1) / band;
     q.band = even_band(p, bands, q.tile_rows);
   } else {
-    const int64_t imgs = std::clamp<int64_t>(std::min(kPixels / ohw, kInputBytes / (input_rows(p, p.oh) * row_bytes)), 1, p.n);
+    const int64_t imgs = std::clamp<int64_t>(std::min(kPixels / ohw, input_bytes / (input_rows(p, p.oh) * row_bytes)), 1, p.n);
     const int64_t blocks = (p.n + imgs - 1) / imgs;
     q.imgs = (p.n + blocks - 1) / blocks;
     q.band = p.oh;
