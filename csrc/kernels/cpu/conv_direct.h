@@ -8,7 +8,9 @@
 #include <cstdint>
 #include <utility>
 
-#include <unistd.h>
+#if __has_include(<unistd.h>)
+#include <unistd.h>  // sysconf, for the L2 size (forward_input_bytes)
+#endif
 
 #include "cnnx/conv.h"
 #include "cpu/conv_geometry.h"
